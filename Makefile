@@ -1,0 +1,32 @@
+# Two commands on a fresh machine with only Python 3.10-3.12 and make:
+#   make demo   train -> export -> serve -> query over gRPC
+#   make test   install and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test install bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m keras_lstm.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile tests
+
+bench: $(STAMP)
+	$(PY) -m keras_lstm.cli bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info .demo

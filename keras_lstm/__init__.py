@@ -1,0 +1,17 @@
+"""keras-lstm: the LSTM of the classic gate walkthrough as an XLA-compiled Keras 3 layer.
+
+    from keras_lstm import LSTM, LSTMCell, LSTMState
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from keras_lstm.cell import LSTMCell  # noqa: E402
+from keras_lstm.config import LSTMConfig  # noqa: E402
+from keras_lstm.errors import LSTMArgumentError, XLAUnavailableError  # noqa: E402
+from keras_lstm.layer import LSTM  # noqa: E402
+from keras_lstm.step import GATES, LSTMState  # noqa: E402
+
+__all__ = ["LSTM", "LSTMCell", "LSTMState", "LSTMConfig", "GATES", "LSTMArgumentError", "XLAUnavailableError"]
+__version__ = "0.1.0"

@@ -1,0 +1,215 @@
+"""``LSTM``: a drop-in for ``keras.layers.LSTM`` whose time loop is compiled with XLA.
+
+The layer owns configuration and weights (through its :class:`~keras_lstm.cell.LSTMCell`); the maths
+is in :mod:`keras_lstm.step` and the time loop in :mod:`keras_lstm.recurrence`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_lstm.cell import LSTMCell
+from keras_lstm.config import CELL_FIELDS, LSTMConfig
+from keras_lstm.errors import LSTMArgumentError, XLAUnavailableError
+from keras_lstm.recurrence import lstm_sequence
+
+__all__ = ["LSTM"]
+
+_XLA_FAILURE_MARKERS = ("XLA compilation", "unsupported operations when trying to compile", "XlaCompile")
+
+
+@keras.saving.register_keras_serializable(package="keras_lstm")
+class LSTM(keras.layers.Layer):
+    """Long Short-Term Memory layer, weight-compatible with ``keras.layers.LSTM``.
+
+    Takes every constructor argument of ``keras.layers.LSTM`` (Keras 3) with the same meaning and
+    defaults, the variants of :class:`~keras_lstm.cell.LSTMCell`, and ``jit_compile`` (default True):
+    run the recurrence inside ``tf.function(jit_compile=True)``; False gives the plain graph path.
+    ``use_cudnn`` is accepted for drop-in compatibility: "auto" and False mean what this layer always
+    does (no cuDNN); True is refused, since no cuDNN kernel exists here.
+
+    Weights: ``kernel`` (input_dim, 4·units), ``recurrent_kernel`` (units, 4·units), ``bias`` (4·units),
+    gate blocks ``i, f, g, o``. ``call`` returns the output, or ``(output, h, c)`` under
+    ``return_state``.
+    """
+
+    def __init__(self, units, use_cudnn="auto", **kwargs):
+        config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _CONFIG_FIELDS}
+        activity_regularizer = config_kwargs.get("activity_regularizer")
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if use_cudnn not in ("auto", False):
+            raise LSTMArgumentError(
+                "use_cudnn", use_cudnn, '"auto" or False (keras_lstm runs its own XLA kernel, never cuDNN)'
+            )
+        self.config = LSTMConfig(units=units, **config_kwargs)
+        cell_kwargs = {k: v for k, v in dataclasses.asdict(self.config).items() if k in CELL_FIELDS}
+        cell_kwargs.pop("units")
+        self.cell = LSTMCell(
+            units, name="lstm_cell", dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True),
+            **cell_kwargs,
+        )
+        self.supports_masking = True
+        self.zero_output_for_mask = False  # keras.layers.Bidirectional sets it to return_sequences
+        self.states = None
+        self._compiled = {}
+
+    # Read-only views of the configuration, as keras.layers.LSTM exposes them.
+    units = property(lambda self: self.config.units)
+    return_sequences = property(lambda self: self.config.return_sequences)
+    return_state = property(lambda self: self.config.return_state)
+    go_backwards = property(lambda self: self.config.go_backwards)
+    stateful = property(lambda self: self.config.stateful)
+    unroll = property(lambda self: self.config.unroll)
+    jit_compile = property(lambda self: self.config.jit_compile)
+    dropout = property(lambda self: self.config.dropout)
+    recurrent_dropout = property(lambda self: self.config.recurrent_dropout)
+
+    @property
+    def state_size(self):
+        return self.cell.state_size
+
+    # Build ----------------------------------------------------------------------------------
+    def build(self, sequences_shape, initial_state_shape=None):
+        shape = tuple(sequences_shape)
+        if len(shape) != 3:
+            raise LSTMArgumentError("inputs", f"a tensor of shape {shape}", "a 3D tensor (batch, time, features)")
+        if not self.cell.built:
+            self.cell.build((shape[0], shape[2]))
+        if self.config.stateful:
+            if shape[0] is None:
+                raise LSTMArgumentError(
+                    "stateful", True,
+                    "used with a fixed batch size: give the input a static batch dimension, e.g. "
+                    f"keras.Input(batch_shape=(32, ...)); the input shape was {shape}",
+                )
+            if self.states is None:
+                self._create_state_variables(shape[0])
+        self.built = True
+
+    @keras.src.utils.tracking.no_automatic_dependency_tracking
+    def _create_state_variables(self, batch_size):
+        self.states = [
+            keras.Variable(ops.zeros((batch_size, size)), trainable=False, dtype=self.variable_dtype, name="rnn_state")
+            for size in self.cell.state_size
+        ]
+
+    def reset_state(self):
+        """Zero the carried state of a stateful layer."""
+        if self.states is not None:
+            for v in self.states:
+                v.assign(ops.zeros_like(v.value))
+
+    reset_states = reset_state  # Keras compatibility alias
+
+    # Call -----------------------------------------------------------------------------------
+    def call(self, sequences, initial_state=None, mask=None, training=None):
+        cfg = self.config
+        x = sequences
+        self._check_inputs(x)
+        batch = tf.shape(x)[0]
+        if initial_state is None:
+            if self.states is not None:
+                h0, c0 = (ops.cast(v, self.compute_dtype) for v in self.states)
+            else:
+                h0, c0 = self.cell.get_initial_state(batch)
+        else:
+            h0, c0 = self._check_initial_state(initial_state, x)
+        input_dropout_mask = recurrent_dropout_mask = None
+        if training and cfg.dropout > 0:
+            input_dropout_mask = keras.random.dropout(
+                ops.ones_like(x[:, 0, :]), cfg.dropout, seed=self.cell.seed_generator
+            )
+        if training and cfg.recurrent_dropout > 0:
+            recurrent_dropout_mask = keras.random.dropout(
+                ops.ones_like(h0), cfg.recurrent_dropout, seed=self.cell.seed_generator
+            )
+        weights = self.cell.current_weights(self.compute_dtype)
+        fn = self._sequence_fn()
+        try:
+            output, h, c = fn(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
+            if cfg.jit_compile and any(s in str(err) for s in _XLA_FAILURE_MARKERS):
+                raise XLAUnavailableError(
+                    f"jit_compile=True could not be honoured for inputs of shape {tuple(x.shape)}: XLA failed "
+                    f"to compile the recurrence ({err.message.splitlines()[0]}). Pass jit_compile=False to "
+                    "use the graph path."
+                ) from err
+            raise
+        if self.states is not None:
+            self.states[0].assign(ops.cast(h, self.states[0].dtype))
+            self.states[1].assign(ops.cast(c, self.states[1].dtype))
+        return (output, h, c) if cfg.return_state else output
+
+    def _sequence_fn(self):
+        """The compiled whole-sequence function, built once per jit_compile setting."""
+        cfg = self.config
+        key = (cfg.jit_compile, self.zero_output_for_mask)
+        if key not in self._compiled:
+            fn = functools.partial(
+                lstm_sequence,
+                cfg=cfg,
+                activation=self.cell.activation,
+                recurrent_activation=self.cell.recurrent_activation,
+                zero_output_for_mask=self.zero_output_for_mask,
+            )
+            self._compiled[key] = tf.function(fn, jit_compile=cfg.jit_compile, autograph=False, reduce_retracing=True)
+        return self._compiled[key]
+
+    def _check_inputs(self, x):
+        if len(x.shape) != 3:
+            raise LSTMArgumentError("inputs", f"a tensor of shape {tuple(x.shape)}", "a 3D tensor (batch, time, features)")
+        if not x.dtype.is_floating:
+            raise LSTMArgumentError("inputs", f"a tensor of dtype {x.dtype.name}", "a floating-point tensor")
+        built_dim = self.cell.kernel.shape[0]
+        if x.shape[-1] is not None and x.shape[-1] != built_dim:
+            raise LSTMArgumentError(
+                "inputs", f"a tensor with {x.shape[-1]} features (shape {tuple(x.shape)})",
+                f"a tensor with {built_dim} features, the size the layer's weights were built for",
+            )
+        if x.shape[1] == 0:
+            raise LSTMArgumentError("inputs", f"a tensor of shape {tuple(x.shape)}", "at least one time step")
+
+    def _check_initial_state(self, initial_state, x):
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        sizes = self.cell.state_size
+        if len(states) != 2:
+            raise LSTMArgumentError(
+                "initial_state", f"{len(states)} tensor(s)", f"2 tensors [h (batch, {sizes[0]}), c (batch, {sizes[1]})]"
+            )
+        out = []
+        for name, s, size in zip(("h", "c"), states, sizes):
+            s = ops.convert_to_tensor(s, dtype=self.compute_dtype)
+            if len(s.shape) != 2 or (s.shape[-1] is not None and s.shape[-1] != size) or (
+                s.shape[0] is not None and x.shape[0] is not None and s.shape[0] != x.shape[0]
+            ):
+                raise LSTMArgumentError(
+                    "initial_state", f"{name} of shape {tuple(s.shape)}", f"{name} of shape (batch, {size})"
+                )
+            out.append(s)
+        return out
+
+    # Shapes, masks, config --------------------------------------------------------------------
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, time = sequences_shape[0], sequences_shape[1]
+        p, h = self.cell.state_size
+        out = (batch, time, p) if self.config.return_sequences else (batch, p)
+        return (out, (batch, p), (batch, h)) if self.config.return_state else out
+
+    def compute_mask(self, _, mask=None):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        out_mask = mask if self.config.return_sequences else None
+        return [out_mask, None, None] if self.config.return_state else out_mask
+
+    def get_config(self):
+        base = super().get_config()
+        base.pop("activity_regularizer", None)
+        return {**base, **self.config.to_keras(_CONFIG_FIELDS)}
+
+
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(LSTMConfig))

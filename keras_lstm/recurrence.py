@@ -1,0 +1,239 @@
+"""The time loop, in one place, with a gradient written for speed.
+
+Forward: the input pre-activations of all steps arrive precomputed (one matmul before the loop); the
+loop does one ``h · U`` matmul and the fused pointwise gate math per step, with a static trip count
+whenever T is static.
+
+Backward (``tf.custom_gradient``): one reverse loop carries dh and dc and, per step, only computes
+``dz_h · Uᵀ`` and the pointwise VJP of :func:`keras_lstm.step.cell_update` (recomputed from the saved
+pre-activations, so any activation and any variant differentiates the same way). The weight gradients
+are then computed in bulk after the loop, as single matmuls over all T·B rows:
+``dU = [h_{t-1}]ᵀ · [dz_h]`` and ``dW_proj = [m_t]ᵀ · [dh_t]``; dW, db and dx follow from
+``dz_x`` by ordinary autodiff of the input matmul, also in bulk.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla
+
+from keras_lstm.config import LSTMConfig
+from keras_lstm.step import LSTMWeights, cell_update, input_preactivation
+
+__all__ = ["run_recurrence", "lstm_sequence"]
+
+# Weights used inside the pointwise step whose gradients are summed over time in the loop carry.
+_POINTWISE_WEIGHTS = ("peephole_kernel", "recurrent_gamma", "cell_gamma", "cell_beta")
+
+
+def _loop(body: Callable, n, carry: tuple, outputs_like: list, unroll: bool, in_place: bool, reverse=False):
+    """Run ``carry, outs = body(t, carry)`` for t over range(n) (reversed if asked).
+
+    Returns the final carry and each per-step output stacked along a new axis 0 in time order;
+    ``outputs_like`` gives a tensor of each per-step output's shape and dtype. ``unroll`` needs a
+    static n and emits straight-line code; otherwise a tf.while_loop runs with
+    ``maximum_iterations=n`` (a static trip count whenever n is a Python int). ``in_place`` (the XLA
+    path) writes into preallocated buffers with dynamic-update-slice instead of TensorArrays, whose
+    TensorLists may not cross the XLA boundary (a persistent or nested tape asks for them)."""
+    steps = range(n - 1, -1, -1) if reverse else range(n)
+    if unroll:
+        outs = [[None] * n for _ in outputs_like]
+        for t in steps:
+            carry, step_outs = body(t, carry)
+            for k, v in enumerate(step_outs):
+                outs[k][t] = v
+        return carry, [tf.stack(o) for o in outs]
+
+    if in_place:
+        bufs = [tf.zeros(tf.concat([[n], tf.shape(x)], 0), x.dtype) for x in outputs_like]
+
+        def write(buf, t, v):
+            start = tf.concat([[t], tf.zeros([tf.rank(v)], tf.int32)], 0)
+            return xla.dynamic_update_slice(buf, v[None], start)
+
+        def read(buf):
+            return buf
+    else:
+        bufs = [tf.TensorArray(x.dtype, size=n, clear_after_read=False) for x in outputs_like]
+
+        def write(buf, t, v):
+            return buf.write(t, v)
+
+        def read(buf):
+            return buf.stack()
+
+    def wbody(i, carry, bufs):
+        t = n - 1 - i if reverse else i
+        carry, step_outs = body(t, carry)
+        return i + 1, carry, [write(b, t, v) for b, v in zip(bufs, step_outs)]
+
+    _, carry, bufs = tf.while_loop(
+        lambda i, *_: i < n, wbody, (tf.constant(0), carry, bufs), maximum_iterations=n, parallel_iterations=1
+    )
+    return carry, [read(b) for b in bufs]
+
+
+def run_recurrence(
+    zx: tf.Tensor,
+    h0: tf.Tensor,
+    c0: tf.Tensor,
+    w: LSTMWeights,
+    cfg: LSTMConfig,
+    activation: Callable,
+    recurrent_activation: Callable,
+    mask: Optional[tf.Tensor] = None,
+    recurrent_dropout_mask: Optional[tf.Tensor] = None,
+    unroll: bool = False,
+    in_place: bool = False,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Run the LSTM over time.
+
+    zx (T, B, G*H): input pre-activations, time-major; h0 (B, P), c0 (B, H);
+    mask (T, B, 1) bool or None: a masked step keeps the previous (h, c);
+    recurrent_dropout_mask (B, P) or None: multiplies h_{t-1} before ``· U``.
+    in_place: collect per-step tensors in preallocated buffers (for XLA) instead of TensorArrays.
+
+    Returns hs (T, B, P), the carried h after every step, and the last cell state c_T (B, H).
+    """
+    static_t = zx.shape[0]
+    n = static_t if static_t is not None else tf.shape(zx)[0]
+    if unroll and static_t is None:
+        raise ValueError("unroll=True needs a static number of time steps; the input has time dimension None.")
+    U = w.recurrent_kernel
+    Wp = w.projection_kernel
+    clip_p = cfg.projection_clip
+    small_names = [k for k in _POINTWISE_WEIGHTS if getattr(w, k) is not None]
+    rdrop = recurrent_dropout_mask
+    dtype = zx.dtype
+
+    def pointwise(zx_t, zh_t, c_prev, small):
+        ws = w._replace(**dict(zip(small_names, small)))
+        return cell_update(zx_t, zh_t, c_prev, ws, cfg, activation, recurrent_activation)
+
+    @tf.custom_gradient
+    def core(*args):
+        # The forward is never differentiated by autodiff (grad below replaces it); stop_gradient
+        # keeps persistent and nested tapes from walking into the loop anyway.
+        zx, h0, c0, U, *rest = [tf.stop_gradient(a) for a in args]
+        Wp_ = rest[0] if Wp is not None else None
+        small = list(rest[1:] if Wp is not None else rest)
+
+        def fwd(t, carry):
+            h, c = carry
+            h_in = h * rdrop if rdrop is not None else h
+            zh = tf.linalg.matmul(h_in, U)  # (B, G*H)
+            _, c_new, m = pointwise(zx[t], zh, c, small)  # (B, H)
+            if Wp_ is not None:
+                hp = tf.linalg.matmul(m, Wp_)  # (B, P), before the clip
+                h_new = tf.clip_by_value(hp, -clip_p, clip_p) if clip_p is not None else hp
+            else:
+                hp, h_new = m, m
+            if mask is not None:
+                h_new = tf.where(mask[t], h_new, h)
+                c_new = tf.where(mask[t], c_new, c)
+            return (h_new, c_new), (h_new, c_new, zh, m, hp)
+
+        (_, c_last), (hs, cs, zhs, ms, hps) = _loop(
+            fwd, n, (h0, c0), [h0, c0, zx[0], c0, h0], unroll, in_place
+        )
+        hs, cs, zhs, ms, hps, c_last = [tf.stop_gradient(v) for v in (hs, cs, zhs, ms, hps, c_last)]
+        c_prevs = tf.concat([c0[None], cs[:-1]], axis=0)  # (T, B, H): C_{t-1} for every t
+        h_prevs = tf.concat([h0[None], hs[:-1]], axis=0)  # (T, B, P): h_{t-1} for every t
+
+        def grad(d_hs, d_c_last):
+            d_hs = tf.zeros_like(hs) if d_hs is None else tf.stop_gradient(d_hs)
+            d_c_last = tf.zeros_like(c_last) if d_c_last is None else tf.stop_gradient(d_c_last)
+
+            def bwd(t, carry):
+                dh, dc, d_small = carry
+                dh = dh + d_hs[t]  # (B, P)
+                if mask is not None:
+                    zero_h, zero_c = tf.zeros_like(dh), tf.zeros_like(dc)
+                    dh_new, dh_pass = tf.where(mask[t], dh, zero_h), tf.where(mask[t], zero_h, dh)
+                    dc_new, dc_pass = tf.where(mask[t], dc, zero_c), tf.where(mask[t], zero_c, dc)
+                else:
+                    dh_new, dc_new = dh, dc
+                if Wp_ is not None:
+                    d_hp = dh_new
+                    if clip_p is not None:
+                        d_hp = tf.where(tf.abs(hps[t]) <= clip_p, d_hp, tf.zeros_like(d_hp))
+                    dm = tf.linalg.matmul(d_hp, Wp_, transpose_b=True)  # (B, H)
+                else:
+                    d_hp, dm = dh_new, dh_new
+                zx_t, zh_t, c_prev = zx[t], zhs[t], c_prevs[t]
+                with tf.GradientTape() as tape:
+                    tape.watch([zx_t, zh_t, c_prev] + small)
+                    _, c_t, m_t = pointwise(zx_t, zh_t, c_prev, small)
+                grads = tape.gradient(
+                    [m_t, c_t], [zx_t, zh_t, c_prev] + small, output_gradients=[dm, dc_new],
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                d_zx, d_zh, dc_prev = grads[:3]
+                dh_prev = tf.linalg.matmul(d_zh, U, transpose_b=True)  # (B, P)
+                if rdrop is not None:
+                    dh_prev = dh_prev * rdrop
+                if mask is not None:
+                    dh_prev, dc_prev = dh_prev + dh_pass, dc_prev + dc_pass
+                d_small = [a + b for a, b in zip(d_small, grads[3:])]
+                return (dh_prev, dc_prev, d_small), (d_zx, d_zh, d_hp)
+
+            init = (tf.zeros_like(h0), d_c_last, [tf.zeros_like(s) for s in small])
+            (dh0, dc0, d_small), (d_zx, d_zh, d_hp) = _loop(
+                bwd, n, init, [zx[0], zx[0], h0], unroll, in_place, reverse=True
+            )
+            # Weight gradients in bulk: one matmul over all T*B rows each.
+            h_in = h_prevs * rdrop if rdrop is not None else h_prevs
+            dU = tf.tensordot(h_in, d_zh, axes=[[0, 1], [0, 1]])  # (P, G*H)
+            out = [d_zx, dh0, dc0, dU]
+            if Wp_ is not None:
+                out.append(tf.tensordot(ms, d_hp, axes=[[0, 1], [0, 1]]))  # (H, P)
+            return out + d_small
+
+        return (hs, c_last), grad
+
+    rest = ([Wp] if Wp is not None else []) + [getattr(w, k) for k in small_names]
+    hs, c_last = core(zx, h0, c0, U, *rest)
+    return hs, c_last
+
+
+def lstm_sequence(
+    x: tf.Tensor,
+    mask: Optional[tf.Tensor],
+    h0: tf.Tensor,
+    c0: tf.Tensor,
+    input_dropout_mask: Optional[tf.Tensor],
+    recurrent_dropout_mask: Optional[tf.Tensor],
+    w: LSTMWeights,
+    *,
+    cfg: LSTMConfig,
+    activation: Callable,
+    recurrent_activation: Callable,
+    zero_output_for_mask: bool = False,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The whole layer as a function: x (B, T, D) -> (output, h_T (B, P), c_T (B, H)).
+
+    output is (B, T, P) under ``return_sequences`` (in processing order, so reversed under
+    ``go_backwards``, as Keras does), else (B, P). mask (B, T) bool or None. Under a mask, a masked
+    step outputs the last unmasked step's output (zeros before the first), or zeros when
+    ``zero_output_for_mask``, exactly as ``keras.layers.LSTM``."""
+    xt = tf.transpose(x, [1, 0, 2])  # (T, B, D)
+    m = None if mask is None else tf.transpose(tf.cast(mask, tf.bool))[:, :, None]  # (T, B, 1)
+    if cfg.go_backwards:
+        xt = tf.reverse(xt, [0])
+        m = None if m is None else tf.reverse(m, [0])
+    if input_dropout_mask is not None:
+        xt = xt * input_dropout_mask  # (B, D) mask, the same at every step
+    zx = input_preactivation(xt, w, cfg)  # (T, B, G*H): one matmul for all steps
+    hs, c_last = run_recurrence(
+        zx, h0, c0, w, cfg, activation, recurrent_activation, m, recurrent_dropout_mask, cfg.unroll,
+        in_place=cfg.jit_compile,
+    )
+    h_last = hs[-1]  # (B, P)
+    outs = hs  # (T, B, P)
+    if m is not None:
+        keep = m if zero_output_for_mask else tf.math.cumsum(tf.cast(m, tf.int32), axis=0) > 0
+        outs = tf.where(keep, hs, tf.zeros_like(hs))
+    output = tf.transpose(outs, [1, 0, 2]) if cfg.return_sequences else outs[-1]
+    return output, h_last, c_last

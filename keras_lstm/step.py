@@ -1,0 +1,172 @@
+"""The LSTM step as pure functions: the gate walkthrough, line by line.
+
+With ``z = x_t · W + b + h_{t-1} · U`` split into gate blocks (one fused matmul, then a split):
+
+    i_t = σ(z_i [+ p_i ⊙ C_{t-1}])        input gate: what to add            (1 − f_t under coupled gates)
+    f_t = σ(z_f [+ p_f ⊙ C_{t-1}])        forget gate: what to drop from the cell state
+    g_t = tanh(z_g)                        candidate C̃_t
+    C_t = f_t ⊙ C_{t-1} + i_t ⊙ g_t        the conveyor belt      [LayerNorm, then clip to ±cell_clip]
+    o_t = σ(z_o [+ p_o ⊙ C_t])            output gate
+    m_t = o_t ⊙ tanh(C_t)
+    h_t = m_t                              (or clip(m_t · W_proj, ±projection_clip) under projection)
+
+σ is ``recurrent_activation`` and tanh is ``activation``. Weight layout (Keras-compatible):
+kernel (input_dim, G·units), recurrent_kernel (h_dim, G·units), bias (G·units), gate blocks in the
+order of :data:`GATES` (``i, f, g, o``), or :data:`COUPLED_GATES` (``f, g, o``) under coupled gates.
+``peephole_kernel`` is (3, units) with rows ``i, f, o`` (2 rows ``f, o`` under coupled gates).
+
+Under ``layer_norm`` (per gate block, Ba et al. 2016) the input pre-activations are normalised with
+gain ``input_gamma`` and shift ``input_beta`` (which takes the place of the bias), the recurrent
+pre-activations with gain ``recurrent_gamma``, and C_t with ``cell_gamma``/``cell_beta`` before its
+tanh (the normalised C_t is what is carried, as TF Addons' LayerNormLSTMCell does).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+import tensorflow as tf
+
+from keras_lstm.config import LSTMConfig
+
+__all__ = [
+    "GATES",
+    "COUPLED_GATES",
+    "LSTMState",
+    "LSTMWeights",
+    "Gates",
+    "gate_names",
+    "input_preactivation",
+    "cell_update",
+    "project",
+    "lstm_step",
+]
+
+GATES = ("i", "f", "g", "o")
+COUPLED_GATES = ("f", "g", "o")
+
+
+def gate_names(coupled_gates: bool) -> tuple[str, ...]:
+    """The gate blocks of kernel, recurrent_kernel and bias, in weight order."""
+    return COUPLED_GATES if coupled_gates else GATES
+
+
+class LSTMState(NamedTuple):
+    """The recurrent state: ``h`` (batch, h_dim) and the cell state ``c`` (batch, units)."""
+
+    h: tf.Tensor
+    c: tf.Tensor
+
+
+class Gates(NamedTuple):
+    """Gate activations of one step, each (batch, units)."""
+
+    i: tf.Tensor
+    f: tf.Tensor
+    g: tf.Tensor
+    o: tf.Tensor
+
+
+class LSTMWeights(NamedTuple):
+    """Every weight the step may use; absent ones are None."""
+
+    kernel: tf.Tensor  # (D, G*H)
+    recurrent_kernel: tf.Tensor  # (P or H, G*H)
+    bias: Optional[tf.Tensor] = None  # (G*H,)
+    peephole_kernel: Optional[tf.Tensor] = None  # (3 or 2, H)
+    projection_kernel: Optional[tf.Tensor] = None  # (H, P)
+    input_gamma: Optional[tf.Tensor] = None  # (G*H,)
+    input_beta: Optional[tf.Tensor] = None  # (G*H,)
+    recurrent_gamma: Optional[tf.Tensor] = None  # (G*H,)
+    cell_gamma: Optional[tf.Tensor] = None  # (H,)
+    cell_beta: Optional[tf.Tensor] = None  # (H,)
+
+
+def _block_layer_norm(z: tf.Tensor, gamma: tf.Tensor, beta: Optional[tf.Tensor], blocks: int, eps: float):
+    """LayerNorm of each gate block of z (..., blocks*H) separately, then gain and shift."""
+    shape = tf.shape(z)
+    zb = tf.reshape(z, tf.concat([shape[:-1], [blocks, -1]], 0))  # (..., G, H)
+    mean, var = tf.nn.moments(zb, axes=[-1], keepdims=True)
+    zb = (zb - mean) * tf.math.rsqrt(var + tf.cast(eps, z.dtype))
+    out = tf.reshape(zb, shape) * gamma
+    return out + beta if beta is not None else out
+
+
+def input_preactivation(x: tf.Tensor, w: LSTMWeights, cfg: LSTMConfig) -> tf.Tensor:
+    """x (..., D) -> the input part of every gate's pre-activation (..., G*H), bias included.
+
+    This is applied to all time steps at once, before the time loop (one matmul)."""
+    zx = tf.linalg.matmul(x, w.kernel) if x.shape.rank == 2 else tf.tensordot(x, w.kernel, axes=1)
+    if cfg.layer_norm:
+        return _block_layer_norm(zx, w.input_gamma, w.input_beta, cfg.num_gates, cfg.layer_norm_epsilon)
+    if w.bias is not None:
+        zx = zx + w.bias
+    return zx
+
+
+def cell_update(
+    zx: tf.Tensor,
+    zh: tf.Tensor,
+    c_prev: tf.Tensor,
+    w: LSTMWeights,
+    cfg: LSTMConfig,
+    activation: Callable,
+    recurrent_activation: Callable,
+) -> tuple[Gates, tf.Tensor, tf.Tensor]:
+    """The pointwise part of a step: pre-activations and C_{t-1} -> (gates, C_t, m_t = o_t ⊙ tanh(C_t)).
+
+    zx (B, G*H): input pre-activations from :func:`input_preactivation`;
+    zh (B, G*H): h_{t-1} · recurrent_kernel, not yet normalised; c_prev (B, H)."""
+    if cfg.layer_norm:
+        zh = _block_layer_norm(zh, w.recurrent_gamma, None, cfg.num_gates, cfg.layer_norm_epsilon)
+    z = zx + zh  # (B, G*H)
+    peep = w.peephole_kernel
+    if cfg.coupled_gates:
+        z_f, z_g, z_o = tf.split(z, 3, axis=-1)
+        if peep is not None:
+            z_f += peep[0] * c_prev
+        f = recurrent_activation(z_f)
+        i = 1.0 - f
+    else:
+        z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
+        if peep is not None:
+            z_i += peep[0] * c_prev
+            z_f += peep[1] * c_prev
+        i = recurrent_activation(z_i)
+        f = recurrent_activation(z_f)
+    g = activation(z_g)
+    c = f * c_prev + i * g  # the conveyor belt
+    if cfg.layer_norm:
+        c = _block_layer_norm(c, w.cell_gamma, w.cell_beta, 1, cfg.layer_norm_epsilon)
+    if cfg.cell_clip is not None:
+        c = tf.clip_by_value(c, -cfg.cell_clip, cfg.cell_clip)
+    if peep is not None:
+        z_o += peep[-1] * c
+    o = recurrent_activation(z_o)
+    m = o * activation(c)
+    return Gates(i, f, g, o), c, m
+
+
+def project(m: tf.Tensor, w: LSTMWeights, cfg: LSTMConfig) -> tf.Tensor:
+    """m_t (B, H) -> h_t (B, P): the LSTMP projection and its clip; the identity without projection."""
+    if w.projection_kernel is None:
+        return m
+    h = tf.linalg.matmul(m, w.projection_kernel)
+    if cfg.projection_clip is not None:
+        h = tf.clip_by_value(h, -cfg.projection_clip, cfg.projection_clip)
+    return h
+
+
+def lstm_step(
+    x: tf.Tensor,
+    state: LSTMState,
+    w: LSTMWeights,
+    cfg: LSTMConfig,
+    activation: Callable,
+    recurrent_activation: Callable,
+) -> tuple[LSTMState, Gates]:
+    """One step of the readable reference: x_t (B, D), (h_{t-1}, C_{t-1}) -> ((h_t, C_t), gates)."""
+    zx = input_preactivation(x, w, cfg)  # (B, G*H)
+    zh = tf.linalg.matmul(state.h, w.recurrent_kernel)  # (B, G*H)
+    gates, c, m = cell_update(zx, zh, state.c, w, cfg, activation, recurrent_activation)
+    return LSTMState(project(m, w, cfg), c), gates

@@ -1,0 +1,43 @@
+"""Serve exported LSTM models: a client for TF Serving's gRPC API, and a local server.
+
+The client (`Client`, and `AsyncClient` on asyncio) speaks tensorflow.serving's
+PredictionService / ModelService, so the same code runs against the TF Serving container
+(docker/) and against `keras-lstm serve`, the local stand-in (serving.server).
+"""
+
+from serving.aio import AsyncClient
+from serving.client import Client
+from serving.errors import (
+    BadRequestError,
+    DeadlineExceededError,
+    MessageTooLargeError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    ServingError,
+    StreamingNotSupportedError,
+    UnavailableError,
+    UnimplementedError,
+)
+from serving.requests import ModelMetadata, Signature, TensorInfo, VersionStatus
+from serving.stream import AsyncStream, Stream, StreamState
+
+__all__ = [
+    "Client",
+    "AsyncClient",
+    "Stream",
+    "AsyncStream",
+    "StreamState",
+    "ModelMetadata",
+    "Signature",
+    "TensorInfo",
+    "VersionStatus",
+    "ServingError",
+    "ModelNotFoundError",
+    "ModelNotReadyError",
+    "BadRequestError",
+    "MessageTooLargeError",
+    "StreamingNotSupportedError",
+    "DeadlineExceededError",
+    "UnavailableError",
+    "UnimplementedError",
+]

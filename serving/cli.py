@@ -1,0 +1,112 @@
+"""`keras-lstm serve`: the local TF-Serving-compatible gRPC server.
+
+    keras-lstm serve --model-config models/models.config
+    keras-lstm serve --model-base models/adding --model-name adding
+
+Flags mirror tensorflow_model_server's (--port, --model_config_file -> --model-config,
+--enable_batching, --batching_parameters_file, --file_system_poll_wait_seconds). It binds
+127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM stops it cleanly: requests in
+flight finish (up to --grace-seconds), then it exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+__all__ = ["configure", "run", "main"]
+
+log = logging.getLogger("serving.server")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    models = parser.add_argument_group("models")
+    models.add_argument("--model-config", type=Path, help="ModelServerConfig text file (models/models.config)")
+    models.add_argument("--model-base", type=Path, help="one model's base path, holding <version>/ directories")
+    models.add_argument("--model-name", help="the name to serve --model-base under")
+    models.add_argument("--mount", action="append", default=[], metavar="HOST_DIR:/CONTAINER_DIR",
+                        help="read config base_paths under CONTAINER_DIR from HOST_DIR, like a docker volume "
+                             "(default: the config file's directory for /models)")
+    models.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,
+                        help="how often to look for new and removed versions (0: never)")
+    net = parser.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 or :: for all interfaces")
+    net.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
+    net.add_argument("--port-file", type=Path, help="write the bound port here once serving")
+    net.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024, help="gRPC message size limit")
+    net.add_argument("--grpc-threads", type=int, default=64, help="threads answering RPCs")
+    net.add_argument("--grace-seconds", type=float, default=30.0, help="how long shutdown waits for requests")
+    net.add_argument("--ssl-cert", type=Path, help="server certificate chain (PEM); enables TLS")
+    net.add_argument("--ssl-key", type=Path, help="server private key (PEM)")
+    net.add_argument("--ssl-client-ca", type=Path, help="require client certificates signed by this CA (PEM)")
+    batch = parser.add_argument_group("batching")
+    batch.add_argument("--enable-batching", action="store_true", help="batch concurrent requests")
+    batch.add_argument("--batching-parameters-file", type=Path,
+                       help="BatchingParameters text file (models/batching.config); implies --enable-batching")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Heavy imports (TensorFlow) only once the arguments are known to be usable.
+    sources = _sources(args)
+    from serving.batching import BatchingOptions
+    from serving.config_protos import BatchingParameters, parse_text_file
+    from serving.manager import ModelManager
+    from serving.server import LocalServer, ServerOptions
+
+    batching = None
+    if args.batching_parameters_file is not None:
+        batching = BatchingOptions.from_proto(parse_text_file(args.batching_parameters_file, BatchingParameters))
+    elif args.enable_batching:
+        batching = BatchingOptions()
+    options = ServerOptions(
+        host=args.host, port=args.port, max_message_bytes=args.max_message_bytes, grpc_threads=args.grpc_threads,
+        ssl_cert=args.ssl_cert, ssl_key=args.ssl_key, ssl_client_ca=args.ssl_client_ca,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda num, frame: stop.set())
+
+    server = LocalServer(ModelManager(sources, poll_s=args.file_system_poll_wait_seconds), options, batching)
+    server.start()
+    if batching is not None:
+        log.info("batching: %s", batching)
+    log.info("serving gRPC on %s:%d (%s)", args.host, server.port, "TLS" if args.ssl_cert else "plaintext")
+    if args.port_file is not None:
+        tmp = args.port_file.with_suffix(".tmp")
+        tmp.write_text(str(server.port))
+        tmp.replace(args.port_file)
+    while not stop.wait(0.5):
+        pass
+    log.info("shutting down: finishing requests in flight (up to %.0fs)", args.grace_seconds)
+    server.stop(args.grace_seconds)
+    log.info("stopped")
+    return 0
+
+
+def _sources(args: argparse.Namespace):  # -> list[ModelSource]
+    from serving.model_config import Mount, load_model_config, single_model
+
+    if args.model_config is not None:
+        if args.model_base is not None or args.model_name is not None:
+            raise SystemExit("serve: pass --model-config, or --model-base with --model-name, not both")
+        return load_model_config(args.model_config, [Mount.parse(m) for m in args.mount])
+    if args.model_base is None or args.model_name is None:
+        raise SystemExit("serve: pass --model-config FILE, or --model-base DIR --model-name NAME")
+    return single_model(args.model_name, args.model_base)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.cli", description=__doc__.splitlines()[0])
+    configure(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The model manager: which versions are loaded, polling the base paths, labels, status.
+
+Like TF Serving's ServerCore with a FileSystemStoragePathSource: every `poll_s` it lists
+each model's base path, picks the versions its policy wants (numeric directories that
+hold a saved_model.pb), loads new ones first, and only then unloads old ones. A version
+leaves the routing table before it is unloaded, and its requests in flight finish
+before it is dropped, so a version change never fails a request.
+
+Export a new version into a temporary directory and rename it to `<version>/`; a
+directory without saved_model.pb is not a version yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import grpc
+from tensorflow_serving.apis import model_pb2
+
+from serving.errors import BadRequestError, ModelNotFoundError
+from serving.model_config import ModelSource
+from serving.servable import Servable
+
+__all__ = ["ModelManager", "VersionState"]
+
+log = logging.getLogger("serving.server")
+
+
+@dataclass
+class VersionState:
+    """What GetModelStatus reports for one version (state names as in ModelVersionStatus)."""
+
+    state: str
+    error_code: grpc.StatusCode = grpc.StatusCode.OK
+    error_message: str = ""
+    failed_mtime: float | None = None  # a failed load is retried only once the directory changes
+
+
+class ModelManager:
+    """Owns every loaded Servable. `start()` loads what is on disk, then polls in a thread."""
+
+    def __init__(self, sources: Sequence[ModelSource], *, poll_s: float = 1.0, drain_s: float = 30.0) -> None:
+        self.sources = {s.name: s for s in sources}
+        self._poll_s = poll_s
+        self._drain_s = drain_s
+        self._lock = threading.Lock()
+        self._loaded: dict[str, dict[int, Servable]] = {name: {} for name in self.sources}
+        self._states: dict[str, dict[int, VersionState]] = {name: {} for name in self.sources}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        for source in self.sources.values():
+            log.info("model %s: base path %s, policy %s, labels %s",
+                     source.name, source.base_path, source.policy.describe(), source.labels or "{}")
+        self.poll_once()
+        if self._poll_s > 0:
+            self._thread = threading.Thread(target=self._poll_loop, name="model-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            try:
+                self.poll_once()
+            except Exception:  # a bad directory must not kill the poller
+                log.exception("polling the model base paths failed")
+
+    def poll_once(self) -> None:
+        for source in self.sources.values():
+            on_disk = _versions_on_disk(source.base_path)
+            wanted = source.policy.choose(sorted(on_disk))
+            if not on_disk and not self._loaded[source.name]:
+                log.debug("model %s: no versions under %s", source.name, source.base_path)
+            for version in sorted(wanted - set(self._loaded[source.name])):
+                self._load(source, version, on_disk[version])
+            for version in sorted(set(self._loaded[source.name]) - wanted):
+                self._unload(source.name, version)
+
+    def _load(self, source: ModelSource, version: int, path: Path) -> None:
+        state = self._states[source.name].get(version)
+        mtime = path.stat().st_mtime
+        if state is not None and state.failed_mtime == mtime:
+            return  # failed before, unchanged since
+        self._set_state(source.name, version, VersionState("LOADING"))
+        try:
+            servable = Servable(source.name, version, path)
+            servable.warm_up()
+        except Exception as err:  # noqa: BLE001 - any load failure is reported in GetModelStatus
+            log.error("model %s version %d failed to load from %s: %s", source.name, version, path, err)
+            self._set_state(source.name, version, VersionState(
+                "END", grpc.StatusCode.UNKNOWN, f"{type(err).__name__}: {err}", failed_mtime=mtime))
+            return
+        with self._lock:
+            self._loaded[source.name][version] = servable
+            self._states[source.name][version] = VersionState("AVAILABLE")
+        log.info("model %s version %d: AVAILABLE (signatures %s)", source.name, version, sorted(servable.signatures))
+
+    def _unload(self, name: str, version: int) -> None:
+        with self._lock:  # leave the routing table first: no new request can pick it
+            servable = self._loaded[name].pop(version)
+            self._states[name][version] = VersionState("UNLOADING")
+        if not servable.drain(self._drain_s):
+            log.warning("model %s version %d: requests still in flight after %.0fs", name, version, self._drain_s)
+        self._set_state(name, version, VersionState("END"))
+        log.info("model %s version %d: unloaded", name, version)
+
+    def _set_state(self, name: str, version: int, state: VersionState) -> None:
+        with self._lock:
+            self._states[name][version] = state
+
+    # -- lookups ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def acquire(self, spec: model_pb2.ModelSpec) -> Iterator[Servable]:
+        """The servable a request names, held (counted in flight) for the `with` block."""
+        with self._lock:
+            servable = self._resolve(spec)
+            servable.acquire()
+        try:
+            yield servable
+        finally:
+            servable.release()
+
+    def _resolve(self, spec: model_pb2.ModelSpec) -> Servable:
+        # Messages as TF Serving words them, so that logs read the same against both.
+        versions = self._loaded.get(spec.name)
+        if versions is None:
+            wanted = f"Specific({spec.name}, {spec.version.value})" if spec.HasField("version") else f"Latest({spec.name})"
+            raise ModelNotFoundError(f"Servable not found for request: {wanted}", code=grpc.StatusCode.NOT_FOUND)
+        version = self._wanted_version(spec)
+        if version is None:
+            if versions:
+                return versions[max(versions)]
+            raise ModelNotFoundError(f"Servable not found for request: Latest({spec.name})",
+                                     code=grpc.StatusCode.NOT_FOUND)
+        if versions and version in versions:
+            return versions[version]
+        raise ModelNotFoundError(f"Servable not found for request: Specific({spec.name}, {version})",
+                                 code=grpc.StatusCode.NOT_FOUND)
+
+    def _wanted_version(self, spec: model_pb2.ModelSpec) -> int | None:
+        """The version a spec names (a label resolved through the config); None for latest."""
+        choice = spec.WhichOneof("version_choice")
+        if choice == "version":
+            return int(spec.version.value)
+        if choice == "version_label":
+            labels = self.sources[spec.name].labels if spec.name in self.sources else {}
+            if spec.version_label not in labels:
+                raise BadRequestError(f"Unrecognized servable version label: {spec.version_label}",
+                                      code=grpc.StatusCode.INVALID_ARGUMENT)
+            return labels[spec.version_label]
+        return None
+
+    def status(self, spec: model_pb2.ModelSpec) -> list[tuple[int, VersionState]]:
+        with self._lock:
+            states = self._states.get(spec.name)
+            if states is None:
+                raise ModelNotFoundError(f"Could not find any versions of model {spec.name}",
+                                         code=grpc.StatusCode.NOT_FOUND)
+            wanted = self._wanted_version(spec)
+            if wanted is None:
+                return sorted(states.items())
+            if wanted not in states:
+                raise ModelNotFoundError(f"Could not find version {wanted} of model {spec.name}",
+                                         code=grpc.StatusCode.NOT_FOUND)
+            return [(wanted, states[wanted])]
+
+
+def _versions_on_disk(base_path: Path) -> dict[int, Path]:
+    """Numeric subdirectories that hold a complete SavedModel."""
+    if not base_path.is_dir():
+        return {}
+    return {
+        int(child.name): child
+        for child in base_path.iterdir()
+        if child.name.isdigit() and child.is_dir() and (child / "saved_model.pb").is_file()
+    }

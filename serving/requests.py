@@ -1,0 +1,260 @@
+"""Pure functions: NumPy + model spec -> request protos, response protos -> NumPy.
+
+Nothing here touches the network, so every function is unit-testable on its own. The
+client builds its requests here and checks inputs against the model's metadata with
+`check_inputs`; the local server runs the very same check, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import grpc
+import numpy as np
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    predict_pb2,
+)
+
+from serving import tensors
+from serving.errors import BadRequestError, status_code
+
+__all__ = [
+    "TensorInfo",
+    "Signature",
+    "ModelMetadata",
+    "VersionStatus",
+    "DEFAULT_SIGNATURE",
+    "PADDED_SIGNATURE",
+    "model_spec",
+    "sequence_inputs",
+    "predict_request",
+    "metadata_request",
+    "status_request",
+    "parse_predict",
+    "parse_metadata",
+    "parse_status",
+    "check_inputs",
+]
+
+DEFAULT_SIGNATURE = "serving_default"
+PADDED_SIGNATURE = "padded"
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One signature input or output: DataType enum and shape (None: unknown dim / rank)."""
+
+    dtype: int
+    shape: tuple[int | None, ...] | None
+
+    @classmethod
+    def from_proto(cls, info: meta_graph_pb2.TensorInfo) -> "TensorInfo":
+        shape_proto = info.tensor_shape
+        shape = None if shape_proto.unknown_rank else tuple(
+            None if d.size < 0 else int(d.size) for d in shape_proto.dim
+        )
+        return cls(dtype=int(info.dtype), shape=shape)
+
+    def describe(self) -> str:
+        shape = "?" if self.shape is None else "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+        return f"{tensors.dtype_name(self.dtype)}{shape}"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A SignatureDef's inputs and outputs by alias."""
+
+    name: str
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+
+    @classmethod
+    def from_proto(cls, name: str, sig: meta_graph_pb2.SignatureDef) -> "Signature":
+        return cls(
+            name=name,
+            inputs={k: TensorInfo.from_proto(v) for k, v in sig.inputs.items()},
+            outputs={k: TensorInfo.from_proto(v) for k, v in sig.outputs.items()},
+        )
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What GetModelMetadata says about one model version."""
+
+    name: str
+    version: int
+    signatures: dict[str, Signature]
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One entry of GetModelStatus: a version, its state name, and its load error if any."""
+
+    version: int
+    state: str  # START, LOADING, AVAILABLE, UNLOADING, END
+    error_code: grpc.StatusCode
+    error_message: str
+
+
+def model_spec(
+    name: str, *, version: int | None = None, version_label: str | None = None, signature: str | None = None
+) -> model_pb2.ModelSpec:
+    """A ModelSpec; `version` and `version_label` are mutually exclusive (None: latest)."""
+    if version is not None and version_label is not None:
+        raise ValueError("pass version= or version_label=, not both")
+    spec = model_pb2.ModelSpec(name=name)
+    if version is not None:
+        spec.version.value = int(version)
+    if version_label is not None:
+        spec.version_label = version_label
+    if signature:
+        spec.signature_name = signature
+    return spec
+
+
+def sequence_inputs(sequences: object, lengths: object | None) -> tuple[str, dict[str, np.ndarray]]:
+    """Map predict()'s arguments to a signature and its inputs.
+
+    Without lengths: `serving_default` with `sequences`; with lengths: `padded` with
+    `sequences` and `lengths` (int32). Lists become float32 / int32; arrays keep their
+    dtype so that a wrong dtype is reported, never silently cast.
+    """
+    seqs = sequences if isinstance(sequences, np.ndarray) else np.asarray(sequences, dtype=np.float32)
+    if lengths is None:
+        return DEFAULT_SIGNATURE, {"sequences": seqs}
+    lens = np.asarray(lengths)
+    if lens.dtype.kind in "iu" and lens.dtype != np.int32:
+        if lens.size and (lens.min() < 0 or lens.max() > np.iinfo(np.int32).max):
+            raise BadRequestError('input "lengths": values out of int32 range', code=_INVALID)
+        lens = lens.astype(np.int32)
+    return PADDED_SIGNATURE, {"sequences": seqs, "lengths": lens}
+
+
+def predict_request(
+    model: str,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    signature: str = DEFAULT_SIGNATURE,
+    version: int | None = None,
+    version_label: str | None = None,
+    output_filter: Sequence[str] = (),
+) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest(
+        model_spec=model_spec(model, version=version, version_label=version_label, signature=signature),
+        output_filter=list(output_filter),
+    )
+    for name, array in inputs.items():
+        request.inputs[name].CopyFrom(tensors.to_proto(array))
+    return request
+
+
+def metadata_request(
+    model: str, *, version: int | None = None, version_label: str | None = None
+) -> get_model_metadata_pb2.GetModelMetadataRequest:
+    return get_model_metadata_pb2.GetModelMetadataRequest(
+        model_spec=model_spec(model, version=version, version_label=version_label),
+        metadata_field=["signature_def"],
+    )
+
+
+def status_request(
+    model: str, *, version: int | None = None, version_label: str | None = None
+) -> get_model_status_pb2.GetModelStatusRequest:
+    return get_model_status_pb2.GetModelStatusRequest(
+        model_spec=model_spec(model, version=version, version_label=version_label)
+    )
+
+
+def parse_predict(response: predict_pb2.PredictResponse) -> dict[str, np.ndarray]:
+    return {name: tensors.to_array(proto) for name, proto in response.outputs.items()}
+
+
+def parse_metadata(response: get_model_metadata_pb2.GetModelMetadataResponse) -> ModelMetadata:
+    sig_map = get_model_metadata_pb2.SignatureDefMap()
+    if "signature_def" in response.metadata:
+        response.metadata["signature_def"].Unpack(sig_map)
+    signatures = {
+        name: Signature.from_proto(name, sig)
+        for name, sig in sig_map.signature_def.items()
+        if not name.startswith("__")  # __saved_model_init_op is not callable
+    }
+    return ModelMetadata(
+        name=response.model_spec.name, version=int(response.model_spec.version.value), signatures=signatures
+    )
+
+
+def parse_status(response: get_model_status_pb2.GetModelStatusResponse) -> list[VersionStatus]:
+    states = get_model_status_pb2.ModelVersionStatus.State
+    return [
+        VersionStatus(
+            version=int(v.version),
+            state=states.Name(v.state),
+            error_code=status_code(v.status.error_code),
+            error_message=v.status.error_message,
+        )
+        for v in response.model_version_status
+    ]
+
+
+def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> None:
+    """Raise BadRequestError (INVALID_ARGUMENT, message naming the input) on any mismatch.
+
+    Checks names, dtype, rank, fixed dimensions (the feature size), that batched inputs
+    are not empty, and that they share one batch size.
+    """
+    expected, sent = set(signature.inputs), set(inputs)
+    if expected != sent:
+        # TF Serving's wording, so that errors read the same against both servers.
+        raise BadRequestError(
+            f"input size does not match signature: {len(sent)}!={len(expected)} "
+            f"len({_names(sent)}) != len({_names(expected)}). "
+            f"Sent extra: {_names(sent - expected)}. Missing but required: {_names(expected - sent)}.",
+            code=_INVALID,
+        )
+    batch: tuple[str, int] | None = None
+    for name in sorted(inputs):
+        info, array = signature.inputs[name], np.asarray(inputs[name])
+        got = list(array.shape)
+        try:
+            sent_dtype = tensors.dtype_of(array)
+        except ValueError:
+            sent_dtype = -1
+        if sent_dtype != info.dtype:
+            raise BadRequestError(
+                f'input "{name}": expects {tensors.dtype_name(info.dtype)} but {array.dtype} is provided',
+                code=_INVALID,
+            )
+        if info.shape is None:
+            continue
+        if array.ndim != len(info.shape):
+            raise BadRequestError(
+                f'input "{name}": expects rank {len(info.shape)} ({info.describe()}) but got shape {got}',
+                code=_INVALID,
+            )
+        for axis, (want, have) in enumerate(zip(info.shape, array.shape)):
+            if want is not None and want != have:
+                what = "feature size" if axis == len(info.shape) - 1 and axis > 0 else f"dimension {axis}"
+                raise BadRequestError(
+                    f'input "{name}": {what} must be {want} ({info.describe()}) but got shape {got}', code=_INVALID
+                )
+        if info.shape and info.shape[0] is None:
+            if array.shape[0] == 0:
+                raise BadRequestError(f'input "{name}": empty batch (dimension 0 is 0, shape {got})', code=_INVALID)
+            if batch is not None and batch[1] != array.shape[0]:
+                raise BadRequestError(
+                    f'input "{name}": batch size {array.shape[0]} differs from {batch[1]} of input "{batch[0]}"; '
+                    "input tensors must have equal 0th-dimension size",
+                    code=_INVALID,
+                )
+            batch = batch or (name, array.shape[0])
+
+
+def _names(names: set[str]) -> str:
+    return "{" + ",".join(sorted(names)) + "}"
+

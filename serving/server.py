@@ -1,0 +1,217 @@
+"""The local server: tensorflow.serving's gRPC API over the model manager.
+
+It implements PredictionService.Predict and .GetModelMetadata, ModelService.GetModelStatus,
+the gRPC health-checking service and server reflection. Classify, Regress, MultiInference
+and HandleReloadConfigRequest answer UNIMPLEMENTED. Every failure of a request is turned
+into a status (INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION with a message naming
+the input, as TF Serving words it); nothing a client sends can stop the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving import tensors
+from serving.batching import Batcher, BatchingOptions
+from serving.channel import DEFAULT_MAX_MESSAGE_BYTES
+from serving.errors import BadRequestError, ServingError
+from serving.manager import ModelManager
+from serving.servable import Servable
+
+__all__ = ["ServerOptions", "LocalServer"]
+
+log = logging.getLogger("serving.server")
+_SERVICES = (
+    prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
+    model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 8500
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    grpc_threads: int = 64
+    ssl_cert: Path | None = None
+    ssl_key: Path | None = None
+    ssl_client_ca: Path | None = None  # set: clients must present a certificate signed by it
+
+
+@contextlib.contextmanager
+def _statuses(context: grpc.ServicerContext, method: str) -> Iterator[None]:
+    """Turn every failure inside the block into a gRPC status on `context`."""
+    try:
+        yield
+    except ServingError as err:
+        context.abort(err.code, err.details)
+    except Exception as err:  # noqa: BLE001 - a bug must fail one request, never the server
+        log.exception("%s failed", method)
+        context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
+
+
+def _arrays(protos: Mapping[str, object]) -> dict[str, np.ndarray]:
+    arrays = {}
+    for name, proto in protos.items():
+        try:
+            arrays[name] = tensors.to_array(proto)
+        except ValueError as err:
+            raise BadRequestError(f'input "{name}": {err}', code=grpc.StatusCode.INVALID_ARGUMENT) from err
+    return arrays
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, manager: ModelManager, batcher: Batcher | None) -> None:
+        self._manager = manager
+        self._batcher = batcher
+
+    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext) -> predict_pb2.PredictResponse:
+        with _statuses(context, "Predict"), self._manager.acquire(request.model_spec) as servable:
+            signature = request.model_spec.signature_name or "serving_default"
+            inputs = _arrays(request.inputs)
+            servable.check(signature, inputs, request.output_filter)
+            outputs = self._run(servable, signature, inputs)
+            response = predict_pb2.PredictResponse()
+            _fill_spec(response.model_spec, servable, signature)
+            for name in request.output_filter or sorted(outputs):
+                response.outputs[name].CopyFrom(tensors.to_proto(outputs[name]))
+            return response
+
+    def _run(self, servable: Servable, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batchable = inputs and all(v.ndim >= 1 for v in inputs.values())
+        if self._batcher is None or not batchable:
+            return servable.run(signature, inputs)
+        return self._batcher.submit(servable, signature, inputs)
+
+    def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
+                         context: grpc.ServicerContext) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        with _statuses(context, "GetModelMetadata"), self._manager.acquire(request.model_spec) as servable:
+            if not request.metadata_field:
+                raise BadRequestError("GetModelMetadataRequest must specify at least one metadata_field",
+                                      code=grpc.StatusCode.INVALID_ARGUMENT)
+            for field in request.metadata_field:
+                if field != "signature_def":
+                    raise BadRequestError(f"Metadata field {field} is not supported",
+                                          code=grpc.StatusCode.INVALID_ARGUMENT)
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            _fill_spec(response.model_spec, servable, "")
+            response.metadata["signature_def"].Pack(servable.signature_defs)
+            return response
+
+    def Classify(self, request: object, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Classify is not supported by the local server; use Predict")
+
+    def Regress(self, request: object, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Regress is not supported by the local server; use Predict")
+
+    def MultiInference(self, request: object, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "MultiInference is not supported by the local server; use Predict")
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, manager: ModelManager) -> None:
+        self._manager = manager
+
+    def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest,
+                       context: grpc.ServicerContext) -> get_model_status_pb2.GetModelStatusResponse:
+        with _statuses(context, "GetModelStatus"):
+            response = get_model_status_pb2.GetModelStatusResponse()
+            state_enum = get_model_status_pb2.ModelVersionStatus.State
+            for version, state in self._manager.status(request.model_spec):
+                entry = response.model_version_status.add(version=version, state=state_enum.Value(state.state))
+                entry.status.error_code = state.error_code.value[0]
+                entry.status.error_message = state.error_message
+            return response
+
+    def HandleReloadConfigRequest(self, request: object, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "HandleReloadConfigRequest is not supported by the local server; edit the "
+                      "model directories instead (they are polled)")
+
+
+def _fill_spec(spec, servable: Servable, signature: str) -> None:  # spec: model_pb2.ModelSpec
+    spec.name = servable.name
+    spec.version.value = servable.version
+    if signature:
+        spec.signature_name = signature
+
+
+class LocalServer:
+    """gRPC server + model manager + batcher; `start()` then `stop(grace_s)`."""
+
+    def __init__(self, manager: ModelManager, options: ServerOptions, batching: BatchingOptions | None) -> None:
+        self.manager = manager
+        self.options = options
+        self.batcher = Batcher(batching, lambda s, sig, x: s.run(sig, x)) if batching else None
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=options.grpc_threads, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_receive_message_length", options.max_message_bytes),
+                ("grpc.max_send_message_length", options.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(manager, self.batcher), self._server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (*_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self._server,
+        )
+        self.port = self._bind()
+
+    def _bind(self) -> int:
+        address = f"[{self.options.host}]:{self.options.port}" if ":" in self.options.host \
+            else f"{self.options.host}:{self.options.port}"
+        opts = self.options
+        if opts.ssl_cert or opts.ssl_key:
+            if not (opts.ssl_cert and opts.ssl_key):
+                raise ValueError("TLS needs both --ssl-cert and --ssl-key")
+            creds = grpc.ssl_server_credentials(
+                [(opts.ssl_key.read_bytes(), opts.ssl_cert.read_bytes())],
+                root_certificates=opts.ssl_client_ca.read_bytes() if opts.ssl_client_ca else None,
+                require_client_auth=opts.ssl_client_ca is not None,
+            )
+            port = self._server.add_secure_port(address, creds)
+        else:
+            port = self._server.add_insecure_port(address)
+        if not port:
+            raise OSError(f"could not bind {address}")
+        return port
+
+    def start(self) -> None:
+        """Load the models (blocking), then start answering."""
+        self.manager.start()
+        self._server.start()
+        for service in ("", *_SERVICES):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace_s: float) -> None:
+        """Refuse new RPCs, let the ones in flight finish (up to grace_s), then stop everything."""
+        self.health.enter_graceful_shutdown()
+        self._server.stop(grace_s).wait()
+        if self.batcher is not None:
+            self.batcher.stop()
+        self.manager.stop()
