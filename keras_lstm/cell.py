@@ -84,6 +84,11 @@ class LSTMCell(DropoutRNNCell, keras.layers.Layer):
         """The bias initializer, with the forget block set to ones under ``unit_forget_bias``."""
         cfg = self.config
         init = keras.initializers.get(cfg.bias_initializer)
+        for_layout = getattr(init, "for_gate_layout", None)
+        if for_layout is not None:
+            # A gate-aware initializer (keras_lstm.initializers.Chrono) fills every block itself;
+            # it takes precedence over unit_forget_bias.
+            return for_layout(gate_names(cfg.coupled_gates), cfg.units)
         if not cfg.unit_forget_bias:
             return init
         names = gate_names(cfg.coupled_gates)
