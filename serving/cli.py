@@ -62,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
 
     batching = None
     if args.batching_parameters_file is not None:
-        batching = BatchingOptions.from_proto(parse_text_file(args.batching_parameters_file, BatchingParameters))
+        params = parse_text_file(args.batching_parameters_file, BatchingParameters)
+        batching = BatchingOptions.from_proto(params)
+        if params.allowed_batch_sizes or params.pad_variable_length_inputs:
+            log.warning("batching: allowed_batch_sizes and pad_variable_length_inputs are ignored by the "
+                        "local server (it never pads; requests of different shapes batch separately)")
     elif args.enable_batching:
         batching = BatchingOptions()
     options = ServerOptions(

@@ -1,0 +1,339 @@
+"""The client against a real local server process, over a real socket.
+
+One server for the module (TensorFlow takes seconds to import): four models configured
+on two base paths, batching on, a 1 MiB message limit and fast polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from serving_helpers import FEATURES, ServerProcess, copy_version, export_tiny
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+import serving
+from serving import AsyncClient, Client
+
+pytestmark = pytest.mark.timeout(180)
+
+CONFIG = """
+model_config_list {
+  config { name: "adding" base_path: "/models/adding" model_platform: "tensorflow" }
+  config {
+    name: "adding_all" base_path: "/models/adding" model_platform: "tensorflow"
+    model_version_policy { all {} }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 2 }
+  }
+  config {
+    name: "adding_pinned" base_path: "/models/adding" model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 } }
+  }
+  config { name: "nostream" base_path: "nostream" model_platform: "tensorflow" }
+}
+"""
+BATCHING = """
+max_batch_size { value: 32 }
+batch_timeout_micros { value: 2000 }
+num_batch_threads { value: 2 }
+max_enqueued_batches { value: 1000 }
+"""
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """Two versions of the tiny model, exported once, plus in-process loads of each."""
+    root = tmp_path_factory.mktemp("exports")
+    paths = {1: export_tiny(root / "1", seed=1, warmup=True), 2: export_tiny(root / "2", seed=2)}
+    return paths, {v: tf.saved_model.load(str(p)) for v, p in paths.items()}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, versions):
+    work = tmp_path_factory.mktemp("server")
+    models = work / "models"
+    (models / "adding").mkdir(parents=True)
+    copy_version(versions[0][1], models / "adding" / "1")
+    (work / "nostream").mkdir()
+    export_tiny(work / "nostream" / "1", seed=3, streamable=False)
+    (work / "models.config").write_text(CONFIG)
+    (work / "batching.config").write_text(BATCHING)
+    proc = ServerProcess([
+        "--model-config", str(work / "models.config"), "--mount", f"{models}:/models",
+        "--batching-parameters-file", str(work / "batching.config"),
+        "--file-system-poll-wait-seconds", "0.2", "--max-message-bytes", str(MAX_MESSAGE_BYTES),
+    ], work)
+    try:
+        proc.wait_listening()
+        proc.models = models
+        yield proc
+    finally:
+        assert proc.terminate() == 0, proc.log()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with Client(server.target, model="adding", timeout_s=10.0) as c:
+        c.wait_until_ready(timeout_s=60)
+        yield c
+
+
+def reference(module, signature, **inputs):
+    out = module.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def seqs(batch=2, time_=5, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, time_, FEATURES)).astype(np.float32)
+
+
+# -- correctness -----------------------------------------------------------------------------
+def test_predict_equals_in_process(client, versions):
+    x = seqs()
+    got, want = client.predict(x), reference(versions[1][1], "serving_default", sequences=x)
+    assert set(got) == {"outputs", "h", "c"}
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-5)
+
+
+def test_lengths_use_the_padded_signature(client, versions):
+    x, lengths = seqs(batch=3, time_=6), np.array([6, 2, 4], np.int32)
+    got = client.predict(x, lengths=lengths)
+    np.testing.assert_allclose(got["outputs"], reference(versions[1][1], "padded", sequences=x, lengths=lengths)["outputs"], atol=1e-5)
+    # A row cut at length 2 equals that row's first two steps run alone.
+    np.testing.assert_allclose(got["h"][1:2], client.predict(x[1:2, :2])["h"], atol=1e-5)
+
+
+def test_stream_equals_whole_sequence(client):
+    x = seqs(batch=2, time_=7, seed=4)
+    whole = client.predict(x)
+    with client.stream(batch_size=2) as s:
+        ys = [s.step(x[:, t]) for t in range(x.shape[1])]
+    np.testing.assert_allclose(ys[-1], whole["outputs"], atol=1e-5)
+    np.testing.assert_allclose(s.state.h, whole["h"], atol=1e-5)
+    np.testing.assert_allclose(s.state.c, whole["c"], atol=1e-5)
+
+
+def test_stream_needs_step_signature(server):
+    with Client(server.target, model="nostream") as c:
+        with pytest.raises(serving.StreamingNotSupportedError, match="no step / init_state"):
+            c.stream()
+
+
+def test_metadata_and_status(client):
+    meta = client.metadata()
+    assert meta.name == "adding" and meta.version == 1
+    assert set(meta.signatures) == {"serving_default", "padded", "step", "init_state"}
+    seq = meta.signatures["serving_default"].inputs["sequences"]
+    assert seq.shape == (None, None, FEATURES) and seq.describe() == "float32[?, ?, 3]"
+    assert [(v.version, v.state) for v in client.status()] == [(1, "AVAILABLE")]
+
+
+def test_warmup_requests_are_replayed(server, client):
+    assert "model adding version 1: replayed 1 warmup requests" in server.log()
+
+
+def test_raw_stub_as_any_tf_serving_user_writes_it(server):
+    channel = grpc.insecure_channel(server.target)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "adding"
+    request.model_spec.signature_name = "serving_default"
+    request.inputs["sequences"].CopyFrom(tf.make_tensor_proto(seqs(batch=1)))
+    response = stub.Predict(request, timeout=10.0)
+    assert response.model_spec.version.value == 1
+    assert tf.make_ndarray(response.outputs["outputs"]).shape == (1, 1)
+    meta = stub.GetModelMetadata(get_model_metadata_pb2.GetModelMetadataRequest(
+        model_spec=request.model_spec, metadata_field=["signature_def"]), timeout=10.0)
+    sig_map = get_model_metadata_pb2.SignatureDefMap()
+    meta.metadata["signature_def"].Unpack(sig_map)
+    assert "padded" in sig_map.signature_def
+    channel.close()
+
+
+def test_health_reflection_and_unimplemented(server):
+    with grpc.insecure_channel(server.target) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answer = next(reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+        names = {s.name for s in answer.list_services_response.service}
+        assert {"tensorflow.serving.PredictionService", "tensorflow.serving.ModelService"} <= names
+        with pytest.raises(grpc.RpcError) as info:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(
+                classification_pb2.ClassificationRequest(), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+# -- bad requests ----------------------------------------------------------------------------
+BAD = {
+    "wrong dtype": ("serving_default", {"sequences": seqs().astype(np.float64)}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": expects float32 but float64'),
+    "wrong rank": ("serving_default", {"sequences": seqs()[:, 0]}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": expects rank 3'),
+    "wrong feature size": ("serving_default", {"sequences": np.zeros((2, 5, 4), np.float32)}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": feature size must be 3'),
+    "missing input": ("padded", {"sequences": seqs()}, grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {lengths}"),
+    "unknown input": ("serving_default", {"sequences": seqs(), "extra": seqs()}, grpc.StatusCode.INVALID_ARGUMENT, "Sent extra: {extra}"),
+    "empty batch": ("serving_default", {"sequences": np.zeros((0, 5, 3), np.float32)}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": empty batch'),
+    "unknown signature": ("nope", {"sequences": seqs()}, grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "nope" not found'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_inputs_get_a_status_naming_the_input(server, client, case):
+    signature, inputs, code, message = BAD[case]
+    # The client refuses before sending ...
+    with pytest.raises(serving.BadRequestError, match=message) as local:
+        client.run(signature, inputs)
+    assert local.value.code == code
+    # ... and the server answers the same when the check is skipped.
+    with Client(server.target, model="adding", validate=False) as unchecked:
+        with pytest.raises(serving.BadRequestError, match=message) as remote:
+            unchecked.run(signature, inputs)
+    assert remote.value.code == code and isinstance(remote.value.__cause__, grpc.RpcError)
+    assert client.predict(seqs())["outputs"].shape == (2, 1)  # still serving
+
+
+@pytest.mark.parametrize("selector, error, message", [
+    ({"version": 7}, serving.ModelNotFoundError, r"Servable not found for request: Specific\(adding, 7\)"),
+    ({"version_label": "nope"}, serving.BadRequestError, "Unrecognized servable version label: nope"),
+])
+def test_unknown_version_or_label(client, selector, error, message):
+    with pytest.raises(error, match=message):
+        client.predict(seqs(), **selector)
+    assert client.predict(seqs())["outputs"].shape == (2, 1)
+
+
+def test_unknown_model(server):
+    with Client(server.target, model="nope") as c:
+        with pytest.raises(serving.ModelNotFoundError, match=r"Latest\(nope\)") as info:
+            c.predict(seqs())
+        assert info.value.code == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(serving.ModelNotReadyError):
+            c.wait_until_ready(timeout_s=0.5)
+
+
+def test_request_over_the_size_limit(server, client):
+    big = np.zeros((1, MAX_MESSAGE_BYTES // (4 * FEATURES) + 10, FEATURES), np.float32)
+    with pytest.raises(serving.MessageTooLargeError) as info:
+        client.predict(big)
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with Client(server.target, model="adding", max_message_bytes=8 << 20) as c:  # the server's limit, then
+        with pytest.raises(serving.MessageTooLargeError):
+            c.predict(big)
+    assert client.predict(seqs())["outputs"].shape == (2, 1)
+
+
+# -- transport -------------------------------------------------------------------------------
+def test_retries_move_to_the_next_target(server, unused_port):
+    dead = f"127.0.0.1:{unused_port}"
+    with Client([dead, server.target], model="adding", max_attempts=3, backoff_s=0.01) as c:
+        for _ in range(4):  # every other call starts on the dead target
+            assert c.predict(seqs())["outputs"].shape == (2, 1)
+    with Client(dead, model="adding", max_attempts=2, backoff_s=0.01) as c:
+        with pytest.raises(serving.UnavailableError) as info:
+            c.status(timeout_s=5)
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE
+        assert isinstance(info.value.__cause__, grpc.RpcError)
+
+
+def test_deadline(client):
+    with pytest.raises(serving.DeadlineExceededError) as info:
+        client.predict(seqs(batch=16, time_=200), timeout_s=0.001)
+    assert isinstance(info.value, TimeoutError)
+
+
+def test_32_threads_x_50_requests(client, versions):
+    x = seqs(batch=1, time_=4, seed=9)
+    want = reference(versions[1][1], "serving_default", sequences=x)["outputs"]
+
+    def worker(i: int) -> int:
+        for _ in range(50):
+            np.testing.assert_allclose(client.predict(x)["outputs"], want, atol=1e-5)
+        return i
+
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        assert sorted(pool.map(worker, range(32))) == list(range(32))
+    print(f"1600 requests in {time.monotonic() - start:.1f}s")
+
+
+def test_async_client(server, versions):
+    async def main():
+        async with AsyncClient(server.target, model="adding") as c:
+            await c.wait_until_ready(timeout_s=10)
+            x = seqs(seed=5)
+            outs = await asyncio.gather(*(c.predict(x) for _ in range(8)))
+            async with await c.stream(batch_size=2) as s:
+                for t in range(x.shape[1]):
+                    y = await s.step(x[:, t])
+            with pytest.raises(serving.BadRequestError):
+                await c.predict(x.astype(np.float64))
+            return outs, y, (await c.metadata()).version
+
+    outs, y, version = asyncio.run(main())
+    want = reference(versions[1][1], "serving_default", sequences=seqs(seed=5))["outputs"]
+    for out in outs:
+        np.testing.assert_allclose(out["outputs"], want, atol=1e-5)
+    np.testing.assert_allclose(y, want, atol=1e-5)
+    assert version == 1
+
+
+# -- versions (last: they change what is loaded) ---------------------------------------------
+def test_labels_and_pinned_versions(server):
+    with Client(server.target, model="adding_all") as c:
+        assert c.metadata(version_label="stable").version == 1
+        with pytest.raises(serving.ModelNotFoundError, match=r"Specific\(adding_all, 2\)"):
+            c.predict(seqs(), version_label="canary")  # label set, version 2 not there yet
+
+
+def test_new_version_is_picked_up_while_serving(server, client, versions):
+    x = seqs(seed=11)
+    stop, errors = False, []
+
+    def hammer():  # requests keep flowing while version 2 loads and version 1 unloads
+        while not stop:
+            try:
+                client.predict(x)
+            except Exception as err:  # noqa: BLE001
+                errors.append(err)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        running = [pool.submit(hammer) for _ in range(4)]
+        copy_version(versions[0][2], server.models / "adding" / "2")
+        deadline = time.monotonic() + 60
+        while [(v.version, v.state) for v in client.status()] != [(1, "END"), (2, "AVAILABLE")]:
+            assert time.monotonic() < deadline, client.status()
+            time.sleep(0.1)
+        stop = True
+        for f in running:
+            f.result()
+    assert errors == []
+    np.testing.assert_allclose(client.predict(x)["outputs"],
+                               reference(versions[1][2], "serving_default", sequences=x)["outputs"], atol=1e-5)
+    with Client(server.target, model="adding_all") as c:
+        c.wait_until_ready(version=2, timeout_s=30)
+        assert c.metadata(version_label="canary").version == 2
+        assert c.metadata(version_label="stable").version == 1
+    with Client(server.target, model="adding_pinned") as c:
+        assert [(v.version, v.state) for v in c.status()] == [(1, "AVAILABLE")]
+
+
+@pytest.fixture
+def unused_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
