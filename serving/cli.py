@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         tmp = args.port_file.with_suffix(".tmp")
         tmp.write_text(str(server.port))
         tmp.replace(args.port_file)
-    while not stop.wait(0.5):
+    while not stop.wait(0.1):
         pass
     log.info("shutting down: finishing requests in flight (up to %.0fs)", args.grace_seconds)
     server.stop(args.grace_seconds)
