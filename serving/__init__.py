@@ -16,6 +16,7 @@ from serving.errors import (
     ServingError,
     StreamingNotSupportedError,
     UnavailableError,
+    UnauthenticatedError,
     UnimplementedError,
 )
 from serving.requests import ModelMetadata, Signature, TensorInfo, VersionStatus
@@ -40,4 +41,5 @@ __all__ = [
     "DeadlineExceededError",
     "UnavailableError",
     "UnimplementedError",
+    "UnauthenticatedError",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -42,6 +43,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--grace-seconds", type=float, default=30.0, help="how long shutdown waits for requests")
     net.add_argument("--ssl-cert", type=Path, help="server certificate chain (PEM); enables TLS")
     net.add_argument("--ssl-key", type=Path, help="server private key (PEM)")
+    net.add_argument("--auth-token", default=os.environ.get("SERVING_AUTH_TOKEN"),
+                     help="require 'authorization: Bearer TOKEN' call metadata, like an auth proxy would "
+                          "(default: $SERVING_AUTH_TOKEN; unset: no check)")
     net.add_argument("--ssl-client-ca", type=Path, help="require client certificates signed by this CA (PEM)")
     batch = parser.add_argument_group("batching")
     batch.add_argument("--enable-batching", action="store_true", help="batch concurrent requests")
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         batching = BatchingOptions()
     options = ServerOptions(
         host=args.host, port=args.port, max_message_bytes=args.max_message_bytes, grpc_threads=args.grpc_threads,
-        ssl_cert=args.ssl_cert, ssl_key=args.ssl_key, ssl_client_ca=args.ssl_client_ca,
+        ssl_cert=args.ssl_cert, ssl_key=args.ssl_key, ssl_client_ca=args.ssl_client_ca, auth_token=args.auth_token,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

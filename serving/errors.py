@@ -13,7 +13,8 @@ original cause stays in `__cause__`. Errors found on the client before anything 
     │   └── StreamingNotSupportedError  the model has no `step` / `init_state` signature
     ├── DeadlineExceededError   DEADLINE_EXCEEDED (also a builtin TimeoutError)
     ├── UnavailableError        UNAVAILABLE (also a builtin ConnectionError)
-    └── UnimplementedError      UNIMPLEMENTED
+    ├── UnimplementedError      UNIMPLEMENTED
+    └── UnauthenticatedError    UNAUTHENTICATED, PERMISSION_DENIED
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "DeadlineExceededError",
     "UnavailableError",
     "UnimplementedError",
+    "UnauthenticatedError",
     "error_class_for",
     "from_rpc_error",
     "status_code",
@@ -121,6 +123,15 @@ class UnimplementedError(ServingError):
     """
 
 
+class UnauthenticatedError(ServingError):
+    """The server, or a proxy in front of it, refused the call's credentials.
+
+    Cause: missing or wrong call metadata (e.g. the `authorization` header) or client
+    certificate. Fix: pass `metadata=[("authorization", "Bearer ...")]` and/or
+    `private_key` + `certificate_chain` to the client.
+    """
+
+
 _BY_CODE: dict[grpc.StatusCode, type[ServingError]] = {
     grpc.StatusCode.NOT_FOUND: ModelNotFoundError,
     grpc.StatusCode.INVALID_ARGUMENT: BadRequestError,
@@ -130,6 +141,8 @@ _BY_CODE: dict[grpc.StatusCode, type[ServingError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: UnauthenticatedError,
 }
 
 

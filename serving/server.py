@@ -55,6 +55,29 @@ class ServerOptions:
     ssl_cert: Path | None = None
     ssl_key: Path | None = None
     ssl_client_ca: Path | None = None  # set: clients must present a certificate signed by it
+    auth_token: str | None = None  # set: every RPC but health checks needs "authorization: Bearer <token>"
+
+
+class _BearerAuth(grpc.ServerInterceptor):
+    """Stands in for an authenticating proxy: UNAUTHENTICATED without the right bearer token."""
+
+    _OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}"
+
+        def deny(request: object, context: grpc.ServicerContext) -> None:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong 'authorization: Bearer' metadata")
+
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        if handler_call_details.method.startswith(self._OPEN):
+            return continuation(handler_call_details)
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        if metadata.get("authorization") == self._expected:
+            return continuation(handler_call_details)
+        return self._deny
 
 
 @contextlib.contextmanager
@@ -166,6 +189,7 @@ class LocalServer:
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=options.grpc_threads, thread_name_prefix="grpc"),
+            interceptors=[_BearerAuth(options.auth_token)] if options.auth_token else None,
             options=[
                 ("grpc.max_receive_message_length", options.max_message_bytes),
                 ("grpc.max_send_message_length", options.max_message_bytes),

@@ -51,6 +51,7 @@ def server(tmp_path_factory, certs):
         "--model-config", str(REPO / "models" / "models.config"), "--mount", f"{work / 'models'}:/models",
         "--batching-parameters-file", str(REPO / "models" / "batching.config"),
         "--ssl-cert", str(d / "server.pem"), "--ssl-key", str(d / "server.key"), "--ssl-client-ca", str(d / "ca.pem"),
+        "--auth-token", "test-token",
     ], work)
     try:
         proc.wait_listening()
@@ -59,9 +60,9 @@ def server(tmp_path_factory, certs):
         proc.terminate()
 
 
-def tls_client(server, certs, **kwargs) -> Client:
+def tls_client(server, certs, token="test-token", **kwargs) -> Client:
     return Client(server.target, model="adding", root_certificates=certs["ca.pem"], private_key=certs["client.key"],
-                  certificate_chain=certs["client.pem"], metadata=[("authorization", "Bearer test-token")], **kwargs)
+                  certificate_chain=certs["client.pem"], metadata=[("authorization", f"Bearer {token}")], **kwargs)
 
 
 def test_mutual_tls_with_the_repository_configs(server, certs):
@@ -70,6 +71,13 @@ def test_mutual_tls_with_the_repository_configs(server, certs):
         out = client.predict(np.zeros((2, 3, FEATURES), np.float32))
         assert out["outputs"].shape == (2, 1)
     assert "policy latest 1" in server.log()
+
+
+def test_call_metadata_reaches_the_server(server, certs):
+    with tls_client(server, certs, token="wrong") as client:
+        with pytest.raises(serving.UnauthenticatedError) as info:
+            client.status(timeout_s=10)
+        assert info.value.code == grpc.StatusCode.UNAUTHENTICATED
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"root_certificates": "ca"}], ids=["plaintext", "no client certificate"])
