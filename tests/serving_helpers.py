@@ -100,16 +100,19 @@ def copy_version(src: Path, dst: Path) -> None:
 
 
 class ServerProcess:
-    """`python -m serving.cli ARGS --port 0` on loopback; `.target` once it is listening."""
+    """`python -m serving.cli ARGS --port 0` on loopback; `.target` once it is listening.
 
-    def __init__(self, args: list[str], workdir: Path) -> None:
+    `entry=("keras_lstm.cli", "serve")` runs it through the `keras-lstm serve` command instead.
+    """
+
+    def __init__(self, args: list[str], workdir: Path, entry: tuple[str, ...] = ("serving.cli",)) -> None:
         self.port_file = workdir / f"port-{os.getpid()}-{time.monotonic_ns()}"
         self.log_path = workdir / (self.port_file.name + ".log")
         env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                    TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.cli", "--port", "0", "--port-file", str(self.port_file), *args],
+            [sys.executable, "-m", *entry, "--port", "0", "--port-file", str(self.port_file), *args],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         self.target = ""

@@ -1,6 +1,6 @@
 """The repository's own configs (models/*.config) served over TLS, and a clean shutdown.
 
-The server reads models/models.config and models/batching.config exactly as committed,
+The server runs as `keras-lstm serve` and reads models/models.config and models/batching.config exactly as committed,
 with `--mount` pointing the container path /models at a temporary directory.
 """
 
@@ -52,7 +52,7 @@ def server(tmp_path_factory, certs):
         "--batching-parameters-file", str(REPO / "models" / "batching.config"),
         "--ssl-cert", str(d / "server.pem"), "--ssl-key", str(d / "server.key"), "--ssl-client-ca", str(d / "ca.pem"),
         "--auth-token", "test-token",
-    ], work)
+    ], work, entry=("keras_lstm.cli", "serve"))
     try:
         proc.wait_listening()
         yield proc
