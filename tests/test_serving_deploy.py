@@ -7,6 +7,7 @@ with `--mount` pointing the container path /models at a temporary directory.
 from __future__ import annotations
 
 import concurrent.futures
+import shutil
 import subprocess
 import threading
 import time
@@ -19,7 +20,8 @@ from serving_helpers import FEATURES, REPO, ServerProcess, export_tiny
 import serving
 from serving import Client
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180),
+              pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command for test certificates")]
 
 
 def _openssl(*args: str, cwd) -> None:
