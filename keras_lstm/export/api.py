@@ -1,0 +1,55 @@
+"""``export_model``: a Keras model in, a published TF Serving version out."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import tensorflow as tf
+
+from keras_lstm.export.errors import UnservableGraphError
+from keras_lstm.export.graphcheck import serving_blockers
+from keras_lstm.export.plan import plan_export
+from keras_lstm.export.publish import CONFIG_NAME, check_name, choose_version, register_model, staged_version
+from keras_lstm.export.signatures import ServingModule
+from keras_lstm.export.warmup import warmup_requests, write_warmup
+
+__all__ = ["export_model"]
+
+log = logging.getLogger("keras_lstm.export")
+
+
+def export_model(
+    model, base: str | Path, name: str, version: Optional[int] = None, force: bool = False, xla: bool = False
+) -> Path:
+    """Export ``model`` as ``BASE/NAME/<version>/`` and list NAME in ``BASE/models.config``.
+
+    ``version`` defaults to the next integer; an existing version is replaced only with ``force``.
+    Without ``xla`` the graph holds no XLA-marked function (checked before publishing), so stock TF
+    Serving loads it on CPU or GPU; ``xla=True`` keeps the layers' XLA compilation, which needs TF
+    Serving >= 2.18 started with ``--xla_cpu_compilation_enabled`` or ``--xla_gpu_compilation_enabled``.
+    Returns the published version directory."""
+    check_name(name)
+    base = Path(base)
+    model_dir = base / name
+    version = choose_version(model_dir, version, force)
+    plan = plan_export(model, xla=xla)
+    module = ServingModule(plan)
+    signatures = module.signatures()
+    if plan.not_steppable:
+        log.warning("exporting %s without the step and init_state signatures: %s", name, plan.not_steppable)
+    with staged_version(model_dir, version, force) as tmp:
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        blockers = serving_blockers(tmp)
+        if blockers and not xla:
+            raise UnservableGraphError(
+                "the exported graph would not load on stock TF Serving:\n  " + "\n  ".join(blockers)
+            )
+        warmup = [s for s in ("serving_default", "padded", "step") if s in signatures]
+        write_warmup(tmp, warmup_requests(plan, name, warmup))
+    final = model_dir / str(version)
+    if register_model(base / CONFIG_NAME, name):
+        log.info("added %s to %s", name, base / CONFIG_NAME)
+    log.info("published %s (signatures: %s)", final, ", ".join(signatures))
+    return final

@@ -1,0 +1,45 @@
+"""Typed errors of ``keras-lstm export``. Each names the argument, quotes the value and says what was expected."""
+
+from __future__ import annotations
+
+__all__ = ["ExportError", "ExportArgumentError", "ModelNotFoundError", "VersionExistsError", "UnservableGraphError"]
+
+
+class ExportError(Exception):
+    """Base class of every export error."""
+
+
+class ExportArgumentError(ExportError, ValueError):
+    """An argument of the export (a name, a version, a path, the model's structure) is not usable.
+
+    Fix: pass what ``expected`` says.
+    """
+
+    def __init__(self, argument: str, value: object, expected: str):
+        self.argument = argument
+        self.value = value
+        self.expected = expected
+        super().__init__(f"Argument `{argument}` must be {expected}; received {argument}={value!r}.")
+
+
+class ModelNotFoundError(ExportArgumentError):
+    """MODEL is neither a ``.keras`` file nor a run directory holding ``model.keras`` or ``checkpoints/*.keras``.
+
+    Fix: point at the run directory that ``keras-lstm train`` wrote, or at a ``.keras`` file.
+    """
+
+
+class VersionExistsError(ExportArgumentError):
+    """The version directory already exists; an export never overwrites one silently.
+
+    Fix: leave ``--version`` out (the next free integer is used), or pass ``--force`` to replace it.
+    """
+
+
+class UnservableGraphError(ExportError, RuntimeError):
+    """The exported graph holds a function marked for XLA or a cuDNN-only op, so stock TF Serving may refuse it.
+
+    Cause: a layer that compiles with XLA or picks cuDNN by itself (e.g. ``keras.layers.LSTM`` on a GPU)
+    inside the model. Fix: use ``keras_lstm.LSTM`` (export turns its XLA off), or export with ``--xla``
+    for a server started with XLA compilation enabled.
+    """

@@ -1,0 +1,110 @@
+"""Publishing a version: names, version numbers, the atomic rename, and ``models.config``.
+
+TF Serving polls ``BASE/NAME/`` and loads every directory whose name is an integer. A version is
+built in ``BASE/NAME/.tmp-<version>-<pid>`` (not an integer, so never loaded) and renamed to
+``BASE/NAME/<version>`` once complete: a server never sees half a version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from keras_lstm.export.errors import ExportArgumentError, VersionExistsError
+
+__all__ = ["CONFIG_NAME", "check_name", "existing_versions", "choose_version", "staged_version", "register_model"]
+
+CONFIG_NAME = "models.config"
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def check_name(name: str) -> str:
+    """A model name: one path component of letters, digits, ``_ . -``, not starting with a dot."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ExportArgumentError(
+            "name", name, "a model name of letters, digits, '_', '.' and '-' that does not start with '.' "
+            "and holds no path separator (it becomes the directory BASE/NAME)",
+        )
+    return name
+
+
+def existing_versions(model_dir: Path) -> list[int]:
+    """The version numbers published under ``model_dir``, ascending (temp dirs are not versions)."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def choose_version(model_dir: Path, version: Optional[int], force: bool) -> int:
+    """``version``, or the next integer after the highest published one (1 for a new model)."""
+    if version is None:
+        return max(existing_versions(model_dir), default=0) + 1
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExportArgumentError("version", version, "a positive integer")
+    if (model_dir / str(version)).exists() and not force:
+        raise VersionExistsError(
+            "version", version, f"a version not yet in {model_dir} (pass --force to replace it, or leave "
+            f"--version out to publish {max(existing_versions(model_dir), default=0) + 1})",
+        )
+    return version
+
+
+@contextmanager
+def staged_version(model_dir: Path, version: int, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory to write the version into; on success rename it to ``model_dir/version``.
+
+    On any failure the temporary directory is removed and nothing is published. With ``force`` an
+    existing version is first moved aside and deleted after the rename (the version is absent for
+    the instant between the two renames)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    final = model_dir / str(version)
+    tmp = model_dir / f".tmp-{version}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():
+            if not force:
+                raise VersionExistsError("version", version, f"a version not yet in {model_dir}")
+            old = model_dir / f".old-{version}-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def register_model(config_path: Path, name: str, base_path: Optional[str] = None) -> bool:
+    """Make sure ``config_path`` (ModelServerConfig, text format) serves ``name``; True if it changed.
+
+    A new entry gets ``base_path`` (default ``/models/NAME``, the container path) and platform
+    ``tensorflow``; an existing entry and every other entry are kept as they are. The file is
+    rewritten through the protos (comments are not kept) and replaced atomically."""
+    config = model_server_config_pb2.ModelServerConfig()
+    if config_path.exists():
+        try:
+            text_format.Parse(config_path.read_text(), config)
+        except text_format.ParseError as err:
+            raise ExportArgumentError("models.config", str(config_path), f"a ModelServerConfig in text format ({err})") from err
+        if config.WhichOneof("config") == "custom_model_config":
+            raise ExportArgumentError("models.config", str(config_path), "a model_config_list, not a custom_model_config")
+    if any(entry.name == name for entry in config.model_config_list.config):
+        return False
+    entry = config.model_config_list.config.add()
+    entry.name = name
+    entry.base_path = base_path or f"/models/{name}"
+    entry.model_platform = "tensorflow"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config_path.with_name(f".{config_path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text_format.MessageToString(config))
+    os.replace(tmp, config_path)
+    return True

@@ -1,0 +1,70 @@
+"""The serving signatures of an :class:`~keras_lstm.export.plan.ExportPlan`, as a ``tf.Module``.
+
+==================  ==========================================================  ====================
+signature           inputs                                                      outputs
+==================  ==========================================================  ====================
+``serving_default`` ``sequences`` (B, T, F) float32, or (B, T) int32 tokens     ``outputs``, ``h``, ``c``
+``padded``          ``sequences`` as above, ``lengths`` (B,) int32              ``outputs``, ``h``, ``c``
+``step``            ``x`` (B, F) or (B,) tokens, ``h`` (B, S), ``c`` (B, S2)    ``outputs``, ``h``, ``c``
+``init_state``      ``batch_size`` () int32                                     ``h``, ``c``
+==================  ==========================================================  ====================
+
+``padded`` exists because TF Serving requires every input of a signature in every request: an
+optional ``lengths`` is a second signature. ``step`` and ``init_state`` exist only for models whose
+recurrent layers all run forwards (see :attr:`ExportPlan.not_steppable`).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_lstm.export.plan import ExportPlan
+from keras_lstm.export.walk import run_sequences, run_step, zero_state
+
+__all__ = ["SIGNATURES", "STEP_SIGNATURES", "ServingModule"]
+
+SIGNATURES = ("serving_default", "padded")
+STEP_SIGNATURES = ("step", "init_state")
+
+
+class ServingModule(tf.Module):
+    """Holds the layers (and so the variables) the signatures use; ``signatures()`` gives the functions."""
+
+    def __init__(self, plan: ExportPlan):
+        super().__init__(name="keras_lstm_export")
+        # Track the variables, not the layers: a layer's own attributes (compiled-function caches)
+        # need not be saveable, and the signatures capture nothing else.
+        self.model_variables = [v for stage in plan.stages for v in stage.layer.variables]
+        self._plan = plan
+
+    def signatures(self) -> dict:
+        plan = self._plan
+        dtype = tf.as_dtype(plan.input_dtype)
+        sequences = tf.TensorSpec(plan.input_shape, dtype, name="sequences")
+        lengths = tf.TensorSpec([None], tf.int32, name="lengths")
+
+        @tf.function(input_signature=[sequences], autograph=False)
+        def serving_default(sequences):
+            return run_sequences(plan, sequences)
+
+        @tf.function(input_signature=[sequences, lengths], autograph=False)
+        def padded(sequences, lengths):
+            return run_sequences(plan, sequences, lengths)
+
+        out = {"serving_default": serving_default, "padded": padded}
+        if plan.not_steppable:
+            return out
+
+        x = tf.TensorSpec(plan.input_shape[:1] + plan.input_shape[2:], dtype, name="x")
+        h = tf.TensorSpec([None, sum(plan.h_widths)], tf.float32, name="h")
+        c = tf.TensorSpec([None, sum(plan.c_widths)], tf.float32, name="c")
+
+        @tf.function(input_signature=[x, h, c], autograph=False)
+        def step(x, h, c):
+            return run_step(plan, x, h, c)
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")], autograph=False)
+        def init_state(batch_size):
+            return zero_state(plan, batch_size)
+
+        return {**out, "step": step, "init_state": init_state}

@@ -1,0 +1,43 @@
+"""Where the model to export comes from: a ``.keras`` file or a training run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_lstm.export.errors import ModelNotFoundError
+
+__all__ = ["resolve_model_path", "load_model"]
+
+_EXPECTED = "a .keras file, or a training run directory holding model.keras or checkpoints/*.keras"
+
+
+def resolve_model_path(model: str | Path) -> Path:
+    """The ``.keras`` file that MODEL names.
+
+    A run directory gives ``RUN/model.keras``; without it, the newest ``RUN/checkpoints/*.keras``
+    (by modification time, then name)."""
+    path = Path(model)
+    if path.is_file():
+        if path.suffix != ".keras":
+            raise ModelNotFoundError("model", str(model), _EXPECTED)
+        return path
+    if path.is_dir():
+        final = path / "model.keras"
+        if final.is_file():
+            return final
+        checkpoints = sorted(
+            (p for p in (path / "checkpoints").glob("*.keras") if p.is_file()),
+            key=lambda p: (p.stat().st_mtime_ns, p.name),
+        )
+        if checkpoints:
+            return checkpoints[-1]
+    raise ModelNotFoundError("model", str(model), _EXPECTED)
+
+
+def load_model(model: str | Path):
+    """Load the Keras model that MODEL names (uncompiled: export needs inference only)."""
+    import keras
+
+    import keras_lstm  # noqa: F401  (registers LSTM and LSTMCell for deserialisation)
+
+    return keras.saving.load_model(resolve_model_path(model), compile=False)

@@ -1,0 +1,202 @@
+"""Export -> load in a fresh process -> compare, for every model in tests/export_zoo.py.
+
+Oracles: the Keras model itself (outputs), the Keras layers' own outputs (final h), the unpadded rows
+(the `padded` signature), and whole-sequence serving (the `step` signature, which runs the pure step
+function, not the layer's time loop).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from export_zoo import ZOO, dynamic_time_blocker, sample_inputs
+from keras_lstm import LSTM
+from keras_lstm.export import export_model
+from keras_lstm.export.graphcheck import serving_blockers
+from keras_lstm.export.warmup import WARMUP_FILE
+
+HERE = Path(__file__).resolve().parent
+
+_BLOCKER = dynamic_time_blocker()
+pytestmark = pytest.mark.skipif(bool(_BLOCKER), reason=_BLOCKER)
+BATCH, TIME, LENGTHS = 3, 5, (5, 3, 1)
+TOL = 1e-5
+
+
+def _final_h_oracle(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """Each recurrent layer's own output at the last step, from the Keras model, concatenated."""
+    recurrent = [l for l in model.layers if isinstance(l, (LSTM, keras.layers.Bidirectional))]
+    outs = keras.Model(model.inputs[0], [l.output for l in recurrent])(x)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    return np.concatenate([np.asarray(o)[:, -1] if o.ndim == 3 else np.asarray(o) for o in outs], axis=-1)
+
+
+def _padded(entry, x: np.ndarray, seed: int) -> np.ndarray:
+    """x with every step at or past LENGTHS[i] replaced by other values (as a batcher pads)."""
+    garbage = sample_inputs(entry, BATCH, TIME, seed) * (1 if entry.tokens else 7)
+    keep = np.arange(TIME)[None, :] < np.array(LENGTHS)[:, None]
+    keep = keep if entry.tokens else keep[..., None]
+    return np.where(keep, x, garbage)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Every zoo model exported into one base (plus `stacked` with --xla), its Keras oracles, and the
+    results of calling every signature in one fresh process."""
+    base = tmp_path_factory.mktemp("models")
+    (base / "models.config").write_text(
+        'model_config_list { config { name: "other" base_path: "/elsewhere/other" model_platform: "tensorflow" } }\n'
+    )
+    cases, jobs = {}, []
+
+    def job(path, kind, inputs):
+        jobs.append((str(path), kind, inputs))
+        return len(jobs) - 1
+
+    for name, entry in ZOO.items():
+        model = entry.build()
+        path = export_model(model, base, name)
+        x = sample_inputs(entry, BATCH, TIME, seed=10)
+        xp = _padded(entry, x, seed=11)
+        case = {
+            "entry": entry, "path": path, "x": x,
+            "keras": np.asarray(model(x)), "h": _final_h_oracle(model, x),
+            "rows": [(np.asarray(model(x[i:i + 1, :n])), _final_h_oracle(model, x[i:i + 1, :n]))
+                     for i, n in enumerate(LENGTHS)],
+            "default": job(path, "serving_default", {"sequences": x}),
+            "padded": job(path, "padded", {"sequences": xp, "lengths": np.array(LENGTHS, np.int32)}),
+            "row_jobs": [job(path, "serving_default", {"sequences": x[i:i + 1, :n]}) for i, n in enumerate(LENGTHS)],
+        }
+        if entry.steppable:
+            case["stream"] = job(path, "stream", {"sequences": x})
+        warmup = []
+        for record in tf.data.TFRecordDataset(str(path / WARMUP_FILE)).as_numpy_iterator():
+            request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            warmup.append((request.model_spec.signature_name, job(path, request.model_spec.signature_name, inputs)))
+        case["warmup"] = warmup
+        cases[name] = case
+    xla_model = ZOO["stacked"].build()
+    xla_path = export_model(xla_model, base, "stacked_xla", xla=True)
+    x = cases["stacked"]["x"]
+    cases["stacked_xla"] = {"path": xla_path, "keras": np.asarray(xla_model(x)),
+                            "default": job(xla_path, "serving_default", {"sequences": x})}
+
+    work = tmp_path_factory.mktemp("runner")
+    (work / "jobs.pkl").write_bytes(pickle.dumps(jobs))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    subprocess.run([sys.executable, str(HERE / "export_runner.py"), str(work / "jobs.pkl"), str(work / "out.pkl")],
+                   check=True, env=env, timeout=300)
+    out = pickle.loads((work / "out.pkl").read_bytes())
+    return {"base": base, "cases": cases, "results": out["results"], "signatures": out["signatures"]}
+
+
+def _close(actual, expected, what):
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=TOL, err_msg=what)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_serving_default_matches_keras(exported, name):
+    case, res = exported["cases"][name], exported["results"]
+    got = res[case["default"]]
+    _close(got["outputs"], case["keras"], "outputs")
+    _close(got["h"], case["h"], "final h of every LSTM")
+    assert got["c"].shape[0] == BATCH and got["c"].dtype == np.float32
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_padded_rows_match_their_unpadded_results(exported, name):
+    case, res = exported["cases"][name], exported["results"]
+    got = res[case["padded"]]
+    for i, n in enumerate(LENGTHS):
+        keras_out, keras_h = case["rows"][i]
+        alone = res[case["row_jobs"][i]]
+        out = got["outputs"][i:i + 1]
+        _close(out[:, :n] if out.ndim == 3 else out, keras_out, f"row {i} outputs vs Keras on the row alone")
+        _close(got["h"][i:i + 1], keras_h, f"row {i} h vs Keras on the row alone")
+        _close(got["c"][i:i + 1], alone["c"], f"row {i} c vs serving_default on the row alone")
+
+
+@pytest.mark.parametrize("name", [n for n, e in ZOO.items() if e.steppable])
+def test_streaming_steps_match_the_whole_sequence(exported, name):
+    case, res = exported["cases"][name], exported["results"]
+    whole, streamed = res[case["default"]], res[case["stream"]]
+    outputs = whole["outputs"] if whole["outputs"].ndim == 3 else streamed["outputs"][:, -1]
+    _close(streamed["outputs"] if whole["outputs"].ndim == 3 else outputs, whole["outputs"], "outputs")
+    _close(streamed["h"], whole["h"], "h")
+    _close(streamed["c"], whole["c"], "c")
+
+
+def test_signatures_per_model(exported):
+    sigs = {Path(p).parent.name: s for p, s in exported["signatures"].items()}
+    for name, entry in ZOO.items():
+        expected = {"serving_default", "padded"} | ({"step", "init_state"} if entry.steppable else set())
+        assert set(sigs[name]) == expected, name
+
+
+def test_warmup_requests_cover_the_signatures_and_run(exported):
+    for name, case in exported["cases"].items():
+        if "warmup" not in case:
+            continue
+        names = {sig for sig, _ in case["warmup"]}
+        assert names == ({"serving_default", "padded", "step"} if case["entry"].steppable else {"serving_default", "padded"})
+        for sig, index in case["warmup"]:
+            assert exported["results"][index]["h"].shape[0] == 1, (name, sig)
+
+
+def test_no_xla_or_cudnn_in_the_graph_unless_asked(exported):
+    for name, case in exported["cases"].items():
+        blockers = serving_blockers(case["path"])
+        if name == "stacked_xla":
+            assert any("_XlaMustCompile" in b for b in blockers), "the check must see the opt-in XLA marks"
+        else:
+            assert blockers == [], blockers
+
+
+def test_xla_export_gives_the_same_outputs(exported):
+    case = exported["cases"]["stacked_xla"]
+    _close(exported["results"][case["default"]]["outputs"], case["keras"], "outputs")
+
+
+def test_models_config_lists_every_export_and_keeps_other_entries(exported):
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse((exported["base"] / "models.config").read_text(), config)
+    paths = {c.name: c.base_path for c in config.model_config_list.config}
+    assert paths == {"other": "/elsewhere/other", **{n: f"/models/{n}" for n in [*ZOO, "stacked_xla"]}}
+
+
+def test_saved_model_cli_lists_names_dtypes_and_shapes(exported):
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    shown = {}
+    for name in ("stacked", "tokens"):
+        shown[name] = subprocess.run(
+            [str(cli), "show", "--all", "--dir", str(exported["cases"][name]["path"])],
+            check=True, capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        ).stdout
+    text = " ".join(shown["stacked"].split())
+    for sig in ("serving_default", "padded", "step", "init_state"):
+        assert f"signature_def['{sig}']" in text
+    assert "inputs['sequences'] tensor_info: dtype: DT_FLOAT shape: (-1, -1, 3)" in text
+    assert "inputs['lengths'] tensor_info: dtype: DT_INT32 shape: (-1)" in text
+    assert "inputs['x'] tensor_info: dtype: DT_FLOAT shape: (-1, 3)" in text
+    assert "inputs['batch_size'] tensor_info: dtype: DT_INT32 shape: ()" in text
+    assert "outputs['outputs'] tensor_info: dtype: DT_FLOAT shape: (-1, 2)" in text
+    assert "outputs['h'] tensor_info: dtype: DT_FLOAT shape: (-1, 9)" in text  # 6 + projection 3
+    assert "outputs['c'] tensor_info: dtype: DT_FLOAT shape: (-1, 11)" in text  # 6 + 5
+    assert "output_0" not in text
+    tokens = " ".join(shown["tokens"].split())
+    assert "inputs['sequences'] tensor_info: dtype: DT_INT32 shape: (-1, -1)" in tokens
+    assert "inputs['x'] tensor_info: dtype: DT_INT32 shape: (-1)" in tokens
