@@ -56,7 +56,7 @@ class LSTM(keras.layers.Layer):
         self.supports_masking = True
         self.zero_output_for_mask = False  # keras.layers.Bidirectional sets it to return_sequences
         self.states = None
-        self._compiled = {}
+        self._compiled = _FunctionCache()
 
     # Read-only views of the configuration, as keras.layers.LSTM exposes them.
     units = property(lambda self: self.config.units)
@@ -149,7 +149,7 @@ class LSTM(keras.layers.Layer):
         """The compiled whole-sequence function, built once per jit_compile setting."""
         cfg = self.config
         key = (cfg.jit_compile, self.zero_output_for_mask)
-        if key not in self._compiled:
+        if key not in self._compiled.functions:
             fn = functools.partial(
                 lstm_sequence,
                 cfg=cfg,
@@ -157,8 +157,10 @@ class LSTM(keras.layers.Layer):
                 recurrent_activation=self.cell.recurrent_activation,
                 zero_output_for_mask=self.zero_output_for_mask,
             )
-            self._compiled[key] = tf.function(fn, jit_compile=cfg.jit_compile, autograph=False, reduce_retracing=True)
-        return self._compiled[key]
+            self._compiled.functions[key] = tf.function(
+                fn, jit_compile=cfg.jit_compile, autograph=False, reduce_retracing=True
+            )
+        return self._compiled.functions[key]
 
     def _check_inputs(self, x):
         if len(x.shape) != 3:
@@ -210,6 +212,14 @@ class LSTM(keras.layers.Layer):
         base = super().get_config()
         base.pop("activity_regularizer", None)
         return {**base, **self.config.to_keras(_CONFIG_FIELDS)}
+
+
+class _FunctionCache:
+    """(jit_compile, zero_output_for_mask) -> tf.function. A plain object, so neither Keras nor
+    tf.saved_model tracks it: the traced functions are not part of the layer's saved state."""
+
+    def __init__(self):
+        self.functions = {}
 
 
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(LSTMConfig))

@@ -37,8 +37,8 @@ def _loop(body: Callable, n, carry: tuple, outputs_like: list, unroll: bool, in_
     ``maximum_iterations=n`` (a static trip count whenever n is a Python int). ``in_place`` (the XLA
     path) writes into preallocated buffers with dynamic-update-slice instead of TensorArrays, whose
     TensorLists may not cross the XLA boundary (a persistent or nested tape asks for them)."""
-    steps = range(n - 1, -1, -1) if reverse else range(n)
     if unroll:
+        steps = range(n - 1, -1, -1) if reverse else range(n)
         outs = [[None] * n for _ in outputs_like]
         for t in steps:
             carry, step_outs = body(t, carry)

@@ -1,0 +1,185 @@
+"""The layer as a Keras citizen: models, Bidirectional, serialization, fit, mixed precision, dropout,
+the cell in keras.layers.RNN, the three execution paths, and every argument error."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_lstm import LSTM, LSTMArgumentError, LSTMCell, LSTMState
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((4, 7, 3)).astype("float32")
+MASK = np.ones((4, 7), bool)
+MASK[1, 5:] = MASK[2, :2] = False
+
+
+def twin(**kw):
+    """keras.layers.LSTM and ours with the same weights."""
+    ref, ours = keras.layers.LSTM(5, **kw), LSTM(5, **kw)
+    ref(X), ours(X)
+    ours.set_weights(ref.get_weights())
+    return ref, ours
+
+
+def test_public_api_and_weight_format():
+    ref, ours = twin()
+    assert [w.shape for w in ours.get_weights()] == [(3, 20), (5, 20), (20,)]
+    assert [v.name for v in ours.weights] == ["kernel", "recurrent_kernel", "bias"]
+    assert LSTMState._fields == ("h", "c")
+    # unit_forget_bias: the forget block (second of i, f, g, o) starts at one, the others at zero.
+    np.testing.assert_array_equal(LSTM(2).cell._bias_initializer()((8,)), [0, 0, 1, 1, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+def test_bidirectional_matches_keras(merge_mode):
+    ref = keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True), merge_mode=merge_mode)
+    ours = keras.layers.Bidirectional(LSTM(5, return_sequences=True), merge_mode=merge_mode)
+    ref(X), ours(X)
+    ours.set_weights(ref.get_weights())
+    a, b = ref(X, mask=MASK), ours(X, mask=MASK)
+    for p, q in zip(tf.nest.flatten(a), tf.nest.flatten(b)):
+        np.testing.assert_allclose(q, p, atol=1e-5)
+
+
+def stacked_model(jit=True):
+    inp = keras.Input((None, 3))
+    x = keras.layers.Masking()(inp)
+    x = LSTM(8, return_sequences=True, jit_compile=jit)(x)
+    x = LSTM(6, peephole=True, jit_compile=jit)(x)
+    return keras.Model(inp, keras.layers.Dense(1)(x))
+
+
+def test_save_and_load_keras_file_identical(tmp_path):
+    model = stacked_model()
+    before = model.predict(X, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.predict(X, verbose=0), before)
+    assert isinstance(loaded.layers[2], LSTM) and loaded.layers[3].config.peephole
+
+
+def test_get_config_round_trips_every_argument():
+    layer = LSTM(
+        7, activation="relu", recurrent_activation="hard_sigmoid", use_bias=False,
+        kernel_initializer="he_normal", recurrent_initializer="glorot_normal", bias_initializer="ones",
+        unit_forget_bias=False, kernel_regularizer="l2", recurrent_regularizer="l1", bias_regularizer="l2",
+        activity_regularizer="l1", kernel_constraint="non_neg", recurrent_constraint="unit_norm",
+        bias_constraint="non_neg", dropout=0.1, recurrent_dropout=0.2, seed=3, return_sequences=True,
+        return_state=True, go_backwards=True, stateful=True, unroll=True, jit_compile=False,
+        peephole=True, coupled_gates=True, projection_units=4, layer_norm=True, layer_norm_epsilon=1e-4,
+        cell_clip=3.0, projection_clip=2.0,
+    )
+    config = layer.get_config()
+    clone = LSTM.from_config(config)
+    assert clone.get_config() == config
+    assert clone.config.jit_compile is False and clone.config.unroll is True and clone.config.seed == 3
+    assert config["activity_regularizer"] is not None
+
+
+def test_fit_loss_falls_with_model_jit_compile():
+    keras.utils.set_random_seed(1)
+    x = rng.standard_normal((64, 10, 3)).astype("float32")
+    y = x[:, -4:, 0].sum(axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input((10, 3)), LSTM(16), keras.layers.Dense(1)])
+    model.compile("adam", "mse", jit_compile=True)
+    hist = model.fit(x, y, epochs=15, batch_size=16, verbose=0).history["loss"]
+    assert hist[-1] < 0.5 * hist[0]
+
+
+def test_lstm_cell_in_keras_rnn_equals_layer():
+    cell_rnn = keras.layers.RNN(LSTMCell(5, peephole=True), return_sequences=True)
+    ours = LSTM(5, peephole=True, return_sequences=True)
+    cell_rnn(X), ours(X)
+    ours.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.5 for w in cell_rnn.get_weights()])
+    cell_rnn.set_weights(ours.get_weights())
+    np.testing.assert_allclose(ours(X, mask=MASK), cell_rnn(X, mask=MASK), atol=1e-5)
+
+
+def test_eager_graph_and_xla_paths_agree():
+    xla, graph = LSTM(5, return_sequences=True), LSTM(5, return_sequences=True, jit_compile=False)
+    xla(X), graph(X)
+    graph.set_weights(xla.get_weights())
+    a, b = xla(X, mask=MASK).numpy(), graph(X, mask=MASK).numpy()
+    tf.config.run_functions_eagerly(True)
+    try:
+        c = xla(X, mask=MASK).numpy()
+    finally:
+        tf.config.run_functions_eagerly(False)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(a, c, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy,tol", [("mixed_float16", 5e-3), ("mixed_bfloat16", 4e-2)])
+def test_mixed_precision_close_to_float32(policy, tol):
+    ref = LSTM(5, return_sequences=True)
+    ref(X)
+    keras.config.set_dtype_policy(policy)
+    try:
+        ours = LSTM(5, return_sequences=True)
+        ours(X)
+        ours.set_weights(ref.get_weights())
+        out = ours(X, mask=MASK)
+        assert out.dtype == keras.config.dtype_policy().compute_dtype
+        assert ours.cell.kernel.dtype == "float32"
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(ours(X), tf.float32))
+        assert all(np.isfinite(g.numpy()).all() for g in tape.gradient(loss, ours.trainable_weights))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    np.testing.assert_allclose(np.asarray(out, np.float32), ref(X, mask=MASK), atol=tol)
+
+
+def test_dropout_masks_fixed_across_time_seedable_and_off_in_inference():
+    layer = LSTM(4, dropout=0.5, recurrent_dropout=0.3, seed=11, return_sequences=True)
+    x = np.ones((8, 6, 3), "float32")  # the same input at every step
+    layer(x)
+    k, _, b = layer.get_weights()
+    b[4:8] = -30.0  # forget gate shut: h_t depends on step t's (dropped) input only
+    layer.set_weights([k, np.zeros((4, 16), "float32"), b])
+    y = layer(x, training=True).numpy()
+    np.testing.assert_allclose(y, np.repeat(y[:, :1], 6, axis=1), atol=1e-6)  # mask fixed over time
+    assert not np.allclose(y[0], y[1:]).all() or not np.allclose(y, layer(x, training=False))
+    np.testing.assert_array_equal(layer(x, training=False), layer(x, training=False))
+    again = LSTM(4, dropout=0.5, recurrent_dropout=0.3, seed=11, return_sequences=True)
+    again(x)
+    again.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(again(x, training=True), y)
+
+
+def test_stateful_needs_fixed_batch_and_resets():
+    with pytest.raises(LSTMArgumentError, match="stateful"):
+        keras.Sequential([keras.Input((None, 3)), LSTM(4, stateful=True)])
+    layer = LSTM(4, stateful=True)
+    a = layer(X).numpy()
+    assert not np.allclose(layer(X), a)  # carried state changes the second call
+    layer.reset_state()
+    np.testing.assert_allclose(layer(X), a, atol=1e-6)
+
+
+ERRORS = [
+    (lambda: LSTM(0), "units", "0"),
+    (lambda: LSTM(-3), "units", "-3"),
+    (lambda: LSTM(4, dropout=1.0), "dropout", "1.0"),
+    (lambda: LSTM(4, recurrent_dropout=-0.1), "recurrent_dropout", "-0.1"),
+    (lambda: LSTM(4, projection_clip=1.0), "projection_clip", "1.0"),
+    (lambda: LSTM(4, projection_units=0), "projection_units", "0"),
+    (lambda: LSTM(4, use_cudnn=True), "use_cudnn", "True"),
+    (lambda: LSTM(4)(np.zeros((2, 3), "float32")), "inputs", r"\(2, 3\)"),
+    (lambda: LSTM(4)(np.zeros((2, 3, 4), "int32")), "inputs", "int32"),
+    (lambda: LSTM(4)(X, initial_state=[np.zeros((4, 4), "float32")]), "initial_state", "1 tensor"),
+    (lambda: LSTM(4)(X, initial_state=[np.zeros((4, 5), "float32")] * 2), "initial_state", r"\(4, 5\)"),
+]
+
+
+@pytest.mark.parametrize("make,argument,value", ERRORS, ids=[e[1] + "-" + e[2] for e in ERRORS])
+def test_bad_arguments_name_argument_and_value(make, argument, value):
+    with pytest.raises(ValueError, match=f"`{argument}`.*{value}"):
+        make()
+
+
+def test_feature_size_different_from_built_weights():
+    layer = LSTM(4)
+    layer(X)
+    with pytest.raises(LSTMArgumentError, match=r"`inputs`.*7 features.*3 features"):
+        layer(np.zeros((2, 5, 7), "float32"))
