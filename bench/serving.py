@@ -1,0 +1,335 @@
+"""Serving benchmark (issue 7): Predict latency and throughput through the client and the local server.
+
+    python bench/serving.py                 # T=100, batch 1 and 32, concurrency 1, 8, 32 (a few minutes)
+    python bench/serving.py --quick         # T=10, concurrency 1 and 4: checks the script runs, measures nothing
+
+One model, exported once with ``keras_lstm.export.export_model``: ``LSTM(units)`` + ``Dense(1)`` on ``features``
+inputs, with Keras's random initial weights. It measures serving, not accuracy. Every cell is closed-loop load:
+``concurrency`` threads share one ``serving.Client`` and send ``serving_default`` requests back to back until
+``--requests`` measured requests are done (after two unmeasured warm-up calls per thread). Modes:
+
+==============  ================================================================================================
+``in-process``  ``tf.saved_model.load`` of the same version, ``signatures["serving_default"]`` called from the
+                threads, NumPy in and out (what the server does per request, without gRPC)
+``unbatched``   ``keras-lstm serve`` as a subprocess, through ``serving.Client``
+``batched``     the same, with ``--batching-parameters-file`` (:data:`BATCHING`)
+==============  ================================================================================================
+
+The client, the server and any other load share this machine's cores; the load average is recorded per cell.
+Writes ``serving.json`` and ``serving.md`` into ``--out`` and prints the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+# `python bench/serving.py` puts bench/ first on sys.path, where this file would shadow the `serving` package.
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != HERE]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+__all__ = ["BenchConfig", "BATCHING", "run_benchmark", "main"]
+
+MODEL_NAME = "bench"
+MODES = ("in-process", "unbatched", "batched")
+# BatchingParameters for the batched server: up to 64 rows (two batch-32 requests), wait at most 2 ms for a
+# batch to fill, two batches at a time (this machine's cores), room for every request of a 32-way load.
+BATCHING = {"max_batch_size": 64, "batch_timeout_micros": 2000, "num_batch_threads": 2, "max_enqueued_batches": 100}
+GRPC_OVERHEAD_TARGET_MS = 1.0  # p50 client - p50 in-process, batch 1, concurrency 1, unbatched server
+BATCHING_SPEEDUP_TARGET = 3.0  # req/s batched / unbatched at the highest concurrency
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    time_steps: int = 100
+    batches: tuple[int, ...] = (1, 32)
+    concurrencies: tuple[int, ...] = (1, 8, 32)
+    requests: int = 400  # measured requests per cell, all threads together
+    warmup_per_thread: int = 2
+    units: int = 64
+    features: int = 2
+    quick: bool = False
+
+    @classmethod
+    def quick_config(cls, **overrides) -> "BenchConfig":
+        return replace(cls(time_steps=10, concurrencies=(1, 4), requests=24, quick=True), **overrides)
+
+
+@dataclass(frozen=True)
+class Row:
+    mode: str
+    batch: int
+    concurrency: int
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    req_s: float
+    rows_s: float
+    load_avg_1m: float  # the machine's 1-minute load average after the cell
+
+
+# -- load -----------------------------------------------------------------------------------------------------------
+def closed_loop(call: Callable[[], object], concurrency: int, requests: int, warmup: int) -> tuple[list[float], float]:
+    """`concurrency` threads run `call` back to back until `requests` calls are done; (latencies s, wall s).
+
+    Each thread first makes `warmup` unmeasured calls; the clock starts once every thread has."""
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    issued = 0
+    ready = threading.Barrier(concurrency + 1)
+
+    def worker() -> None:
+        nonlocal issued
+        try:
+            for _ in range(warmup):
+                call()
+        except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(err)
+        ready.wait()
+        while not errors:
+            with lock:
+                if issued >= requests:
+                    return
+                issued += 1
+            start = time.perf_counter()
+            try:
+                call()
+            except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+                errors.append(err)
+                return
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=worker, name=f"load-{i}", daemon=True) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} request(s) failed under concurrency {concurrency}") from errors[0]
+    return latencies, wall
+
+
+def summarise(mode: str, batch: int, concurrency: int, latencies: list[float], wall_s: float) -> Row:
+    ms = np.asarray(latencies) * 1e3
+    req_s = len(ms) / wall_s
+    return Row(mode, batch, concurrency, len(ms), float(np.percentile(ms, 50)), float(np.percentile(ms, 99)),
+               float(ms.mean()), req_s, req_s * batch, os.getloadavg()[0])
+
+
+def measure(mode: str, call_for: Callable[[np.ndarray], Callable[[], object]], config: BenchConfig) -> list[Row]:
+    rows = []
+    for batch in config.batches:
+        x = np.random.default_rng(batch).normal(size=(batch, config.time_steps, config.features)).astype(np.float32)
+        call = call_for(x)
+        for concurrency in config.concurrencies:
+            latencies, wall = closed_loop(call, concurrency, config.requests, config.warmup_per_thread)
+            rows.append(summarise(mode, batch, concurrency, latencies, wall))
+            print(_table_line(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+# -- the model and the server ---------------------------------------------------------------------------------------
+def export_bench_model(base: Path, config: BenchConfig) -> Path:
+    """LSTM(units) + Dense(1), random weights, exported as BASE/bench/1 (no XLA: what stock TF Serving loads)."""
+    import keras
+
+    from keras_lstm import LSTM
+    from keras_lstm.export import export_model
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, config.features)), LSTM(config.units), keras.layers.Dense(1)])
+    return export_model(model, base, MODEL_NAME)
+
+
+def batching_text(params: dict[str, int]) -> str:
+    """BatchingParameters in protobuf text format (wrapper fields: `name { value: N }`)."""
+    return "".join(f"{name} {{ value: {value} }}\n" for name, value in params.items())
+
+
+class LocalServer:
+    """`keras-lstm serve` on a free loopback port with version polling off, as a context manager.
+
+    Entering starts the process; `target()` waits until it listens and returns "127.0.0.1:PORT"; leaving
+    sends SIGTERM (requests in flight finish) and waits for it."""
+
+    def __init__(self, model_base: Path, workdir: Path, batching_file: Path | None = None) -> None:
+        self.tag = "batched" if batching_file else "unbatched"
+        self.port_file, self.log_path = workdir / f"port-{self.tag}", workdir / f"server-{self.tag}.log"
+        self.args = [sys.executable, "-m", "keras_lstm.cli", "serve", "--model-base", str(model_base),
+                     "--model-name", MODEL_NAME, "--port", "0", "--port-file", str(self.port_file),
+                     "--file-system-poll-wait-seconds", "0", "--log-level", "WARNING"]
+        if batching_file is not None:
+            self.args += ["--batching-parameters-file", str(batching_file)]
+
+    def __enter__(self) -> "LocalServer":
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen(self.args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def target(self, timeout_s: float = 180.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while not self.port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.tag} server did not start (exit {self.proc.poll()}):\n"
+                                   f"{self.log_path.read_text()}")
+            time.sleep(0.1)
+        return f"127.0.0.1:{self.port_file.read_text()}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def measure_server(mode: str, target: str, config: BenchConfig) -> list[Row]:
+    from serving import Client
+
+    with Client(target, model=MODEL_NAME, timeout_s=120.0) as client:
+        client.wait_until_ready(timeout_s=120.0)
+        return measure(mode, lambda x: (lambda: client.predict(x)), config)
+
+
+def measure_in_process(version_dir: Path, config: BenchConfig) -> list[Row]:
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+
+    def call_for(x: np.ndarray) -> Callable[[], object]:
+        return lambda: {name: value.numpy() for name, value in fn(sequences=tf.constant(x)).items()}
+
+    return measure("in-process", call_for, config)
+
+
+# -- report ---------------------------------------------------------------------------------------------------------
+def targets(rows: list[Row], config: BenchConfig) -> list[dict]:
+    """The issue's two targets, each with the measured value and whether it was met."""
+    cell = {(r.mode, r.batch, r.concurrency): r for r in rows}
+    top = max(config.concurrencies)
+    overhead = cell["unbatched", 1, 1].p50_ms - cell["in-process", 1, 1].p50_ms
+    out = [{"name": "gRPC overhead, p50 client - p50 in-process, batch 1, concurrency 1 (ms)",
+            "value": overhead, "target": f"<= {GRPC_OVERHEAD_TARGET_MS:g}",
+            "met": overhead <= GRPC_OVERHEAD_TARGET_MS}]
+    for batch in config.batches:
+        ratio = cell["batched", batch, top].req_s / cell["unbatched", batch, top].req_s
+        out.append({"name": f"throughput batched / unbatched server, batch {batch}, concurrency {top}",
+                    "value": ratio, "target": f">= {BATCHING_SPEEDUP_TARGET:g}",
+                    "met": ratio >= BATCHING_SPEEDUP_TARGET})
+    return out
+
+
+_HEADER = ("| mode | batch | concurrency | p50 ms | p99 ms | req/s | rows/s | load 1m |\n"
+           "|---|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def _table_line(r: Row) -> str:
+    return (f"| {r.mode} | {r.batch} | {r.concurrency} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.req_s:.1f} "
+            f"| {r.rows_s:.0f} | {r.load_avg_1m:.2f} |")
+
+
+def markdown(result: dict) -> str:
+    config, env = result["config"], result["environment"]
+    lines = [
+        f"# Serving benchmark ({'quick: checks the script, not a measurement' if config['quick'] else 'issue 7'})",
+        "",
+        f"LSTM({config['units']}) + Dense(1) on {config['features']} features, random weights (this measures serving, "
+        f"not accuracy); T={config['time_steps']}; {config['requests']} measured requests per cell; "
+        f"closed loop, one shared client. {env['cpus']} CPUs shared by client, server and other work; "
+        f"load average {env['load_before'][0]:.2f} before, {env['load_after'][0]:.2f} after. "
+        f"Batching: {', '.join(f'{k} {v}' for k, v in result['batching'].items())}. The gRPC overhead is taken "
+        "against the unbatched server: the batched one holds a lone request for up to batch_timeout_micros.",
+        "",
+        _HEADER,
+        *(_table_line(Row(**r)) for r in result["rows"]),
+        "",
+        "| target | measured | wanted | met |",
+        "|---|---:|---:|---|",
+        *(f"| {t['name']} | {t['value']:.2f} | {t['target']} | {'met' if t['met'] else 'NOT met'} |"
+          for t in result["targets"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_benchmark(config: BenchConfig, out: Path) -> dict:
+    load_before = os.getloadavg()
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        work = Path(tmp)
+        version_dir = export_bench_model(work / "models", config)
+        batching_file = work / "batching.config"
+        batching_file.write_text(batching_text(BATCHING))
+        rows = measure_in_process(version_dir, config)
+        # One server at a time, so that neither shares the machine with the other (loading both at once
+        # saves no time on two cores: startup is CPU-bound).
+        with LocalServer(version_dir.parent, work) as server:
+            rows += measure_server("unbatched", server.target(), config)
+        with LocalServer(version_dir.parent, work, batching_file) as server:
+            rows += measure_server("batched", server.target(), config)
+    import grpc
+    import tensorflow as tf
+
+    result = {
+        "config": asdict(config),
+        "batching": BATCHING,
+        "environment": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
+                        "grpcio": grpc.__version__, "load_before": load_before, "load_after": os.getloadavg(),
+                        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+                        "seconds": time.time() - started},
+        "rows": [asdict(r) for r in rows],
+        "targets": targets(rows, config),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "serving.md").write_text(markdown(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="T=10, few requests, concurrency 1 and 4 (< 1 min)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where serving.json/.md go")
+    parser.add_argument("--requests", type=int, help="measured requests per cell (default 400; quick 24)")
+    parser.add_argument("--units", type=int, default=64, help="LSTM units")
+    parser.add_argument("--features", type=int, default=2, help="input features")
+    args = parser.parse_args(argv)
+    overrides = {"units": args.units, "features": args.features}
+    if args.requests is not None:
+        overrides["requests"] = args.requests
+    config = BenchConfig.quick_config(**overrides) if args.quick else BenchConfig(**overrides)
+    if config.requests < 1:
+        parser.error("--requests must be >= 1")
+    result = run_benchmark(config, args.out)
+    print(markdown(result))
+    return 0 if all(math.isfinite(r["p50_ms"]) for r in result["rows"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""bench/serving.py --quick runs end to end (export, in-process, both servers) and writes its report.
+
+A smoke test so that the benchmark never rots: it checks the rows and that every number is finite, never a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+
+
+def test_quick_run_writes_every_row(tmp_path):
+    out = tmp_path / "results"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "bench/serving.py", "--quick", "--out", str(out)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=360)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    result = json.loads((out / "serving.json").read_text())
+    config = result["config"]
+    assert config["quick"] and config["time_steps"] == 10
+    cells = {(r["mode"], r["batch"], r["concurrency"]) for r in result["rows"]}
+    assert cells == {(mode, batch, concurrency) for mode in ("in-process", "unbatched", "batched")
+                     for batch in (1, 32) for concurrency in (1, 4)}
+    assert len(result["rows"]) == len(cells)
+    for row in result["rows"]:
+        assert row["requests"] == config["requests"]
+        for key in ("p50_ms", "p99_ms", "mean_ms", "req_s", "rows_s"):
+            assert math.isfinite(row[key]) and row[key] > 0, (key, row)
+        assert row["p50_ms"] <= row["p99_ms"]
+        assert row["rows_s"] == pytest.approx(row["req_s"] * row["batch"])
+
+    names = [t["name"].split(",")[0] for t in result["targets"]]
+    assert names == ["gRPC overhead"] + ["throughput batched / unbatched server"] * 2  # batch 1 and 32
+    for target in result["targets"]:
+        assert math.isfinite(target["value"]) and isinstance(target["met"], bool)
+
+    report = (out / "serving.md").read_text()
+    assert "| mode | batch | concurrency | p50 ms | p99 ms | req/s | rows/s |" in report
+    assert report in done.stdout
