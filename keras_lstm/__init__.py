@@ -7,11 +7,16 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from keras_lstm import initializers  # noqa: E402
 from keras_lstm.cell import LSTMCell  # noqa: E402
 from keras_lstm.config import LSTMConfig  # noqa: E402
 from keras_lstm.errors import LSTMArgumentError, XLAUnavailableError  # noqa: E402
 from keras_lstm.layer import LSTM  # noqa: E402
 from keras_lstm.step import GATES, LSTMState  # noqa: E402
+from keras_lstm.trace import GateTrace, trace  # noqa: E402
 
-__all__ = ["LSTM", "LSTMCell", "LSTMState", "LSTMConfig", "GATES", "LSTMArgumentError", "XLAUnavailableError"]
+__all__ = [
+    "LSTM", "LSTMCell", "LSTMState", "LSTMConfig", "GATES", "trace", "GateTrace", "initializers",
+    "LSTMArgumentError", "XLAUnavailableError",
+]
 __version__ = "0.1.0"

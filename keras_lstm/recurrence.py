@@ -20,7 +20,7 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from keras_lstm.config import LSTMConfig
-from keras_lstm.step import LSTMWeights, cell_update, input_preactivation
+from keras_lstm.step import LSTMWeights, cell_update, input_preactivation, is_plain_cell, plain_cell_vjp
 
 __all__ = ["run_recurrence", "lstm_sequence"]
 
@@ -106,7 +106,10 @@ def run_recurrence(
     clip_p = cfg.projection_clip
     small_names = [k for k in _POINTWISE_WEIGHTS if getattr(w, k) is not None]
     rdrop = recurrent_dropout_mask
-    dtype = zx.dtype
+    # The plain cell with σ/tanh has a closed-form VJP from its saved gates; any other cell is
+    # differentiated by recomputing its pointwise step from the saved pre-activations under a tape.
+    analytic = is_plain_cell(cfg, activation, recurrent_activation)
+    split_dz = cfg.layer_norm  # only the recurrent LayerNorm makes dz_h differ from dz_x
 
     def pointwise(zx_t, zh_t, c_prev, small):
         ws = w._replace(**dict(zip(small_names, small)))
@@ -124,21 +127,27 @@ def run_recurrence(
             h, c = carry
             h_in = h * rdrop if rdrop is not None else h
             zh = tf.linalg.matmul(h_in, U)  # (B, G*H)
-            _, c_new, m = pointwise(zx[t], zh, c, small)  # (B, H)
+            gates, c_new, m = pointwise(zx[t], zh, c, small)  # (B, H) each
+            saved = [tf.concat(gates, axis=-1) if analytic else zh]  # (B, G*H)
+            h_new = m
             if Wp_ is not None:
                 hp = tf.linalg.matmul(m, Wp_)  # (B, P), before the clip
                 h_new = tf.clip_by_value(hp, -clip_p, clip_p) if clip_p is not None else hp
-            else:
-                hp, h_new = m, m
+                saved += [m, hp] if clip_p is not None else [m]
             if mask is not None:
                 h_new = tf.where(mask[t], h_new, h)
                 c_new = tf.where(mask[t], c_new, c)
-            return (h_new, c_new), (h_new, c_new, zh, m, hp)
+            return (h_new, c_new), [h_new, c_new] + saved
 
-        (_, c_last), (hs, cs, zhs, ms, hps) = _loop(
-            fwd, n, (h0, c0), [h0, c0, zx[0], c0, h0], unroll, in_place
-        )
-        hs, cs, zhs, ms, hps, c_last = [tf.stop_gradient(v) for v in (hs, cs, zhs, ms, hps, c_last)]
+        like = [h0, c0, zx[0]]
+        if Wp_ is not None:
+            like += [c0, h0] if clip_p is not None else [c0]
+        (_, c_last), outs = _loop(fwd, n, (h0, c0), like, unroll, in_place)
+        outs = [tf.stop_gradient(v) for v in outs]
+        hs, cs, per_step = outs[0], outs[1], outs[2]  # per_step: gates (analytic) or zh, (T, B, G*H)
+        ms = outs[3] if Wp_ is not None else None
+        hps = outs[4] if clip_p is not None else None
+        c_last = tf.stop_gradient(c_last)
         c_prevs = tf.concat([c0[None], cs[:-1]], axis=0)  # (T, B, H): C_{t-1} for every t
         h_prevs = tf.concat([h0[None], hs[:-1]], axis=0)  # (T, B, P): h_{t-1} for every t
 
@@ -155,41 +164,48 @@ def run_recurrence(
                     dc_new, dc_pass = tf.where(mask[t], dc, zero_c), tf.where(mask[t], zero_c, dc)
                 else:
                     dh_new, dc_new = dh, dc
+                step_outs = []
+                dm = dh_new
                 if Wp_ is not None:
                     d_hp = dh_new
                     if clip_p is not None:
                         d_hp = tf.where(tf.abs(hps[t]) <= clip_p, d_hp, tf.zeros_like(d_hp))
                     dm = tf.linalg.matmul(d_hp, Wp_, transpose_b=True)  # (B, H)
+                    step_outs.append(d_hp)
+                if analytic:
+                    dz, dc_prev = plain_cell_vjp(per_step[t], cs[t], c_prevs[t], dm, dc_new)
+                    d_zx = d_zh = dz
                 else:
-                    d_hp, dm = dh_new, dh_new
-                zx_t, zh_t, c_prev = zx[t], zhs[t], c_prevs[t]
-                with tf.GradientTape() as tape:
-                    tape.watch([zx_t, zh_t, c_prev] + small)
-                    _, c_t, m_t = pointwise(zx_t, zh_t, c_prev, small)
-                grads = tape.gradient(
-                    [m_t, c_t], [zx_t, zh_t, c_prev] + small, output_gradients=[dm, dc_new],
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                )
-                d_zx, d_zh, dc_prev = grads[:3]
+                    zx_t, zh_t, c_prev = zx[t], per_step[t], c_prevs[t]
+                    with tf.GradientTape() as tape:
+                        tape.watch([zx_t, zh_t, c_prev] + small)
+                        _, c_t, m_t = pointwise(zx_t, zh_t, c_prev, small)
+                    grads = tape.gradient(
+                        [m_t, c_t], [zx_t, zh_t, c_prev] + small, output_gradients=[dm, dc_new],
+                        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                    )
+                    d_zx, d_zh, dc_prev = grads[:3]
+                    d_small = [a + b for a, b in zip(d_small, grads[3:])]
                 dh_prev = tf.linalg.matmul(d_zh, U, transpose_b=True)  # (B, P)
                 if rdrop is not None:
                     dh_prev = dh_prev * rdrop
                 if mask is not None:
                     dh_prev, dc_prev = dh_prev + dh_pass, dc_prev + dc_pass
-                d_small = [a + b for a, b in zip(d_small, grads[3:])]
-                return (dh_prev, dc_prev, d_small), (d_zx, d_zh, d_hp)
+                step_outs = [d_zh] + ([d_zx] if split_dz else []) + step_outs
+                return (dh_prev, dc_prev, d_small), step_outs
 
             init = (tf.zeros_like(h0), d_c_last, [tf.zeros_like(s) for s in small])
-            (dh0, dc0, d_small), (d_zx, d_zh, d_hp) = _loop(
-                bwd, n, init, [zx[0], zx[0], h0], unroll, in_place, reverse=True
-            )
+            like = [zx[0]] + ([zx[0]] if split_dz else []) + ([h0] if Wp_ is not None else [])
+            (dh0, dc0, d_small), outs = _loop(bwd, n, init, like, unroll, in_place, reverse=True)
+            d_zh = outs[0]
+            d_zx = outs[1] if split_dz else d_zh
             # Weight gradients in bulk: one matmul over all T*B rows each.
             h_in = h_prevs * rdrop if rdrop is not None else h_prevs
             dU = tf.tensordot(h_in, d_zh, axes=[[0, 1], [0, 1]])  # (P, G*H)
-            out = [d_zx, dh0, dc0, dU]
+            result = [d_zx, dh0, dc0, dU]
             if Wp_ is not None:
-                out.append(tf.tensordot(ms, d_hp, axes=[[0, 1], [0, 1]]))  # (H, P)
-            return out + d_small
+                result.append(tf.tensordot(ms, outs[-1], axes=[[0, 1], [0, 1]]))  # (H, P)
+            return result + d_small
 
         return (hs, c_last), grad
 

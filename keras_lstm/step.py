@@ -40,6 +40,8 @@ __all__ = [
     "cell_update",
     "project",
     "lstm_step",
+    "is_plain_cell",
+    "plain_cell_vjp",
 ]
 
 GATES = ("i", "f", "g", "o")
@@ -170,3 +172,31 @@ def lstm_step(
     zh = tf.linalg.matmul(state.h, w.recurrent_kernel)  # (B, G*H)
     gates, c, m = cell_update(zx, zh, state.c, w, cfg, activation, recurrent_activation)
     return LSTMState(project(m, w, cfg), c), gates
+
+
+def is_plain_cell(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable) -> bool:
+    """True for the essay's cell (σ gates, tanh, no peephole, coupling, layer norm or cell clip),
+    whose gradient :func:`plain_cell_vjp` gives in closed form."""
+    plain = not (cfg.peephole or cfg.coupled_gates or cfg.layer_norm or cfg.cell_clip is not None)
+    return plain and _is(activation, "tanh") and _is(recurrent_activation, "sigmoid")
+
+
+def _is(fn: Callable, name: str) -> bool:
+    return getattr(fn, "__name__", None) == name and "keras" in getattr(fn, "__module__", "")
+
+
+def plain_cell_vjp(gates: tf.Tensor, c: tf.Tensor, c_prev: tf.Tensor, dm: tf.Tensor, dc: tf.Tensor):
+    """Backward of the plain :func:`cell_update`, from the saved gates (B, 4H) = [i, f, g, o].
+
+    dm: gradient w.r.t. m_t = o ⊙ tanh(C_t); dc: gradient w.r.t. C_t from later steps.
+    Returns (dz (B, 4H) for the pre-activations z = zx + zh, dC_{t-1} (B, H))."""
+    i, f, g, o = tf.split(gates, 4, axis=-1)
+    tanh_c = tf.tanh(c)
+    dc = dc + dm * o * (1.0 - tanh_c * tanh_c)  # total gradient reaching C_t
+    dz = tf.concat([
+        dc * g * i * (1.0 - i),  # input gate
+        dc * c_prev * f * (1.0 - f),  # forget gate
+        dc * i * (1.0 - g * g),  # candidate
+        dm * tanh_c * o * (1.0 - o),  # output gate
+    ], axis=-1)
+    return dz, dc * f

@@ -1,0 +1,11 @@
+"""Layer benchmark script: the same as `keras-lstm bench` (see keras_lstm/benchmark.py)."""
+
+import argparse
+import sys
+
+from keras_lstm import benchmark
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="bench/layer.py", description=benchmark.__doc__.splitlines()[0])
+    benchmark.configure(parser)
+    sys.exit(benchmark.run(parser.parse_args()))

@@ -1,0 +1,246 @@
+"""Layer benchmark: keras_lstm (XLA and graph) beside keras.layers.LSTM and torch.nn.LSTM.
+
+    keras-lstm bench [--shapes small,medium,large] [--quick] [--out bench/results]
+
+Every implementation runs in this one process, on the same inputs, timing the forward pass and a
+training step (forward, backward, the gradients of the input and of every weight). Reports the
+median milliseconds, GFLOP/s (8·B·T·H·(D+H) for the forward pass, 3× that for a training step),
+the percentage of a GEMM ceiling measured in the same run, and the ratio of keras_lstm XLA to each
+peer (> 1 means keras_lstm is faster). Writes JSON, a markdown table and a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Shape", "SHAPES", "run_benchmark", "configure", "run"]
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    B: int
+    T: int
+    D: int
+    H: int
+
+    def forward_flops(self) -> float:
+        return 8.0 * self.B * self.T * self.H * (self.D + self.H)
+
+
+SHAPES = {
+    "tiny": Shape("tiny", 4, 8, 4, 8),
+    "small": Shape("small", 32, 50, 32, 64),
+    "medium": Shape("medium", 64, 100, 64, 256),
+    "large": Shape("large", 128, 100, 128, 512),
+    **{f"deepbench-{h}-b{b}": Shape(f"deepbench-{h}-b{b}", b, 25, h, h) for h in (512, 1024, 2048) for b in (32, 64, 128)},
+}
+
+
+def _median_ms(fn: Callable[[], object], reps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def gemm_ceiling_gflops(reps: int = 5, n: int = 2048) -> float:
+    """GFLOP/s of one large float32 GEMM (n×n·n×n) through TensorFlow, the ceiling for the table."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    mm = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
+    ms = _median_ms(lambda: mm().numpy(), reps)
+    return 2.0 * n**3 / (ms * 1e-3) / 1e9
+
+
+def _tf_impls(shape: Shape, gpu: bool) -> dict[str, Callable]:
+    import keras
+
+    from keras_lstm import LSTM
+
+    impls = {
+        "keras_lstm XLA": lambda: LSTM(shape.H, return_sequences=True, jit_compile=True),
+        "keras_lstm graph": lambda: LSTM(shape.H, return_sequences=True, jit_compile=False),
+        "keras.layers.LSTM": lambda: keras.layers.LSTM(shape.H, return_sequences=True, use_cudnn=False),
+    }
+    if gpu:
+        impls["keras.layers.LSTM cuDNN"] = lambda: keras.layers.LSTM(shape.H, return_sequences=True, use_cudnn=True)
+    return impls
+
+
+def _time_tf(make_layer: Callable, shape: Shape, reps: int) -> tuple[float, float]:
+    import tensorflow as tf
+
+    layer = make_layer()
+    x = tf.random.normal((shape.B, shape.T, shape.D))
+    layer(x)
+
+    @tf.function
+    def forward():
+        return tf.reduce_sum(layer(x))
+
+    @tf.function
+    def train_step():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x))
+        grads = tape.gradient(loss, [x] + layer.trainable_weights)
+        return tf.add_n([tf.reduce_sum(g) for g in grads])
+
+    fwd = _median_ms(lambda: forward().numpy(), reps)
+    train = _median_ms(lambda: train_step().numpy(), reps)
+    return fwd, train
+
+
+def _time_torch(shape: Shape, reps: int, device: str) -> tuple[float, float]:
+    import torch
+
+    lstm = torch.nn.LSTM(shape.D, shape.H, batch_first=True).to(device)
+    x = torch.randn(shape.B, shape.T, shape.D, device=device, requires_grad=True)
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def forward():
+        with torch.no_grad():
+            lstm(x)[0].sum().item()
+
+    def train_step():
+        lstm.zero_grad(set_to_none=True)
+        x.grad = None
+        lstm(x)[0].sum().backward()
+        sync()
+
+    return _median_ms(forward, reps), _median_ms(train_step, reps)
+
+
+def run_benchmark(shape_names: list[str], reps: int, out_dir: Path, with_torch: bool = True) -> dict:
+    import tensorflow as tf
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    ceiling = gemm_ceiling_gflops()
+    rows = []
+    for name in shape_names:
+        shape = SHAPES[name]
+        timings = {impl: _time_tf(make, shape, reps) for impl, make in _tf_impls(shape, gpu).items()}
+        if with_torch:
+            try:
+                import torch  # noqa: F401
+
+                timings["torch.nn.LSTM"] = _time_torch(shape, reps, "cuda" if gpu else "cpu")
+            except ImportError:
+                pass
+        for impl, (fwd, train) in timings.items():
+            rows.append({
+                "shape": name, **asdict(shape), "impl": impl, "forward_ms": fwd, "train_ms": train,
+                "forward_gflops": shape.forward_flops() / (fwd * 1e-3) / 1e9,
+                "train_gflops": 3 * shape.forward_flops() / (train * 1e-3) / 1e9,
+            })
+        ours = timings["keras_lstm XLA"]
+        for r in rows[-len(timings):]:
+            r["forward_pct_ceiling"] = 100 * r["forward_gflops"] / ceiling
+            r["train_pct_ceiling"] = 100 * r["train_gflops"] / ceiling
+            r["xla_forward_speedup"] = r["forward_ms"] / ours[0]  # >1: keras_lstm XLA is faster
+            r["xla_train_speedup"] = r["train_ms"] / ours[1]
+    result = {
+        "date": datetime.date.today().isoformat(), "device": _device_name(gpu), "tensorflow": tf.__version__,
+        "gemm_ceiling_gflops": ceiling, "reps": reps, "rows": rows,
+    }
+    _write(result, out_dir)
+    return result
+
+
+def _device_name(gpu: bool) -> str:
+    import tensorflow as tf
+
+    if gpu:
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        return details.get("device_name", "GPU")
+    import os
+
+    return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Layer benchmark, {result['date']}, {result['device']}, TensorFlow {result['tensorflow']}; "
+        f"GEMM ceiling {result['gemm_ceiling_gflops']:.0f} GFLOP/s; median of {result['reps']} runs.",
+        "",
+        "| shape | implementation | forward ms | train step ms | fwd GFLOP/s | train GFLOP/s | train % ceiling "
+        "| XLA speed-up fwd | XLA speed-up train |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['shape']} (B={r['B']} T={r['T']} D={r['D']} H={r['H']}) | {r['impl']} | {r['forward_ms']:.1f} "
+            f"| {r['train_ms']:.1f} | {r['forward_gflops']:.1f} | {r['train_gflops']:.1f} | {r['train_pct_ceiling']:.0f}% "
+            f"| {r['xla_forward_speedup']:.2f}× | {r['xla_train_speedup']:.2f}× |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _write(result: dict, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "layer.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "layer.md").write_text(markdown(result))
+    shapes = list(dict.fromkeys(r["shape"] for r in result["rows"]))
+    impls = list(dict.fromkeys(r["impl"] for r in result["rows"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / len(impls)
+    for ax, key, title in zip(axes, ("forward_ms", "train_ms"), ("forward pass", "training step")):
+        for k, impl in enumerate(impls):
+            vals = [next((r[key] for r in result["rows"] if r["shape"] == s and r["impl"] == impl), np.nan) for s in shapes]
+            ax.bar(np.arange(len(shapes)) + k * width, vals, width, label=impl)
+        ax.set_xticks(np.arange(len(shapes)) + 0.4 - width / 2, shapes, rotation=20)
+        ax.set_ylabel("median ms (lower is better)")
+        ax.set_yscale("log")
+        ax.set_title(title)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{result['device']}, {result['date']}")
+    fig.tight_layout()
+    fig.savefig(out_dir / "layer.png", dpi=110)
+    plt.close(fig)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shapes", default="small,medium,large",
+                        help=f"comma-separated, from: {', '.join(SHAPES)}; 'deepbench' adds the nine DeepBench shapes")
+    parser.add_argument("--reps", type=int, default=10, help="timed repetitions per measurement (median reported)")
+    parser.add_argument("--quick", action="store_true", help="one tiny shape, 2 repetitions: a smoke run")
+    parser.add_argument("--no-torch", action="store_true", help="leave torch.nn.LSTM out even when installed")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for layer.json/.md/.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = ["tiny"] if args.quick else [s for s in args.shapes.split(",") if s]
+    if "deepbench" in names:
+        names = [n for n in names if n != "deepbench"] + [n for n in SHAPES if n.startswith("deepbench")]
+    unknown = [n for n in names if n not in SHAPES]
+    if unknown:
+        raise SystemExit(f"--shapes: unknown shape(s) {unknown}; expected names from {sorted(SHAPES)}")
+    result = run_benchmark(names, 2 if args.quick else args.reps, args.out, with_torch=not args.no_torch)
+    print(markdown(result))
+    print(f"wrote {args.out}/layer.json, layer.md, layer.png")
+    return 0
