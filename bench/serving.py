@@ -83,14 +83,18 @@ class Row:
     mean_ms: float
     req_s: float
     rows_s: float
+    bench_cpu_ms: float  # CPU time of this process (the client, or the in-process model) per request
+    server_cpu_ms: float | None  # CPU time of the server process per request; None in-process
     load_avg_1m: float  # the machine's 1-minute load average after the cell
 
 
 # -- load -----------------------------------------------------------------------------------------------------------
-def closed_loop(call: Callable[[], object], concurrency: int, requests: int, warmup: int) -> tuple[list[float], float]:
-    """`concurrency` threads run `call` back to back until `requests` calls are done; (latencies s, wall s).
+def closed_loop(call: Callable[[], object], concurrency: int, requests: int, warmup: int,
+                clocks: dict[str, Callable[[], float]]) -> tuple[list[float], float, dict[str, float]]:
+    """`concurrency` threads run `call` back to back until `requests` calls are done.
 
-    Each thread first makes `warmup` unmeasured calls; the clock starts once every thread has."""
+    Each thread first makes `warmup` unmeasured calls; the clock starts once every thread has. Returns the
+    latencies (s), the wall time (s) and how far each of `clocks` (CPU-time counters, s) advanced meanwhile."""
     latencies: list[float] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -124,13 +128,13 @@ def closed_loop(call: Callable[[], object], concurrency: int, requests: int, war
     for thread in threads:
         thread.start()
     ready.wait()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), {name: clock() for name, clock in clocks.items()}
     for thread in threads:
         thread.join()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, {name: clock() - cpu[name] for name, clock in clocks.items()}
     if errors:
         raise RuntimeError(f"{len(errors)} request(s) failed under concurrency {concurrency}") from errors[0]
-    return latencies, wall
+    return latencies, wall, cpu
 
 
 def paired_overhead(in_process: Callable[[], object], client: Callable[[], object], pairs: int,
@@ -150,11 +154,25 @@ def paired_overhead(in_process: Callable[[], object], client: Callable[[], objec
             "overhead_p50_ms": p50["client"] - p50["in_process"]}
 
 
-def summarise(mode: str, batch: int, concurrency: int, latencies: list[float], wall_s: float) -> Row:
+def summarise(mode: str, batch: int, concurrency: int, latencies: list[float], wall_s: float,
+              cpu_s: dict[str, float]) -> Row:
     ms = np.asarray(latencies) * 1e3
     req_s = len(ms) / wall_s
+    per_request = {name: seconds * 1e3 / len(ms) for name, seconds in cpu_s.items()}
     return Row(mode, batch, concurrency, len(ms), float(np.percentile(ms, 50)), float(np.percentile(ms, 99)),
-               float(ms.mean()), req_s, req_s * batch, os.getloadavg()[0])
+               float(ms.mean()), req_s, req_s * batch, per_request["bench"], per_request.get("server"),
+               os.getloadavg()[0])
+
+
+def process_cpu_s(pid: int) -> Callable[[], float]:
+    """Another process's user + system CPU time in seconds (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime: fields 14 and 15 of stat(5)
+
+    return read
 
 
 CallFor = Callable[[np.ndarray], Callable[[], object]]  # inputs -> a call that predicts on them
@@ -164,14 +182,15 @@ def sequences(batch: int, config: BenchConfig) -> np.ndarray:
     return np.random.default_rng(batch).normal(size=(batch, config.time_steps, config.features)).astype(np.float32)
 
 
-def measure(mode: str, call_for: CallFor, config: BenchConfig) -> list[Row]:
+def measure(mode: str, call_for: CallFor, config: BenchConfig, server_pid: int | None = None) -> list[Row]:
     """One Row per (batch, concurrency) cell."""
+    clocks = {"bench": time.process_time} | ({"server": process_cpu_s(server_pid)} if server_pid else {})
     rows = []
     for batch in config.batches:
         call = call_for(sequences(batch, config))
         for concurrency in config.concurrencies:
-            latencies, wall = closed_loop(call, concurrency, config.requests, config.warmup_per_thread)
-            rows.append(summarise(mode, batch, concurrency, latencies, wall))
+            latencies, wall, cpu = closed_loop(call, concurrency, config.requests, config.warmup_per_thread, clocks)
+            rows.append(summarise(mode, batch, concurrency, latencies, wall, cpu))
             print(_table_line(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -261,13 +280,14 @@ def targets(rows: list[Row], paired: dict, config: BenchConfig) -> list[dict]:
     return out
 
 
-_HEADER = ("| mode | batch | concurrency | p50 ms | p99 ms | req/s | rows/s | load 1m |\n"
-           "|---|---:|---:|---:|---:|---:|---:|---:|")
+_HEADER = ("| mode | batch | concurrency | p50 ms | p99 ms | req/s | rows/s | bench CPU ms/req "
+           "| server CPU ms/req | load 1m |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def _table_line(r: Row) -> str:
+    server_cpu = "-" if r.server_cpu_ms is None else f"{r.server_cpu_ms:.2f}"
     return (f"| {r.mode} | {r.batch} | {r.concurrency} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.req_s:.1f} "
-            f"| {r.rows_s:.0f} | {r.load_avg_1m:.2f} |")
+            f"| {r.rows_s:.0f} | {r.bench_cpu_ms:.2f} | {server_cpu} | {r.load_avg_1m:.2f} |")
 
 
 def markdown(result: dict) -> str:
@@ -277,7 +297,9 @@ def markdown(result: dict) -> str:
         "",
         f"LSTM({config['units']}) + Dense(1) on {config['features']} features, random weights (this measures serving, "
         f"not accuracy); T={config['time_steps']}; {config['requests']} measured requests per cell; "
-        f"closed loop, one shared client. {env['cpus']} CPUs shared by client, server and other work; "
+        f"closed loop, one shared client. {env['cpus']} CPUs shared by client, server and other work; CPU ms/req "
+        "is CPU time (all threads) per measured request of this process (client, or the in-process model) and "
+        "of the server, which drifts less with the machine's load than wall time does; "
         f"load average {env['load_before'][0]:.2f} before, {env['load_after'][0]:.2f} after. "
         f"Batching: {', '.join(f'{k} {v}' for k, v in result['batching'].items())}. The gRPC overhead is taken "
         "against the unbatched server: the batched one holds a lone request for up to batch_timeout_micros.",
@@ -314,13 +336,13 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
         with LocalServer(version_dir.parent, work) as server, \
                 Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
             client.wait_until_ready(timeout_s=120.0)
-            rows += measure("unbatched", lambda x: (lambda: client.predict(x)), config)
+            rows += measure("unbatched", lambda x: (lambda: client.predict(x)), config, server.proc.pid)
             x = sequences(1, config)
             paired = paired_overhead(local(x), lambda: client.predict(x), config.requests, config.warmup_per_thread)
         with LocalServer(version_dir.parent, work, batching_file) as server, \
                 Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
             client.wait_until_ready(timeout_s=120.0)
-            rows += measure("batched", lambda x: (lambda: client.predict(x)), config)
+            rows += measure("batched", lambda x: (lambda: client.predict(x)), config, server.proc.pid)
     import grpc
     import tensorflow as tf
 

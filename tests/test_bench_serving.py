@@ -35,8 +35,12 @@ def test_quick_run_writes_every_row(tmp_path):
     assert len(result["rows"]) == len(cells)
     for row in result["rows"]:
         assert row["requests"] == config["requests"]
-        for key in ("p50_ms", "p99_ms", "mean_ms", "req_s", "rows_s"):
+        for key in ("p50_ms", "p99_ms", "mean_ms", "req_s", "rows_s", "bench_cpu_ms"):
             assert math.isfinite(row[key]) and row[key] > 0, (key, row)
+        if row["mode"] == "in-process":
+            assert row["server_cpu_ms"] is None
+        else:  # /proc counts in clock ticks, so a tiny run may see none
+            assert math.isfinite(row["server_cpu_ms"]) and row["server_cpu_ms"] >= 0, row
         assert row["p50_ms"] <= row["p99_ms"]
         assert row["rows_s"] == pytest.approx(row["req_s"] * row["batch"])
 
@@ -47,5 +51,5 @@ def test_quick_run_writes_every_row(tmp_path):
         assert math.isfinite(target["value"]) and isinstance(target["met"], bool)
 
     report = (out / "serving.md").read_text()
-    assert "| mode | batch | concurrency | p50 ms | p99 ms | req/s | rows/s |" in report
+    assert "| mode | batch | concurrency | p50 ms | p99 ms | req/s | rows/s | bench CPU ms/req |" in report
     assert report in done.stdout
