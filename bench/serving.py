@@ -302,7 +302,8 @@ def markdown(result: dict) -> str:
         "of the server, which drifts less with the machine's load than wall time does; "
         f"load average {env['load_before'][0]:.2f} before, {env['load_after'][0]:.2f} after. "
         f"Batching: {', '.join(f'{k} {v}' for k, v in result['batching'].items())}. The gRPC overhead is taken "
-        "against the unbatched server: the batched one holds a lone request for up to batch_timeout_micros.",
+        "against the unbatched server: the batched one holds a lone request for up to batch_timeout_micros. "
+        "Server-side batching is meant for small requests; the batch-32 ratio is there for completeness.",
         "",
         _HEADER,
         *(_table_line(Row(**r)) for r in result["rows"]),
