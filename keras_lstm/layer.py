@@ -7,7 +7,6 @@ is in :mod:`keras_lstm.step` and the time loop in :mod:`keras_lstm.recurrence`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import keras
 import tensorflow as tf
@@ -150,13 +149,17 @@ class LSTM(keras.layers.Layer):
         cfg = self.config
         key = (cfg.jit_compile, self.zero_output_for_mask)
         if key not in self._compiled.functions:
-            fn = functools.partial(
-                lstm_sequence,
-                cfg=cfg,
-                activation=self.cell.activation,
-                recurrent_activation=self.cell.recurrent_activation,
-                zero_output_for_mask=self.zero_output_for_mask,
-            )
+            activation, recurrent_activation = self.cell.activation, self.cell.recurrent_activation
+            zero_output_for_mask = self.zero_output_for_mask
+
+            def fn(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights):
+                # A closure, not functools.partial: tf.function would trace partial's keywords.
+                return lstm_sequence(
+                    x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights, cfg=cfg,
+                    activation=activation, recurrent_activation=recurrent_activation,
+                    zero_output_for_mask=zero_output_for_mask,
+                )
+
             self._compiled.functions[key] = tf.function(
                 fn, jit_compile=cfg.jit_compile, autograph=False, reduce_retracing=True
             )
