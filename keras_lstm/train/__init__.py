@@ -1,0 +1,20 @@
+"""Training scripts: the adding, copy, charlm and co2 tasks (``keras-lstm train``)."""
+
+from keras_lstm.train.config import TASKS, TrainConfig
+from keras_lstm.train.errors import TrainArgumentError
+
+__all__ = ["TrainConfig", "TrainArgumentError", "TASKS", "train", "resume"]
+
+
+def train(config, run_dir=None):
+    """See :func:`keras_lstm.train.runner.train`."""
+    from keras_lstm.train.runner import train as _train
+
+    return _train(config, run_dir=run_dir)
+
+
+def resume(run_dir):
+    """See :func:`keras_lstm.train.runner.resume`."""
+    from keras_lstm.train.runner import resume as _resume
+
+    return _resume(run_dir)

@@ -1,0 +1,47 @@
+"""``keras-lstm train TASK [options]`` and ``keras-lstm train --resume RUN``.
+
+The flags are derived from :class:`~keras_lstm.train.config.TrainConfig`; every bad argument is
+reported (exit code 2) before any training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from keras_lstm.train.config import add_arguments, from_args
+from keras_lstm.train.errors import TrainArgumentError
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser)
+    parser.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last completed epoch "
+                        "(give no other option except --verbose)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from keras_lstm.train import runner  # TensorFlow is imported only once the arguments parse
+
+    try:
+        if args.resume:
+            others = sorted(k for k in vars(args) if k not in ("resume", "command", "verbose", "task"))
+            if others or args.task is not None:
+                raise TrainArgumentError("--resume", args.resume, "given alone (the run's config.json holds the "
+                                         f"options); also given: {others or [args.task]}")
+            result = runner.resume(args.resume, verbose=getattr(args, "verbose", None))
+        else:
+            result = runner.train(from_args(args))
+    except TrainArgumentError as err:
+        print(f"keras-lstm train: error: {err}", file=sys.stderr)
+        return 2
+    m = result.metrics
+    solved = m.get("solved_at_sequences")
+    line = f"run: {result.run_dir}  sequences: {m['sequences_seen']:,}  wall: {m['wall_s']:.1f}s"
+    if m.get("solve_rule"):
+        line += f"  solved at: {solved:,} sequences" if solved is not None else "  not solved"
+    if m.get("chance_loss") is not None:
+        line += f"  final loss: {m['final'].get('loss', float('nan')):.4g} (chance {m['chance_loss']:.4g})"
+    print(line)
+    return 0

@@ -1,0 +1,211 @@
+"""``TrainConfig``: the one typed source of every training option.
+
+The ``keras-lstm train`` flags are derived from its fields (:func:`add_arguments`), and the run's
+``config.json`` is ``dataclasses.asdict`` of its resolved form, so a new option is added here, once.
+Fields left ``None`` take the task's default in :meth:`TrainConfig.resolved`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+from keras_lstm.train.errors import TrainArgumentError
+
+__all__ = ["TrainConfig", "TASKS", "TASK_DEFAULTS", "add_arguments", "from_args"]
+
+TASKS = ("adding", "copy", "charlm", "co2")
+MIN_LENGTH = 10
+
+# Task defaults for the fields left None. init: chosen by the long-memory benchmark (README).
+TASK_DEFAULTS: dict[str, dict] = {
+    "adding": dict(length=100, units=64, init="chrono", learning_rate=1e-2, steps_per_epoch=100, epochs=50,
+                   validation_size=512, early_stopping=0),
+    "copy": dict(length=100, units=64, init="chrono", learning_rate=1e-3, steps_per_epoch=100, epochs=50,
+                 validation_size=256, early_stopping=0),
+    "charlm": dict(length=100, units=128, init="keras", learning_rate=2e-3, steps_per_epoch=200, epochs=10,
+                   validation_size=128, early_stopping=3),
+    "co2": dict(length=48, units=32, init="keras", learning_rate=1e-3, steps_per_epoch=0, epochs=200,
+                validation_size=0, early_stopping=30),
+}
+
+
+def _opt(help_text: str, **extra) -> dict:
+    return {"help": help_text, **extra}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = field(metadata=_opt("the task", choices=TASKS, positional=True))
+    length: Optional[int] = field(default=None, metadata=_opt(
+        "T: the adding/copy span, the charlm window, the co2 input window in months", flags=("-T", "--length")))
+    units: Optional[int] = field(default=None, metadata=_opt("recurrent units"))
+    baseline: Optional[str] = field(default=None, metadata=_opt(
+        "train this Keras layer instead of keras_lstm.LSTM", choices=("simple_rnn", "gru")))
+    init: Optional[str] = field(default=None, metadata=_opt(
+        "LSTM gate-bias initialisation: chrono (Tallec & Ollivier 2018) or keras (zeros, forget bias 1)",
+        choices=("chrono", "keras")))
+    max_timescale: Optional[float] = field(default=None, metadata=_opt("chrono's T_max (default: the task's T)"))
+    batch_size: int = field(default=32, metadata=_opt("global batch size"))
+    learning_rate: Optional[float] = field(default=None, metadata=_opt("Adam learning rate"))
+    clipnorm: Optional[float] = field(default=None, metadata=_opt("clip each gradient to this norm"))
+    steps_per_epoch: Optional[int] = field(default=None, metadata=_opt("batches per epoch (co2: 0 = one pass)"))
+    epochs: Optional[int] = field(default=None, metadata=_opt("epochs"))
+    max_sequences: Optional[int] = field(default=None, metadata=_opt(
+        "training budget in sequences; sets --epochs to fit it"))
+    validation_size: Optional[int] = field(default=None, metadata=_opt("validation sequences (charlm: windows)"))
+    early_stopping: Optional[int] = field(default=None, metadata=_opt("patience on val_loss in epochs; 0 = off"))
+    stop_when_solved: bool = field(default=True, metadata=_opt("stop once adding/copy meets its solved criterion"))
+    seed: Optional[int] = field(default=None, metadata=_opt("seed for weights and data (default: drawn, saved)"))
+    mixed_precision: bool = field(default=False, metadata=_opt("mixed_float16 compute"))
+    jit: bool = field(default=True, metadata=_opt("XLA-compile the LSTM's time loop (jit_compile)"))
+    peephole: bool = field(default=False, metadata=_opt("LSTM variant: peephole connections"))
+    coupled_gates: bool = field(default=False, metadata=_opt("LSTM variant: input gate = 1 - forget gate"))
+    projection_units: Optional[int] = field(default=None, metadata=_opt("LSTM variant: project h to this width"))
+    layer_norm: bool = field(default=False, metadata=_opt("LSTM variant: layer-normalised gates"))
+    cell_clip: Optional[float] = field(default=None, metadata=_opt("LSTM variant: clip the cell state"))
+    projection_clip: Optional[float] = field(default=None, metadata=_opt("LSTM variant: clip the projection"))
+    distribute: Optional[str] = field(default=None, metadata=_opt(
+        "tf.distribute strategy: mirrored (this machine's devices) or multi-worker (reads TF_CONFIG)",
+        choices=("mirrored", "multi-worker")))
+    text: Optional[str] = field(default=None, metadata=_opt("charlm: a UTF-8 text file (default: the stdlib's .py)"))
+    max_chars: int = field(default=1_000_000, metadata=_opt("charlm: read at most this many characters"))
+    run_dir: Optional[str] = field(default=None, metadata=_opt("run directory (default: runs/TASK-TIMESTAMP)"))
+    verbose: int = field(default=1, metadata=_opt("Keras verbosity: 0 silent, 1 progress bar, 2 one line/epoch",
+                                                  choices=(0, 1, 2)))
+
+    def __post_init__(self):
+        _check(self)
+
+    # Derived --------------------------------------------------------------------------------------
+    def resolved(self) -> "TrainConfig":
+        """Every None field that has a task default filled in, and a seed drawn if none was given."""
+        changes = {k: v for k, v in TASK_DEFAULTS[self.task].items() if getattr(self, k) is None}
+        if self.baseline is not None:
+            changes["init"] = "keras"
+        if self.seed is None:
+            changes["seed"] = random.SystemRandom().randrange(2**31)
+        out = dataclasses.replace(self, **changes)
+        if out.max_timescale is None and out.init == "chrono":
+            out = dataclasses.replace(out, max_timescale=float(out.length))
+        if out.max_sequences is not None and out.steps_per_epoch:
+            per_epoch = out.steps_per_epoch * out.batch_size
+            out = dataclasses.replace(out, epochs=max(1, -(-out.max_sequences // per_epoch)))
+        return out
+
+    @property
+    def layer(self) -> str:
+        return self.baseline or "lstm"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _positive(cfg, name, kind=int, allow_zero=False):
+    v = getattr(cfg, name)
+    if v is None:
+        return
+    ok = not isinstance(v, bool) and isinstance(v, (int, float) if kind is float else int)
+    if not ok or v < 0 or (v == 0 and not allow_zero):
+        what = "an integer" if kind is int else "a number"
+        raise TrainArgumentError(_flag(name), v, f"{what} {'>= 0' if allow_zero else '> 0'}")
+
+
+def _check(cfg: TrainConfig) -> None:
+    if cfg.task not in TASKS:
+        raise TrainArgumentError("task", cfg.task, f"one of {', '.join(TASKS)}")
+    if cfg.length is not None and (isinstance(cfg.length, bool) or not isinstance(cfg.length, int)
+                                   or cfg.length < MIN_LENGTH):
+        raise TrainArgumentError("--length", cfg.length, f"an integer T >= {MIN_LENGTH}")
+    for name in ("units", "batch_size", "epochs", "max_sequences", "projection_units", "max_chars"):
+        _positive(cfg, name)
+    for name in ("steps_per_epoch", "validation_size", "early_stopping", "seed"):
+        _positive(cfg, name, allow_zero=True)
+    for name in ("learning_rate", "clipnorm", "cell_clip", "projection_clip"):
+        _positive(cfg, name, kind=float)
+    if cfg.max_timescale is not None:
+        _positive(cfg, "max_timescale", kind=float)
+        if cfg.max_timescale < 2:
+            raise TrainArgumentError("--max-timescale", cfg.max_timescale, "a number >= 2")
+    for name, choices in (("baseline", ("simple_rnn", "gru")), ("init", ("chrono", "keras")),
+                          ("distribute", ("mirrored", "multi-worker"))):
+        v = getattr(cfg, name)
+        if v is not None and v not in choices:
+            raise TrainArgumentError(_flag(name), v, f"one of {', '.join(choices)}")
+    if cfg.baseline is not None:
+        variants = [f for f in _VARIANTS if getattr(cfg, f) not in (None, False)]
+        if variants:
+            raise TrainArgumentError(_flag(variants[0]), getattr(cfg, variants[0]),
+                                     f"unset with --baseline {cfg.baseline} (variant flags apply to the LSTM only)")
+        if cfg.init == "chrono" or cfg.max_timescale is not None:
+            raise TrainArgumentError("--init", cfg.init or "chrono",
+                                     f"keras or unset with --baseline {cfg.baseline} (chrono is an LSTM gate init)")
+    if cfg.init == "keras" and cfg.max_timescale is not None:
+        raise TrainArgumentError("--max-timescale", cfg.max_timescale, "unset unless --init chrono")
+    if cfg.text is not None:
+        if cfg.task != "charlm":
+            raise TrainArgumentError("--text", cfg.text, "unset unless the task is charlm")
+        if not os.path.isfile(cfg.text):
+            raise TrainArgumentError("--text", cfg.text, "the path of an existing text file")
+    if cfg.projection_clip is not None and cfg.projection_units is None:
+        raise TrainArgumentError("--projection-clip", cfg.projection_clip, "unset unless --projection-units is set")
+    if cfg.distribute == "multi-worker" and not os.environ.get("TF_CONFIG"):
+        raise TrainArgumentError("--distribute", cfg.distribute,
+                                 "used with the TF_CONFIG environment variable describing the cluster")
+
+
+_VARIANTS = ("peephole", "coupled_gates", "projection_units", "layer_norm", "cell_clip", "projection_clip")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# argparse ------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; defaults stay None so that task defaults apply later."""
+    for f in fields(TrainConfig):
+        meta = dict(f.metadata)
+        help_text = meta.pop("help")
+        choices = meta.pop("choices", None)
+        if meta.pop("positional", False):
+            parser.add_argument(f.name, nargs="?", choices=choices, help=help_text)
+            continue
+        flags = meta.pop("flags", (_flag(f.name),))
+        kw = dict(dest=f.name, help=help_text, default=argparse.SUPPRESS)
+        if f.type in ("bool", bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = _scalar_type(f)
+            if choices is not None:
+                kw["choices"] = choices
+            kw["metavar"] = f.name.upper() if choices is None else None
+        parser.add_argument(*flags, **kw)
+
+
+def _scalar_type(f):
+    text = str(f.type)
+    if "float" in text:
+        return float
+    if "int" in text:
+        return int
+    return str
+
+
+def from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of the flags given (unset flags keep the field defaults)."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if given.get("task") is None:
+        raise TrainArgumentError("task", None, f"one of {', '.join(TASKS)} (or --resume RUN)")
+    return TrainConfig(**given)

@@ -1,0 +1,47 @@
+"""The run's figures: the learning curve and co2's forecast (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["plot_learning_curve", "plot_forecast"]
+
+
+def plot_learning_curve(path, history, chance_loss, chance_name, solved_at, title=""):
+    """Training and validation loss against sequences seen, with the chance level and the solve point."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    seqs = [r["sequences"] for r in history]
+    for key, style in (("loss", "-"), ("val_loss", "--")):
+        values = [r.get(key) for r in history]
+        if any(v is not None for v in values):
+            ax.plot(seqs, values, style, marker=".", label=key)
+    if chance_loss is not None:
+        ax.axhline(chance_loss, color="grey", linestyle=":", label=chance_name)
+    if solved_at is not None:
+        ax.axvline(solved_at, color="green", linestyle="-.", label=f"solved at {solved_at:,} sequences")
+    ax.set_yscale("log")
+    ax.set_xlabel("training sequences")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_forecast(path, months, ppm, n_train, forecast):
+    """The CO2 series, with the free-running forecast over the held-out months."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    start = max(0, n_train - 240)
+    ax.plot(months[start:n_train], ppm[start:n_train], color="black", lw=1, label="training data")
+    ax.plot(months[n_train:], ppm[n_train:], color="tab:blue", lw=1.2, label="truth (held out)")
+    ax.plot(months[n_train:], forecast, color="tab:red", lw=1.2, linestyle="--", label="LSTM forecast")
+    ax.set_ylabel("CO2 (ppm)")
+    ax.set_title("Mauna Loa CO2: forecast against the truth")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
