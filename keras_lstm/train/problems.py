@@ -74,6 +74,7 @@ class Task:
 
 
 # Adding ----------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="keras_lstm")
 def _miss(y_true, y_pred):
     """1 where a sequence's absolute error is at least 0.04 (not 'processed correctly', in the paper's words)."""
     return ops.cast(ops.abs(y_true - y_pred) >= 0.04, "float32")[..., 0]
@@ -107,6 +108,7 @@ class Adding(Task):
 
 
 # Copy ------------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="keras_lstm")
 def _recall_accuracy(y_true, logits):
     """Per sequence: the fraction of the 10 recalled symbols predicted right."""
     recall = tasks.COPY_RECALL
@@ -198,7 +200,7 @@ class CharLM(Task):
     def finish(self, model, out_dir):
         from keras_lstm.train.sample import generate
 
-        text = generate(model, self.vocab, prime="def ", length=200, temperature=0.8, seed=self.cfg.seed)
+        text = generate(model, self.vocab, prime="def ", length=60, temperature=0.8, seed=self.cfg.seed)
         return {"characters": self.num_chars, "vocabulary": len(self.vocab), "sample_preview": text}
 
 
