@@ -12,7 +12,11 @@ class LSTMArgumentError(ValueError):
     or an initial state of the wrong count or shape. Fix: pass what ``expected`` says.
     """
 
-    def __init__(self, argument: str, value: object, expected: str):
+    def __init__(self, argument: str, value: object = None, expected: str | None = None):
+        if expected is None:  # re-raised with a new message (Keras adds the call's arguments)
+            super().__init__(argument)
+            self.argument = self.value = self.expected = None
+            return
         self.argument = argument
         self.value = value
         self.expected = expected

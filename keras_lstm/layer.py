@@ -128,7 +128,7 @@ class LSTM(keras.layers.Layer):
                 ops.ones_like(h0), cfg.recurrent_dropout, seed=self.cell.seed_generator
             )
         weights = self.cell.current_weights(self.compute_dtype)
-        fn = self._sequence_fn()
+        fn = self._sequence_fn(in_xla=_in_xla_context())
         try:
             output, h, c = fn(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
@@ -144,10 +144,15 @@ class LSTM(keras.layers.Layer):
             self.states[1].assign(ops.cast(c, self.states[1].dtype))
         return (output, h, c) if cfg.return_state else output
 
-    def _sequence_fn(self):
-        """The compiled whole-sequence function, built once per jit_compile setting."""
+    def _sequence_fn(self, in_xla: bool):
+        """The whole-sequence function, built once per setting.
+
+        Called while an enclosing function is being compiled by XLA (``model.compile(jit_compile=True)``,
+        Keras's default "auto" on TensorFlow), the plain Python function is returned and XLA compiles
+        it with the rest: a nested tf.function there makes XLA recompile the step at every call once
+        the weights change. Otherwise it is ``tf.function(jit_compile=config.jit_compile)``."""
         cfg = self.config
-        key = (cfg.jit_compile, self.zero_output_for_mask)
+        key = (cfg.jit_compile, self.zero_output_for_mask, in_xla)
         if key not in self._compiled.functions:
             activation, recurrent_activation = self.cell.activation, self.cell.recurrent_activation
             zero_output_for_mask = self.zero_output_for_mask
@@ -157,10 +162,10 @@ class LSTM(keras.layers.Layer):
                 return lstm_sequence(
                     x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights, cfg=cfg,
                     activation=activation, recurrent_activation=recurrent_activation,
-                    zero_output_for_mask=zero_output_for_mask,
+                    zero_output_for_mask=zero_output_for_mask, in_place=cfg.jit_compile or in_xla,
                 )
 
-            self._compiled.functions[key] = tf.function(
+            self._compiled.functions[key] = fn if in_xla else tf.function(
                 fn, jit_compile=cfg.jit_compile, autograph=False, reduce_retracing=True
             )
         return self._compiled.functions[key]
@@ -217,8 +222,15 @@ class LSTM(keras.layers.Layer):
         return {**base, **self.config.to_keras(_CONFIG_FIELDS)}
 
 
+def _in_xla_context() -> bool:
+    """True while tracing inside a function that XLA will compile (tf.function(jit_compile=True))."""
+    from tensorflow.python.ops import control_flow_util  # no public API tells this
+
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+
+
 class _FunctionCache:
-    """(jit_compile, zero_output_for_mask) -> tf.function. A plain object, so neither Keras nor
+    """(jit_compile, zero_output_for_mask, in_xla) -> function. A plain object, so neither Keras nor
     tf.saved_model tracks it: the traced functions are not part of the layer's saved state."""
 
     def __init__(self):

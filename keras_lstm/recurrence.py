@@ -227,13 +227,15 @@ def lstm_sequence(
     activation: Callable,
     recurrent_activation: Callable,
     zero_output_for_mask: bool = False,
+    in_place: bool = True,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """The whole layer as a function: x (B, T, D) -> (output, h_T (B, P), c_T (B, H)).
 
     output is (B, T, P) under ``return_sequences`` (in processing order, so reversed under
     ``go_backwards``, as Keras does), else (B, P). mask (B, T) bool or None. Under a mask, a masked
     step outputs the last unmasked step's output (zeros before the first), or zeros when
-    ``zero_output_for_mask``, exactly as ``keras.layers.LSTM``."""
+    ``zero_output_for_mask``, exactly as ``keras.layers.LSTM``. ``in_place``: see :func:`_loop`
+    (True whenever the function is compiled by XLA)."""
     xt = tf.transpose(x, [1, 0, 2])  # (T, B, D)
     m = None if mask is None else tf.transpose(tf.cast(mask, tf.bool))[:, :, None]  # (T, B, 1)
     if cfg.go_backwards:
@@ -244,7 +246,7 @@ def lstm_sequence(
     zx = input_preactivation(xt, w, cfg)  # (T, B, G*H): one matmul for all steps
     hs, c_last = run_recurrence(
         zx, h0, c0, w, cfg, activation, recurrent_activation, m, recurrent_dropout_mask, cfg.unroll,
-        in_place=cfg.jit_compile,
+        in_place=in_place,
     )
     h_last = hs[-1]  # (B, P)
     outs = hs  # (T, B, P)

@@ -82,7 +82,7 @@ def test_fit_loss_falls_with_model_jit_compile():
     x = rng.standard_normal((64, 10, 3)).astype("float32")
     y = x[:, -4:, 0].sum(axis=1, keepdims=True)
     model = keras.Sequential([keras.Input((10, 3)), LSTM(16), keras.layers.Dense(1)])
-    model.compile("adam", "mse", jit_compile=True)
+    model.compile(keras.optimizers.Adam(0.02), "mse", jit_compile=True)
     hist = model.fit(x, y, epochs=15, batch_size=16, verbose=0).history["loss"]
     assert hist[-1] < 0.5 * hist[0]
 
@@ -139,7 +139,7 @@ def test_dropout_masks_fixed_across_time_seedable_and_off_in_inference():
     layer.set_weights([k, np.zeros((4, 16), "float32"), b])
     y = layer(x, training=True).numpy()
     np.testing.assert_allclose(y, np.repeat(y[:, :1], 6, axis=1), atol=1e-6)  # mask fixed over time
-    assert not np.allclose(y[0], y[1:]).all() or not np.allclose(y, layer(x, training=False))
+    assert not np.allclose(y, layer(x, training=False))  # dropout acts in training only
     np.testing.assert_array_equal(layer(x, training=False), layer(x, training=False))
     again = LSTM(4, dropout=0.5, recurrent_dropout=0.3, seed=11, return_sequences=True)
     again(x)
@@ -181,5 +181,5 @@ def test_bad_arguments_name_argument_and_value(make, argument, value):
 def test_feature_size_different_from_built_weights():
     layer = LSTM(4)
     layer(X)
-    with pytest.raises(LSTMArgumentError, match=r"`inputs`.*7 features.*3 features"):
+    with pytest.raises(LSTMArgumentError, match=r"`inputs`.*3 features.*7 features"):
         layer(np.zeros((2, 5, 7), "float32"))
