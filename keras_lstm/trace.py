@@ -61,8 +61,10 @@ def _layer_inputs(model, layer: LSTM, inputs):
             layer = outer
             break
     sub = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, layer.input)
-    x = sub(inputs)
-    return x, getattr(x, "_keras_mask", None)
+    out = sub(inputs)
+    if isinstance(out, (list, tuple)):  # a functional model records the mask as a second input
+        return out[0], (out[1] if len(out) > 1 else None)
+    return out, getattr(out, "_keras_mask", None)
 
 
 def trace(layer_or_model, inputs, mask=None, layer: Optional[str] = None) -> GateTrace:
