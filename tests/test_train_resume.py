@@ -66,5 +66,6 @@ def test_sigkill_then_resume(tmp_path):
                                    rtol=1e-4, err_msg=key)
 
     # A finished run resumes to nothing new.
+    before = os.path.getmtime(os.path.join(run, "model.keras"))
     done = subprocess.run(cli("train", "--resume", run)[0], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0
+    assert done.returncode == 0 and os.path.getmtime(os.path.join(run, "model.keras")) == before

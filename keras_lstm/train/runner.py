@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 from dataclasses import dataclass
 
@@ -49,6 +50,12 @@ def resume(run_dir: str, verbose: int | None = None) -> RunResult:
         raise TrainArgumentError("--resume", run_dir, f"a run directory holding {CONFIG_FILE}")
     with open(path, encoding="utf-8") as f:
         cfg = TrainConfig.from_json(f.read())
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if os.path.isfile(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            metrics = json.load(f)
+        if metrics.get("status") == "finished":  # nothing left to train
+            return RunResult(run_dir, metrics)
     if verbose is not None:
         cfg = _replace(cfg, verbose=verbose)
     return train(cfg, run_dir=run_dir, resume=True)
