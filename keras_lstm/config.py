@@ -86,6 +86,11 @@ class LSTMConfig:
         """Width of h and of the output: projection_units under projection, else units."""
         return self.projection_units or self.units
 
+    def structure(self) -> "LSTMConfig":
+        """This config without its weight specs (initializers, regularizers, constraints, activation
+        names), which the computation does not read: hashable, so it can key a traced function."""
+        return dataclasses.replace(self, **{name: None for name in _SPEC_FIELDS})
+
     def replace(self, **changes) -> "LSTMConfig":
         return dataclasses.replace(self, **changes)
 
@@ -107,6 +112,11 @@ def _serialize(name: str, value: Any) -> Any:
     return keras.saving.serialize_keras_object(value)
 
 
+_SPEC_FIELDS = (
+    "activation", "recurrent_activation", "kernel_initializer", "recurrent_initializer", "bias_initializer",
+    "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
+    "kernel_constraint", "recurrent_constraint", "bias_constraint",
+)
 SEQUENCE_FIELDS = frozenset(
     {"activity_regularizer", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "jit_compile"}
 )

@@ -55,7 +55,6 @@ class LSTM(keras.layers.Layer):
         self.supports_masking = True
         self.zero_output_for_mask = False  # keras.layers.Bidirectional sets it to return_sequences
         self.states = None
-        self._compiled = _FunctionCache()
 
     # Read-only views of the configuration, as keras.layers.LSTM exposes them.
     units = property(lambda self: self.config.units)
@@ -128,9 +127,18 @@ class LSTM(keras.layers.Layer):
                 ops.ones_like(h0), cfg.recurrent_dropout, seed=self.cell.seed_generator
             )
         weights = self.cell.current_weights(self.compute_dtype)
-        fn = self._sequence_fn(in_xla=_in_xla_context())
+        in_xla = _in_xla_context()
+        # Inside an enclosing XLA compilation (model.compile(jit_compile=True), Keras's "auto" on
+        # TensorFlow) the plain function is compiled with the rest of the step: a nested tf.function
+        # there makes XLA recompile the step at every call once the weights change.
+        fn = lstm_sequence if in_xla else _SEQUENCE_FUNCTIONS[cfg.jit_compile]
         try:
-            output, h, c = fn(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights)
+            output, h, c = fn(
+                x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights,
+                cfg=cfg.structure(), activation=self.cell.activation,
+                recurrent_activation=self.cell.recurrent_activation,
+                zero_output_for_mask=self.zero_output_for_mask, in_place=cfg.jit_compile or in_xla,
+            )
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
             if cfg.jit_compile and any(s in str(err) for s in _XLA_FAILURE_MARKERS):
                 raise XLAUnavailableError(
@@ -143,32 +151,6 @@ class LSTM(keras.layers.Layer):
             self.states[0].assign(ops.cast(h, self.states[0].dtype))
             self.states[1].assign(ops.cast(c, self.states[1].dtype))
         return (output, h, c) if cfg.return_state else output
-
-    def _sequence_fn(self, in_xla: bool):
-        """The whole-sequence function, built once per setting.
-
-        Called while an enclosing function is being compiled by XLA (``model.compile(jit_compile=True)``,
-        Keras's default "auto" on TensorFlow), the plain Python function is returned and XLA compiles
-        it with the rest: a nested tf.function there makes XLA recompile the step at every call once
-        the weights change. Otherwise it is ``tf.function(jit_compile=config.jit_compile)``."""
-        cfg = self.config
-        key = (cfg.jit_compile, self.zero_output_for_mask, in_xla)
-        if key not in self._compiled.functions:
-            activation, recurrent_activation = self.cell.activation, self.cell.recurrent_activation
-            zero_output_for_mask = self.zero_output_for_mask
-
-            def fn(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights):
-                # A closure, not functools.partial: tf.function would trace partial's keywords.
-                return lstm_sequence(
-                    x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights, cfg=cfg,
-                    activation=activation, recurrent_activation=recurrent_activation,
-                    zero_output_for_mask=zero_output_for_mask, in_place=cfg.jit_compile or in_xla,
-                )
-
-            self._compiled.functions[key] = fn if in_xla else tf.function(
-                fn, jit_compile=cfg.jit_compile, autograph=False, reduce_retracing=True
-            )
-        return self._compiled.functions[key]
 
     def _check_inputs(self, x):
         if len(x.shape) != 3:
@@ -229,12 +211,10 @@ def _in_xla_context() -> bool:
     return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
-class _FunctionCache:
-    """(jit_compile, zero_output_for_mask, in_xla) -> function. A plain object, so neither Keras nor
-    tf.saved_model tracks it: the traced functions are not part of the layer's saved state."""
-
-    def __init__(self):
-        self.functions = {}
-
+# One traced function per path, shared by every layer: the structural config, the activations and
+# the shapes key its traces (weights are arguments, never captured).
+_SEQUENCE_FUNCTIONS = {
+    jit: tf.function(lstm_sequence, jit_compile=jit, autograph=False) for jit in (True, False)
+}
 
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(LSTMConfig))

@@ -1,0 +1,104 @@
+"""A conformance registry for the variants: every registered builder goes through the same checks
+(.keras save → load → compare, XLA vs graph, Bidirectional, stateful, mixed precision, SavedModel
+export → load → compare) with no new test code per variant. And LSTMP against torch.nn.LSTM."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_lstm import LSTM
+
+BUILDERS = {
+    "plain": dict(),
+    "peephole": dict(peephole=True),
+    "coupled": dict(coupled_gates=True),
+    "projection": dict(projection_units=3, projection_clip=0.5),
+    "layer_norm": dict(layer_norm=True),
+    "cell_clip": dict(cell_clip=0.5),
+    "everything": dict(peephole=True, coupled_gates=True, projection_units=3, projection_clip=0.5,
+                       layer_norm=True, cell_clip=0.5),
+}
+X = np.random.default_rng(5).standard_normal((4, 6, 3)).astype("float32")
+MASK = np.ones((4, 6), bool)
+MASK[1, 4:] = MASK[2, :2] = False
+
+
+def build(kw, **extra):
+    inp = keras.Input((None, 3))
+    x = keras.layers.Masking()(inp)
+    x = LSTM(5, return_sequences=True, **kw, **extra)(x)
+    return keras.Model(inp, keras.layers.Dense(2)(x))
+
+
+def randomize(model, seed=0):
+    rng = np.random.default_rng(seed)
+    model.set_weights([w + 0.3 * rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_variant_conformance(name, tmp_path):
+    kw = BUILDERS[name]
+    x = X.copy()
+    x[1, 4:] = 0.0  # the Masking layer masks these steps
+    model = randomize(build(kw))
+    ref = model.predict(x, verbose=0)
+
+    model.save(tmp_path / "m.keras")  # .keras round trip
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0), ref)
+
+    graph = build(kw, jit_compile=False)  # XLA and graph paths agree
+    graph.set_weights(model.get_weights())
+    np.testing.assert_allclose(graph.predict(x, verbose=0), ref, atol=1e-5)
+
+    from keras_lstm.export import export_model  # export → tf.saved_model.load → compare
+
+    path = export_model(model, tmp_path / "models", name)
+    loaded = tf.saved_model.load(str(path))
+    out = loaded.signatures["serving_default"](sequences=tf.constant(x))["outputs"].numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+    bi = keras.layers.Bidirectional(LSTM(4, return_sequences=True, **kw))  # Bidirectional
+    assert bi(X, mask=MASK).shape[-1] == 2 * (kw.get("projection_units") or 4)
+
+    stateful = LSTM(4, stateful=True, return_sequences=True, **kw)  # two halves == the whole
+    whole = LSTM(4, return_sequences=True, **kw)
+    stateful(X[:, :3]), whole(X)
+    stateful.set_weights(whole.get_weights())
+    stateful.reset_state()
+    halves = np.concatenate([stateful(X[:, :3]), stateful(X[:, 3:])], axis=1)
+    np.testing.assert_allclose(halves, whole(X), atol=1e-5)
+
+    keras.config.set_dtype_policy("mixed_float16")  # mixed precision
+    try:
+        half = LSTM(4, return_sequences=True, **kw)
+        half(X)
+        half.set_weights(whole.get_weights())
+        y16 = half(X)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert y16.dtype == "float16"
+    np.testing.assert_allclose(np.asarray(y16, np.float32), whole(X), atol=1e-2)
+
+
+def test_projection_matches_torch_lstm_proj_size():
+    torch = pytest.importorskip("torch")
+    H, P, D = 6, 3, 4
+    ours = LSTM(H, projection_units=P, return_sequences=True, return_state=True)
+    ours(np.zeros((1, 2, D), "float32"))
+    x = np.random.default_rng(9).standard_normal((3, 7, D)).astype("float32")
+    ref = torch.nn.LSTM(D, H, proj_size=P, batch_first=True)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.uniform_(-0.6, 0.6)
+        # torch: weight_ih (4H, D), weight_hh (4H, P), two biases, weight_hr (P, H); gate order i, f, g, o.
+        ours.set_weights([
+            ref.weight_ih_l0.numpy().T, ref.weight_hh_l0.numpy().T,
+            (ref.bias_ih_l0 + ref.bias_hh_l0).numpy(), ref.weight_hr_l0.numpy().T,
+        ])
+        y, (h, c) = ref(torch.from_numpy(x))
+    out, h_ours, c_ours = ours(x)
+    np.testing.assert_allclose(out, y.numpy(), atol=1e-5)
+    np.testing.assert_allclose(h_ours, h[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(c_ours, c[0].numpy(), atol=1e-5)
