@@ -5,11 +5,15 @@ loop does one ``h · U`` matmul and the fused pointwise gate math per step, with
 whenever T is static.
 
 Backward (``tf.custom_gradient``): one reverse loop carries dh and dc and, per step, only computes
-``dz_h · Uᵀ`` and the pointwise VJP of :func:`keras_lstm.step.cell_update` (recomputed from the saved
-pre-activations, so any activation and any variant differentiates the same way). The weight gradients
-are then computed in bulk after the loop, as single matmuls over all T·B rows:
-``dU = [h_{t-1}]ᵀ · [dz_h]`` and ``dW_proj = [m_t]ᵀ · [dh_t]``; dW, db and dx follow from
+``dz_h · Uᵀ`` and the pointwise VJP of :func:`keras_lstm.step.cell_update`: in closed form from the
+saved gates for the plain cell (:func:`keras_lstm.step.plain_cell_vjp`), otherwise by autodiff of the
+step recomputed from the saved pre-activations, so any activation and any variant differentiates the
+same way. The weight gradients are then computed in bulk after the loop, as single matmuls over all
+T·B rows: ``dU = [h_{t-1}]ᵀ · [dz_h]`` and ``dW_proj = [m_t]ᵀ · [dh_t]``; dW, db and dx follow from
 ``dz_x`` by ordinary autodiff of the input matmul, also in bulk.
+
+The custom gradient is first-order: the gradient of the gradient through the recurrence is not
+defined (the loop's tensors are behind ``stop_gradient``, so persistent and nested tapes work).
 """
 
 from __future__ import annotations
