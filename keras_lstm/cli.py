@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter; set it to 0 to see it
 
 __all__ = ["main", "COMMANDS"]
 
@@ -49,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         parser.print_help()
         return 2
-    return int(module.run(args) or 0)
+    from keras_lstm.errors import LSTMArgumentError
+
+    try:
+        return int(module.run(args) or 0)
+    except LSTMArgumentError as err:  # a bad argument: one clear line, no traceback
+        print(f"keras-lstm {argv[0]}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

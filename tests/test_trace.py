@@ -57,3 +57,9 @@ def test_gates_command_draws_a_png_with_every_panel(tmp_path):
 
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size[1] > im.size[0] * 0.8  # seven stacked panels
+
+
+def test_gates_command_bad_arguments_exit_2_with_one_line(tmp_path, capsys):
+    assert main(["gates", str(tmp_path / "missing.keras"), str(tmp_path / "x.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "keras-lstm gates: error: Argument `model`" in err and "Traceback" not in err

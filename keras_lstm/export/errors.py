@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from keras_lstm.errors import LSTMArgumentError
+
 __all__ = ["ExportError", "ExportArgumentError", "ModelNotFoundError", "VersionExistsError", "UnservableGraphError"]
 
 
@@ -9,17 +11,11 @@ class ExportError(Exception):
     """Base class of every export error."""
 
 
-class ExportArgumentError(ExportError, ValueError):
+class ExportArgumentError(ExportError, LSTMArgumentError):
     """An argument of the export (a name, a version, a path, the model's structure) is not usable.
 
     Fix: pass what ``expected`` says.
     """
-
-    def __init__(self, argument: str, value: object, expected: str):
-        self.argument = argument
-        self.value = value
-        self.expected = expected
-        super().__init__(f"Argument `{argument}` must be {expected}; received {argument}={value!r}.")
 
 
 class ModelNotFoundError(ExportArgumentError):
