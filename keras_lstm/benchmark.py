@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import time
@@ -173,8 +174,6 @@ def _device_name(gpu: bool) -> str:
     if gpu:
         details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
         return details.get("device_name", "GPU")
-    import os
-
     return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
 
 

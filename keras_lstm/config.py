@@ -91,9 +91,6 @@ class LSTMConfig:
         names), which the computation does not read: hashable, so it can key a traced function."""
         return dataclasses.replace(self, **{name: None for name in _SPEC_FIELDS})
 
-    def replace(self, **changes) -> "LSTMConfig":
-        return dataclasses.replace(self, **changes)
-
     # Keras config --------------------------------------------------------------------------
     def to_keras(self, names: frozenset[str]) -> dict:
         """The serialisable dict of the given fields, for get_config."""
