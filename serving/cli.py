@@ -5,8 +5,9 @@
 
 Flags mirror tensorflow_model_server's (--port, --model_config_file -> --model-config,
 --enable_batching, --batching_parameters_file, --file_system_poll_wait_seconds). It binds
-127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM stops it cleanly: requests in
-flight finish (up to --grace-seconds), then it exits 0.
+127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM stops it cleanly: health turns
+NOT_SERVING and new calls get UNAVAILABLE for --drain-seconds, requests in flight finish
+(up to --grace-seconds), then it exits 0.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024, help="gRPC message size limit")
     net.add_argument("--grpc-threads", type=int, default=64, help="threads answering RPCs")
     net.add_argument("--grace-seconds", type=float, default=30.0, help="how long shutdown waits for requests")
+    net.add_argument("--drain-seconds", type=float, default=1.0,
+                     help="on shutdown, how long new calls get UNAVAILABLE (retryable) before the port closes")
     net.add_argument("--ssl-cert", type=Path, help="server certificate chain (PEM); enables TLS")
     net.add_argument("--ssl-key", type=Path, help="server private key (PEM)")
     net.add_argument("--auth-token", default=os.environ.get("SERVING_AUTH_TOKEN"),
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     while not stop.wait(0.1):
         pass
     log.info("shutting down: finishing requests in flight (up to %.0fs)", args.grace_seconds)
-    server.stop(args.grace_seconds)
+    server.stop(args.grace_seconds, args.drain_seconds)
     log.info("stopped")
     return 0
 

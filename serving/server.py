@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +80,55 @@ class _BearerAuth(grpc.ServerInterceptor):
         if metadata.get("authorization") == self._expected:
             return continuation(handler_call_details)
         return self._deny
+
+
+class _Drain(grpc.ServerInterceptor):
+    """Shutdown in two steps, so that no call ever ends CANCELLED.
+
+    gRPC's own `stop()` cancels the calls that reach the server while it shuts down (the client
+    sees CANCELLED, which it must not retry). So first every new model call is refused with
+    UNAVAILABLE (the status clients retry, on another replica) for at least `drain_s`, until the
+    calls in flight have finished; only then does gRPC stop. Health and reflection stay open.
+    """
+
+    _OPEN = _BearerAuth._OPEN
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._in_flight = 0
+        self._draining = False
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler_call_details.method.startswith(self._OPEN):
+            return handler
+        inner = handler.unary_unary
+
+        def counted(request: object, context: grpc.ServicerContext) -> object:
+            with self._changed:
+                refused = self._draining
+                self._in_flight += not refused
+            if refused:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another replica")
+            try:
+                return inner(request, context)
+            finally:
+                with self._changed:
+                    self._in_flight -= 1
+                    self._changed.notify_all()
+
+        return grpc.unary_unary_rpc_method_handler(
+            counted, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+    def drain(self, drain_s: float, grace_s: float) -> int:
+        """Refuse new calls; wait drain_s, then up to grace_s for the calls in flight. Returns how many are left."""
+        with self._changed:
+            self._draining = True
+        time.sleep(drain_s)
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_flight == 0, timeout=grace_s)
+            return self._in_flight
 
 
 @contextlib.contextmanager
@@ -180,16 +231,17 @@ def _fill_spec(spec, servable: Servable, signature: str) -> None:  # spec: model
 
 
 class LocalServer:
-    """gRPC server + model manager + batcher; `start()` then `stop(grace_s)`."""
+    """gRPC server + model manager + batcher; `start()` then `stop(grace_s, drain_s)`."""
 
     def __init__(self, manager: ModelManager, options: ServerOptions, batching: BatchingOptions | None) -> None:
         self.manager = manager
         self.options = options
         self.batcher = Batcher(batching, lambda s, sig, x: s.run(sig, x)) if batching else None
         self.health = health.HealthServicer(experimental_non_blocking=True)
+        self._drain = _Drain()
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=options.grpc_threads, thread_name_prefix="grpc"),
-            interceptors=[_BearerAuth(options.auth_token)] if options.auth_token else None,
+            interceptors=[*([_BearerAuth(options.auth_token)] if options.auth_token else []), self._drain],
             options=[
                 ("grpc.max_receive_message_length", options.max_message_bytes),
                 ("grpc.max_send_message_length", options.max_message_bytes),
@@ -232,10 +284,15 @@ class LocalServer:
         for service in ("", *_SERVICES):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    def stop(self, grace_s: float) -> None:
-        """Refuse new RPCs, let the ones in flight finish (up to grace_s), then stop everything."""
+    def stop(self, grace_s: float, drain_s: float = 1.0) -> None:
+        """Health says NOT_SERVING and new model calls get UNAVAILABLE for drain_s; the calls in flight
+        finish (up to grace_s, then they are cancelled); then everything stops."""
         self.health.enter_graceful_shutdown()
-        self._server.stop(grace_s).wait()
+        started = time.monotonic()
+        left = self._drain.drain(drain_s, grace_s)
+        if left:
+            log.warning("%d calls still running after %.0fs; cancelling them", left, grace_s)
+        self._server.stop(max(0.0, grace_s - (time.monotonic() - started))).wait()
         if self.batcher is not None:
             self.batcher.stop()
         self.manager.stop()
