@@ -199,7 +199,8 @@ def run_recurrence(
                 return (dh_prev, dc_prev, d_small), step_outs
 
             init = (tf.zeros_like(h0), d_c_last, [tf.zeros_like(s) for s in small])
-            like = [zx[0]] + ([zx[0]] if split_dz else []) + ([h0] if Wp_ is not None else [])
+            step_like = per_step[0]  # (B, G*H), the shape of dz; per_step, not zx, so zx is not kept for this
+            like = [step_like] + ([step_like] if split_dz else []) + ([h0] if Wp_ is not None else [])
             (dh0, dc0, d_small), outs = _loop(bwd, n, init, like, unroll, in_place, reverse=True)
             d_zh = outs[0]
             d_zx = outs[1] if split_dz else d_zh

@@ -102,7 +102,7 @@ def input_preactivation(x: tf.Tensor, w: LSTMWeights, cfg: LSTMConfig) -> tf.Ten
     if cfg.layer_norm:
         return _block_layer_norm(zx, w.input_gamma, w.input_beta, cfg.num_gates, cfg.layer_norm_epsilon)
     if w.bias is not None:
-        zx = zx + w.bias
+        zx = tf.nn.bias_add(zx, w.bias)  # its gradient needs no forward tensor, so zx is not kept for it
     return zx
 
 
