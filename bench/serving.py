@@ -41,10 +41,12 @@ REPO = HERE.parent
 # `python bench/serving.py` puts bench/ first on sys.path, where this file would shadow the `serving` package.
 sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != HERE]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from keras_lstm.cli import use_tensorflow_defaults  # noqa: E402
+
+use_tensorflow_defaults()  # the in-process side runs as the server does (`keras-lstm serve`: BFC CPU allocator)
 
 __all__ = ["BenchConfig", "BATCHING", "run_benchmark", "main"]
 
@@ -351,7 +353,8 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
         "config": asdict(config),
         "batching": BATCHING,
         "environment": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
-                        "grpcio": grpc.__version__, "load_before": load_before, "load_after": os.getloadavg(),
+                        "grpcio": grpc.__version__, "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC"),
+                        "load_before": load_before, "load_after": os.getloadavg(),
                         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                         "seconds": time.time() - started},
         "rows": [asdict(r) for r in rows],

@@ -163,6 +163,8 @@ def run_benchmark(shape_names: list[str], reps: int, out_dir: Path, with_torch: 
     result = {
         "date": datetime.date.today().isoformat(), "device": _device_name(gpu), "tensorflow": tf.__version__,
         "gemm_ceiling_gflops": ceiling, "reps": reps, "rows": rows,
+        # keras-lstm's commands default to BFC (keras_lstm.cli.TENSORFLOW_DEFAULTS); torch is not affected.
+        "tf_cpu_allocator": "BFC" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true") else "malloc",
     }
     _write(result, out_dir)
     return result
@@ -180,6 +182,7 @@ def _device_name(gpu: bool) -> str:
 def markdown(result: dict) -> str:
     lines = [
         f"Layer benchmark, {result['date']}, {result['device']}, TensorFlow {result['tensorflow']}; "
+        f"TF CPU allocator {result.get('tf_cpu_allocator', '?')}; "
         f"GEMM ceiling {result['gemm_ceiling_gflops']:.0f} GFLOP/s; median of {result['reps']} runs.",
         "",
         "| shape | implementation | forward ms | train step ms | fwd GFLOP/s | train GFLOP/s | train % ceiling "

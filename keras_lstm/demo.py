@@ -13,7 +13,6 @@ Every step runs the same command the README gives, as a subprocess.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import statistics
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from keras_lstm.cli import use_tensorflow_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".demo" / "adding-run"
@@ -89,7 +90,7 @@ def query(port: int) -> None:
 
 
 def main() -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    use_tensorflow_defaults()
     t_start = time.perf_counter()
     cli("parity")
     shutil.rmtree(RUN_DIR, ignore_errors=True)  # each demo trains afresh
