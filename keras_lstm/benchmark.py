@@ -3,7 +3,8 @@
     keras-lstm bench [--shapes small,medium,large] [--quick] [--out bench/results]
 
 Every implementation runs in this one process, on the same inputs, timing the forward pass and a
-training step (forward, backward, the gradients of the input and of every weight). Reports the
+training step (forward, backward, the gradients of the input and of every weight), in interleaved
+rounds (one call of each implementation per round) so that all see the same machine load. Reports the
 median milliseconds, GFLOP/s (8·B·T·H·(D+H) for the forward pass, 3× that for a training step),
 the percentage of a GEMM ceiling measured in the same run, and the ratio of keras_lstm XLA to each
 peer (> 1 means keras_lstm is faster). Writes JSON, a markdown table and a PNG.
@@ -49,14 +50,23 @@ SHAPES = {
 
 
 def _median_ms(fn: Callable[[], object], reps: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return _interleaved_medians_ms({"fn": fn}, reps, warmup)["fn"]
+
+
+def _interleaved_medians_ms(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 2) -> dict[str, float]:
+    """Median ms of each function, timed in rounds (one call of each per round, the order rotating), so
+    that every implementation sees the same machine state: on shared cores the load drifts over a run."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(reps):
+        for name in names[rep % len(names):] + names[:rep % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def gemm_ceiling_gflops(reps: int = 5, n: int = 2048) -> float:
@@ -85,7 +95,8 @@ def _tf_impls(shape: Shape, gpu: bool) -> dict[str, Callable]:
     return impls
 
 
-def _time_tf(make_layer: Callable, shape: Shape, reps: int) -> tuple[float, float]:
+def _tf_calls(make_layer: Callable, shape: Shape) -> tuple[Callable, Callable]:
+    """(forward, training step) of one Keras layer, each returning once its result is on the host."""
     import tensorflow as tf
 
     layer = make_layer()
@@ -104,12 +115,11 @@ def _time_tf(make_layer: Callable, shape: Shape, reps: int) -> tuple[float, floa
         grads = tape.gradient(loss, [x] + layer.trainable_weights)
         return tf.add_n([tf.reduce_sum(g) for g in grads])
 
-    fwd = _median_ms(lambda: forward().numpy(), reps)
-    train = _median_ms(lambda: train_step().numpy(), reps)
-    return fwd, train
+    return (lambda: forward().numpy()), (lambda: train_step().numpy())
 
 
-def _time_torch(shape: Shape, reps: int, device: str) -> tuple[float, float]:
+def _torch_calls(shape: Shape, device: str) -> tuple[Callable, Callable]:
+    """(forward, training step) of torch.nn.LSTM, each returning once it has finished on the device."""
     import torch
 
     lstm = torch.nn.LSTM(shape.D, shape.H, batch_first=True).to(device)
@@ -129,7 +139,7 @@ def _time_torch(shape: Shape, reps: int, device: str) -> tuple[float, float]:
         lstm(x)[0].sum().backward()
         sync()
 
-    return _median_ms(forward, reps), _median_ms(train_step, reps)
+    return forward, train_step
 
 
 def run_benchmark(shape_names: list[str], reps: int, out_dir: Path, with_torch: bool = True) -> dict:
@@ -140,14 +150,17 @@ def run_benchmark(shape_names: list[str], reps: int, out_dir: Path, with_torch: 
     rows = []
     for name in shape_names:
         shape = SHAPES[name]
-        timings = {impl: _time_tf(make, shape, reps) for impl, make in _tf_impls(shape, gpu).items()}
+        calls = {impl: _tf_calls(make, shape) for impl, make in _tf_impls(shape, gpu).items()}
         if with_torch:
             try:
                 import torch  # noqa: F401
 
-                timings["torch.nn.LSTM"] = _time_torch(shape, reps, "cuda" if gpu else "cpu")
+                calls["torch.nn.LSTM"] = _torch_calls(shape, "cuda" if gpu else "cpu")
             except ImportError:
                 pass
+        fwd_ms = _interleaved_medians_ms({impl: f for impl, (f, _) in calls.items()}, reps)
+        train_ms = _interleaved_medians_ms({impl: t for impl, (_, t) in calls.items()}, reps)
+        timings = {impl: (fwd_ms[impl], train_ms[impl]) for impl in calls}
         for impl, (fwd, train) in timings.items():
             rows.append({
                 "shape": name, **asdict(shape), "impl": impl, "forward_ms": fwd, "train_ms": train,
