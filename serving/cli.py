@@ -41,8 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--port-file", type=Path, help="write the bound port here once serving")
     net.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024, help="gRPC message size limit")
     net.add_argument("--grpc-threads", type=int, default=64, help="threads answering RPCs")
-    net.add_argument("--grace-seconds", type=float, default=30.0, help="how long shutdown waits for requests")
-    net.add_argument("--drain-seconds", type=float, default=1.0,
+    net.add_argument("--grace-seconds", type=_seconds, default=30.0, help="how long shutdown waits for requests")
+    net.add_argument("--drain-seconds", type=_seconds, default=1.0,
                      help="on shutdown, how long new calls get UNAVAILABLE (retryable) before the port closes")
     net.add_argument("--ssl-cert", type=Path, help="server certificate chain (PEM); enables TLS")
     net.add_argument("--ssl-key", type=Path, help="server private key (PEM)")
@@ -99,6 +99,17 @@ def run(args: argparse.Namespace) -> int:
     server.stop(args.grace_seconds, args.drain_seconds)
     log.info("stopped")
     return 0
+
+
+def _seconds(text: str) -> float:
+    """A duration flag: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a number of seconds, 0 or more")
+    return value
 
 
 def _sources(args: argparse.Namespace):  # -> list[ModelSource]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 import time
 
 import grpc
@@ -337,3 +338,31 @@ def unused_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_sigterm_drains_before_closing(tmp_path, versions):
+    """SIGTERM: for --drain-seconds, health says NOT_SERVING and model calls get UNAVAILABLE (the status
+    clients retry elsewhere), never CANCELLED as gRPC's own stop() would answer; then it exits 0."""
+    copy_version(versions[0][1], tmp_path / "adding" / "1")
+    proc = ServerProcess(["--model-base", str(tmp_path / "adding"), "--model-name", "adding",
+                          "--drain-seconds", "5"], tmp_path)
+    try:
+        proc.wait_listening()
+        with Client(proc.target, model="adding", max_attempts=1) as c, grpc.insecure_channel(proc.target) as channel:
+            c.wait_until_ready(timeout_s=60)
+            c.predict(seqs(), timeout_s=10)
+            health = health_pb2_grpc.HealthStub(channel)
+            proc.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 4  # the signal is noticed within 0.1 s; the drain lasts 5 s
+            while health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status \
+                    == health_pb2.HealthCheckResponse.SERVING:
+                assert time.monotonic() < deadline, proc.log()
+                time.sleep(0.05)
+            with pytest.raises(serving.UnavailableError) as info:
+                c.predict(seqs(), timeout_s=5)
+            assert info.value.code == grpc.StatusCode.UNAVAILABLE
+            assert "shutting down" in str(info.value)
+            assert proc.proc.poll() is None  # still draining, not gone
+        assert proc.proc.wait(timeout=60) == 0, proc.log()
+    finally:
+        proc.terminate()
