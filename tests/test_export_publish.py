@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from keras_lstm.export import ExportArgumentError, ModelNotFoundError, VersionExistsError
-from keras_lstm.export.publish import check_name, choose_version, register_model, staged_version
+from keras_lstm.export.publish import check_name, choose_version, exchange_paths, register_model, staged_version
 from keras_lstm.export.source import resolve_model_path
 
 
@@ -76,6 +77,18 @@ def test_existing_version_is_kept_without_force_and_replaced_with_it(tmp_path):
         (tmp / "new").write_text("new")
     assert [p.name for p in (tmp_path / "1").iterdir()] == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_force_swaps_the_version_in_one_step(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "from_a").write_text("a"), (b / "from_b").write_text("b")
+    assert exchange_paths(a, b)  # tmpfs and ext4 both support RENAME_EXCHANGE
+    assert [p.name for p in a.iterdir()] == ["from_b"] and [p.name for p in b.iterdir()] == ["from_a"]
+    with pytest.raises(FileNotFoundError):
+        exchange_paths(a, tmp_path / "missing")
+    assert [p.name for p in a.iterdir()] == ["from_b"]  # a failed swap changes nothing
 
 
 def _parse(path):

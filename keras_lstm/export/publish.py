@@ -2,14 +2,19 @@
 
 TF Serving polls ``BASE/NAME/`` and loads every directory whose name is an integer. A version is
 built in ``BASE/NAME/.tmp-<version>-<pid>`` (not an integer, so never loaded) and renamed to
-``BASE/NAME/<version>`` once complete: a server never sees half a version.
+``BASE/NAME/<version>`` once complete: a server never sees half a version. Replacing a version
+(``--force``) swaps the two directories in one step where the OS can (Linux ``renameat2`` with
+``RENAME_EXCHANGE``), so the version never goes missing either.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -19,7 +24,10 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from keras_lstm.export.errors import ExportArgumentError, VersionExistsError
 
-__all__ = ["CONFIG_NAME", "check_name", "existing_versions", "choose_version", "staged_version", "register_model"]
+__all__ = [
+    "CONFIG_NAME", "check_name", "existing_versions", "choose_version", "exchange_paths", "staged_version",
+    "register_model",
+]
 
 CONFIG_NAME = "models.config"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -56,13 +64,36 @@ def choose_version(model_dir: Path, version: Optional[int], force: bool) -> int:
     return version
 
 
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(..., RENAME_EXCHANGE)``).
+
+    Returns False, having changed nothing, where the OS, the C library or the file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)  # glibc >= 2.28
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
 @contextmanager
 def staged_version(model_dir: Path, version: int, force: bool = False) -> Iterator[Path]:
     """Yield a temporary directory to write the version into; on success rename it to ``model_dir/version``.
 
     On any failure the temporary directory is removed and nothing is published. With ``force`` an
-    existing version is first moved aside and deleted after the rename (the version is absent for
-    the instant between the two renames)."""
+    existing version is swapped with the new one in one step (:func:`exchange_paths`) and then
+    deleted; where that is impossible it is moved aside first, so the version is absent for the
+    instant between two renames."""
     model_dir.mkdir(parents=True, exist_ok=True)
     final = model_dir / str(version)
     tmp = model_dir / f".tmp-{version}-{os.getpid()}"
@@ -73,10 +104,11 @@ def staged_version(model_dir: Path, version: int, force: bool = False) -> Iterat
         if final.exists():
             if not force:
                 raise VersionExistsError("version", version, f"a version not yet in {model_dir}")
-            old = model_dir / f".old-{version}-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
+            if not exchange_paths(tmp, final):  # else tmp now holds the old version; removed below
+                old = model_dir / f".old-{version}-{os.getpid()}"
+                final.rename(old)
+                tmp.rename(final)
+                shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(final)
     finally:
