@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_lstm import LSTM, LSTMArgumentError, LSTMCell, LSTMState
+from keras_lstm import LSTM, LSTMArgumentError, LSTMCell, LSTMState, XLAUnavailableError
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((4, 7, 3)).astype("float32")
@@ -183,3 +183,24 @@ def test_feature_size_different_from_built_weights():
     layer(X)
     with pytest.raises(LSTMArgumentError, match=r"`inputs`.*3 features.*7 features"):
         layer(np.zeros((2, 5, 7), "float32"))
+
+
+def test_no_silent_fallback_when_xla_cannot_compile():
+    """A step XLA cannot compile (here an activation run by NumPy) raises XLAUnavailableError, which names
+    the way out; jit_compile=False runs the same layer, and equals keras.layers.LSTM with that activation."""
+
+    def numpy_tanh(x):
+        y = tf.numpy_function(np.tanh, [x], x.dtype, stateful=False)
+        y.set_shape(x.shape)
+        return y
+
+    x = np.random.default_rng(0).normal(size=(2, 3, 5)).astype(np.float32)
+    layer = LSTM(4, activation=numpy_tanh, jit_compile=True)
+    with pytest.raises(XLAUnavailableError, match=r"jit_compile=False.*PyFunc|PyFunc.*jit_compile=False"):
+        layer(x)
+    graph = LSTM(4, activation=numpy_tanh, jit_compile=False)
+    ref = keras.layers.LSTM(4, activation=numpy_tanh)
+    ref.build(x.shape)
+    graph.build(x.shape)
+    graph.set_weights(ref.get_weights())
+    np.testing.assert_allclose(graph(x), ref(x), atol=1e-6)
