@@ -4,7 +4,8 @@
     keras-lstm serve --model-base models/adding --model-name adding
 
 Flags mirror tensorflow_model_server's (--port, --model_config_file -> --model-config,
---enable_batching, --batching_parameters_file, --file_system_poll_wait_seconds). It binds
+--enable_batching, --batching_parameters_file, --file_system_poll_wait_seconds,
+--model_config_file_poll_wait_seconds). It binds
 127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM stops it cleanly: health turns
 NOT_SERVING and new calls get UNAVAILABLE for --drain-seconds, requests in flight finish
 (up to --grace-seconds), then it exits 0.
@@ -13,6 +14,7 @@ NOT_SERVING and new calls get UNAVAILABLE for --drain-seconds, requests in fligh
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -33,8 +35,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     models.add_argument("--mount", action="append", default=[], metavar="HOST_DIR:/CONTAINER_DIR",
                         help="read config base_paths under CONTAINER_DIR from HOST_DIR, like a docker volume "
                              "(default: the config file's directory for /models)")
-    models.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,
+    models.add_argument("--file-system-poll-wait-seconds", type=_seconds, default=1.0,
                         help="how often to look for new and removed versions (0: never)")
+    models.add_argument("--model-config-file-poll-wait-seconds", type=_seconds, default=0.0,
+                        help="how often to re-read --model-config and serve what it names then (0: read once, "
+                             "as TF Serving's default; ModelService.HandleReloadConfigRequest works either way)")
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 or :: for all interfaces")
     net.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
@@ -84,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda num, frame: stop.set())
 
-    server = LocalServer(ModelManager(sources, poll_s=args.file_system_poll_wait_seconds), options, batching)
+    manager = ModelManager(sources, poll_s=args.file_system_poll_wait_seconds)
+    server = LocalServer(manager, options, batching, resolve_config=_config_resolver(args))
     server.start()
     if batching is not None:
         log.info("batching: %s", batching)
@@ -93,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         tmp = args.port_file.with_suffix(".tmp")
         tmp.write_text(str(server.port))
         tmp.replace(args.port_file)
+    if args.model_config is not None and args.model_config_file_poll_wait_seconds > 0:
+        threading.Thread(target=_watch_config, args=(args, manager, stop), name="config-poller", daemon=True).start()
     while not stop.wait(0.1):
         pass
     log.info("shutting down: finishing requests in flight (up to %.0fs)", args.grace_seconds)
@@ -112,13 +120,48 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _mounts(args: argparse.Namespace):  # -> list[Mount]
+    from serving.model_config import Mount
+
+    return [Mount.parse(m) for m in args.mount]
+
+
+def _config_resolver(args: argparse.Namespace):  # -> ConfigResolver
+    """How a reload request's ModelServerConfig becomes models: paths as in --model-config (or the cwd)."""
+    from serving.model_config import sources_from_config
+
+    config_dir = args.model_config.parent.resolve() if args.model_config is not None else Path.cwd()
+    return functools.partial(sources_from_config, config_dir=config_dir, mounts=_mounts(args),
+                             where="ReloadConfigRequest")
+
+
+def _watch_config(args: argparse.Namespace, manager, stop: threading.Event) -> None:
+    """Re-read --model-config every --model-config-file-poll-wait-seconds; serve what it names once it changes.
+
+    A file that cannot be read or served is logged (once per change) and the models served stay as they are."""
+    from serving.model_config import load_model_config
+
+    path, seen = args.model_config, args.model_config.read_text()
+    while not stop.wait(args.model_config_file_poll_wait_seconds):
+        try:
+            text = path.read_text()
+            if text == seen:
+                continue
+            seen = text
+            sources = load_model_config(path, _mounts(args))
+            manager.replace_sources(sources)
+            log.info("model config %s reloaded: serving %s", path, sorted(s.name for s in sources))
+        except Exception as err:  # noqa: BLE001 - a bad edit must not stop the server
+            log.error("model config %s not reloaded, the models served stay as they are: %s", path, err)
+
+
 def _sources(args: argparse.Namespace):  # -> list[ModelSource]
-    from serving.model_config import Mount, load_model_config, single_model
+    from serving.model_config import load_model_config, single_model
 
     if args.model_config is not None:
         if args.model_base is not None or args.model_name is not None:
             raise SystemExit("serve: pass --model-config, or --model-base with --model-name, not both")
-        return load_model_config(args.model_config, [Mount.parse(m) for m in args.mount])
+        return load_model_config(args.model_config, _mounts(args))
     if args.model_base is None or args.model_name is None:
         raise SystemExit("serve: pass --model-config FILE, or --model-base DIR --model-name NAME")
     return single_model(args.model_name, args.model_base)

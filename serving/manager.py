@@ -8,6 +8,10 @@ before it is dropped, so a version change never fails a request.
 
 Export a new version into a temporary directory and rename it to `<version>/`; a
 directory without saved_model.pb is not a version yet.
+
+`replace_sources` is TF Serving's config reload (HandleReloadConfigRequest, or
+--model_config_file_poll_wait_seconds): new models load, removed models leave the routing
+table and unload once their requests finish, changed policies and labels apply.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class ModelManager:
         self.sources = {s.name: s for s in sources}
         self._poll_s = poll_s
         self._drain_s = drain_s
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the routing table and the states
+        self._changing = threading.RLock()  # one poll or config change at a time
         self._loaded: dict[str, dict[int, Servable]] = {name: {} for name in self.sources}
         self._states: dict[str, dict[int, VersionState]] = {name: {} for name in self.sources}
         self._stop = threading.Event()
@@ -77,15 +82,42 @@ class ModelManager:
                 log.exception("polling the model base paths failed")
 
     def poll_once(self) -> None:
-        for source in self.sources.values():
-            on_disk = _versions_on_disk(source.base_path)
-            wanted = source.policy.choose(sorted(on_disk))
-            if not on_disk and not self._loaded[source.name]:
-                log.debug("model %s: no versions under %s", source.name, source.base_path)
-            for version in sorted(wanted - set(self._loaded[source.name])):
-                self._load(source, version, on_disk[version])
-            for version in sorted(set(self._loaded[source.name]) - wanted):
-                self._unload(source.name, version)
+        with self._changing:
+            for source in self.sources.values():
+                self._poll_model(source)
+
+    def replace_sources(self, sources: Sequence[ModelSource]) -> None:
+        """Serve exactly `sources` from now on; returns once new models are loaded and removed ones unloaded.
+
+        A model whose base path changed is a new model: its old versions are unloaded first."""
+        new = {s.name: s for s in sources}
+        with self._changing:
+            old = self.sources
+            for name, source in old.items():
+                if name not in new or new[name].base_path != source.base_path:
+                    for version in sorted(self._loaded[name]):
+                        self._unload(name, version)
+                    log.info("model %s: %s", name, "removed" if name not in new else f"base path now {new[name].base_path}")
+            with self._lock:
+                for name in new:
+                    self._loaded.setdefault(name, {})
+                    self._states.setdefault(name, {})
+                for name in old.keys() - new.keys():
+                    del self._loaded[name]  # requests now get NOT_FOUND; the states keep reporting END
+                self.sources = new
+            for name in new.keys() - old.keys():
+                log.info("model %s: base path %s, policy %s", name, new[name].base_path, new[name].policy.describe())
+            self.poll_once()
+
+    def _poll_model(self, source: ModelSource) -> None:
+        on_disk = _versions_on_disk(source.base_path)
+        wanted = source.policy.choose(sorted(on_disk))
+        if not on_disk and not self._loaded[source.name]:
+            log.debug("model %s: no versions under %s", source.name, source.base_path)
+        for version in sorted(wanted - set(self._loaded[source.name])):
+            self._load(source, version, on_disk[version])
+        for version in sorted(set(self._loaded[source.name]) - wanted):
+            self._unload(source.name, version)
 
     def _load(self, source: ModelSource, version: int, path: Path) -> None:
         state = self._states[source.name].get(version)

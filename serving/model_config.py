@@ -18,7 +18,10 @@ from tensorflow_serving.config import file_system_storage_path_source_pb2, model
 
 from serving.config_protos import parse_text_file
 
-__all__ = ["VersionPolicy", "ModelSource", "Mount", "load_model_config", "single_model", "DEFAULT_CONTAINER_ROOT"]
+__all__ = [
+    "VersionPolicy", "ModelSource", "Mount", "load_model_config", "sources_from_config", "single_model",
+    "DEFAULT_CONTAINER_ROOT",
+]
 
 DEFAULT_CONTAINER_ROOT = "/models"
 _Policy = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
@@ -103,21 +106,29 @@ def load_model_config(path: str | Path, mounts: Sequence[Mount] = ()) -> list[Mo
     """Read a ModelServerConfig text file (model_config_list only, platform "tensorflow")."""
     path = Path(path)
     config = parse_text_file(path, model_server_config_pb2.ModelServerConfig)
+    return sources_from_config(config, path.parent.resolve(), mounts, where=str(path))
+
+
+def sources_from_config(config: model_server_config_pb2.ModelServerConfig, config_dir: Path,
+                        mounts: Sequence[Mount] = (), where: str = "model config") -> list[ModelSource]:
+    """The models a ModelServerConfig names; relative base_paths are read against `config_dir`.
+
+    Raises ValueError naming `where` (the file, or the reload request) for what is not supported."""
     if config.WhichOneof("config") != "model_config_list":
-        raise ValueError(f"{path}: only model_config_list is supported")
-    mounts = list(mounts) or [Mount(path.parent.resolve(), DEFAULT_CONTAINER_ROOT)]
+        raise ValueError(f"{where}: only model_config_list is supported")
+    mounts = list(mounts) or [Mount(config_dir, DEFAULT_CONTAINER_ROOT)]
     sources, names = [], set()
     for model in config.model_config_list.config:
         if not model.name or not model.base_path:
-            raise ValueError(f"{path}: every model needs a name and a base_path")
+            raise ValueError(f"{where}: every model needs a name and a base_path")
         if model.name in names:
-            raise ValueError(f"{path}: model {model.name!r} is configured twice")
+            raise ValueError(f"{where}: model {model.name!r} is configured twice")
         if model.model_platform not in ("", "tensorflow"):
-            raise ValueError(f"{path}: model {model.name!r}: platform {model.model_platform!r} is not supported")
+            raise ValueError(f"{where}: model {model.name!r}: platform {model.model_platform!r} is not supported")
         names.add(model.name)
         sources.append(ModelSource(
             name=model.name,
-            base_path=resolve_base_path(model.base_path, path.parent.resolve(), mounts),
+            base_path=resolve_base_path(model.base_path, config_dir, mounts),
             policy=VersionPolicy.from_proto(model.model_version_policy),
             labels={k: int(v) for k, v in model.version_labels.items()},
         ))

@@ -1,8 +1,8 @@
 """The local server: tensorflow.serving's gRPC API over the model manager.
 
-It implements PredictionService.Predict and .GetModelMetadata, ModelService.GetModelStatus,
-the gRPC health-checking service and server reflection. Classify, Regress, MultiInference
-and HandleReloadConfigRequest answer UNIMPLEMENTED. Every failure of a request is turned
+It implements PredictionService.Predict and .GetModelMetadata, ModelService.GetModelStatus
+and .HandleReloadConfigRequest, the gRPC health-checking service and server reflection.
+Classify, Regress and MultiInference answer UNIMPLEMENTED. Every failure of a request is turned
 into a status (INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION with a message naming
 the input, as TF Serving words it); nothing a client sends can stop the server.
 """
@@ -16,7 +16,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import grpc
 import numpy as np
@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
+    model_management_pb2,
     model_service_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -37,11 +38,14 @@ from serving.batching import Batcher, BatchingOptions
 from serving.channel import DEFAULT_MAX_MESSAGE_BYTES
 from serving.errors import BadRequestError, ServingError
 from serving.manager import ModelManager
+from serving.model_config import ModelSource
 from serving.servable import Servable
 
 __all__ = ["ServerOptions", "LocalServer"]
 
 log = logging.getLogger("serving.server")
+# A ModelServerConfig (from a reload request) -> the models it names; raises ValueError for what is unsupported.
+ConfigResolver = Callable[[object], list[ModelSource]]
 _SERVICES = (
     prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
     model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
@@ -203,8 +207,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, manager: ModelManager) -> None:
+    def __init__(self, manager: ModelManager, resolve_config: ConfigResolver | None) -> None:
         self._manager = manager
+        self._resolve_config = resolve_config
 
     def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest,
                        context: grpc.ServicerContext) -> get_model_status_pb2.GetModelStatusResponse:
@@ -217,10 +222,19 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 entry.status.error_message = state.error_message
             return response
 
-    def HandleReloadConfigRequest(self, request: object, context: grpc.ServicerContext) -> None:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "HandleReloadConfigRequest is not supported by the local server; edit the "
-                      "model directories instead (they are polled)")
+    def HandleReloadConfigRequest(self, request: model_management_pb2.ReloadConfigRequest,
+                                  context: grpc.ServicerContext) -> model_management_pb2.ReloadConfigResponse:
+        """Serve exactly the request's model_config_list from now on (as TF Serving does); returns once
+        new models are loaded and removed ones unloaded. A config it cannot serve changes nothing."""
+        with _statuses(context, "HandleReloadConfigRequest"):
+            if self._resolve_config is None:
+                raise ServingError("this server was not started with a model config", code=grpc.StatusCode.UNIMPLEMENTED)
+            try:
+                sources = self._resolve_config(request.config)
+            except ValueError as err:
+                raise BadRequestError(str(err), code=grpc.StatusCode.INVALID_ARGUMENT) from err
+            self._manager.replace_sources(sources)
+            return model_management_pb2.ReloadConfigResponse()  # status: OK (error_code 0)
 
 
 def _fill_spec(spec, servable: Servable, signature: str) -> None:  # spec: model_pb2.ModelSpec
@@ -233,7 +247,8 @@ def _fill_spec(spec, servable: Servable, signature: str) -> None:  # spec: model
 class LocalServer:
     """gRPC server + model manager + batcher; `start()` then `stop(grace_s, drain_s)`."""
 
-    def __init__(self, manager: ModelManager, options: ServerOptions, batching: BatchingOptions | None) -> None:
+    def __init__(self, manager: ModelManager, options: ServerOptions, batching: BatchingOptions | None,
+                 resolve_config: ConfigResolver | None = None) -> None:
         self.manager = manager
         self.options = options
         self.batcher = Batcher(batching, lambda s, sig, x: s.run(sig, x)) if batching else None
@@ -250,7 +265,7 @@ class LocalServer:
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionServicer(manager, self.batcher), self._server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), self._server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager, resolve_config), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (*_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

@@ -366,3 +366,64 @@ def test_sigterm_drains_before_closing(tmp_path, versions):
         assert proc.proc.wait(timeout=60) == 0, proc.log()
     finally:
         proc.terminate()
+
+
+def _config(*models: tuple[str, str]) -> str:
+    return "model_config_list {\n" + "".join(
+        f'  config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" }}\n' for name, base in models) + "}\n"
+
+
+def _wait_for(check, what: str, proc: ServerProcess, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout_s:.0f}s:\n{proc.log()}"
+        time.sleep(0.1)
+
+
+def test_model_config_reload_by_file_and_by_rpc(tmp_path, versions):
+    """As TF Serving: an edited --model-config is served once polled (new models load, removed ones answer
+    NOT_FOUND); HandleReloadConfigRequest does the same; a config it cannot serve changes nothing."""
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+    from tensorflow_serving.config import model_server_config_pb2
+    from google.protobuf import text_format
+
+    copy_version(versions[0][1], tmp_path / "m1" / "1")
+    copy_version(versions[0][2], tmp_path / "m2" / "1")
+    config = tmp_path / "models.config"
+    config.write_text(_config(("one", "m1")))
+    proc = ServerProcess(["--model-config", str(config), "--model-config-file-poll-wait-seconds", "0.2",
+                          "--file-system-poll-wait-seconds", "0"], tmp_path)
+    x = seqs()
+
+    def serves(name: str) -> bool:
+        try:
+            with Client(proc.target, model=name, max_attempts=1) as c:
+                c.predict(x, timeout_s=10)
+            return True
+        except serving.ModelNotFoundError:
+            return False
+
+    try:
+        proc.wait_listening()
+        assert serves("one") and not serves("two")
+        config.write_text(_config(("two", "m2")))  # by file: "one" out, "two" in
+        _wait_for(lambda: serves("two") and not serves("one"), "the file reload", proc)
+        with Client(proc.target, model="two") as c:
+            np.testing.assert_allclose(c.predict(x)["outputs"], reference(versions[1][2], "serving_default",
+                                       sequences=x)["outputs"], atol=1e-5)
+        stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(proc.target))
+        request = model_management_pb2.ReloadConfigRequest()
+        text_format.Parse(_config(("one", "m1"), ("two", "m2")), request.config)
+        assert stub.HandleReloadConfigRequest(request, timeout=60).status.error_code == 0  # by RPC: both
+        assert serves("one") and serves("two")
+        bad = model_management_pb2.ReloadConfigRequest(config=model_server_config_pb2.ModelServerConfig())
+        text_format.Parse(_config(("one", "m1")).replace('"tensorflow"', '"pytorch"'), bad.config)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.HandleReloadConfigRequest(bad, timeout=60)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "pytorch" in info.value.details()
+        assert serves("one") and serves("two")  # unchanged
+        config.write_text("model_config_list { config { name: ")  # a broken edit is logged, nothing changes
+        _wait_for(lambda: "not reloaded" in proc.log(), "the error log line", proc)
+        assert serves("one") and serves("two")
+    finally:
+        assert proc.terminate() == 0, proc.log()
