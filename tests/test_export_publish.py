@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
@@ -12,6 +13,8 @@ from tensorflow_serving.config import model_server_config_pb2
 from keras_lstm.export import ExportArgumentError, ModelNotFoundError, VersionExistsError
 from keras_lstm.export.publish import check_name, choose_version, exchange_paths, register_model, staged_version
 from keras_lstm.export.source import resolve_model_path
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("name", ["a/b", "../x", "", ".hidden", "a\\b", "x y", "/abs"])
@@ -89,6 +92,20 @@ def test_force_swaps_the_version_in_one_step(tmp_path):
     with pytest.raises(FileNotFoundError):
         exchange_paths(a, tmp_path / "missing")
     assert [p.name for p in a.iterdir()] == ["from_b"]  # a failed swap changes nothing
+
+
+def test_adding_a_model_keeps_the_config_files_comments(tmp_path):
+    path = tmp_path / "models.config"
+    path.write_text((REPO / "models" / "models.config").read_text())  # the repository's, comments and all
+    before = _parse(path)
+    assert register_model(path, "charlm")
+    text = path.read_text()
+    assert text.startswith((REPO / "models" / "models.config").read_text().rsplit("}", 1)[0])
+    assert text.count("#") == (REPO / "models" / "models.config").read_text().count("#")
+    after = _parse(path)
+    assert after.model_config_list.config[:-1] == before.model_config_list.config
+    assert (after.model_config_list.config[-1].name, after.model_config_list.config[-1].base_path) == (
+        "charlm", "/models/charlm")
 
 
 def _parse(path):

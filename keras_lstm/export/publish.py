@@ -119,8 +119,10 @@ def register_model(config_path: Path, name: str, base_path: Optional[str] = None
     """Make sure ``config_path`` (ModelServerConfig, text format) serves ``name``; True if it changed.
 
     A new entry gets ``base_path`` (default ``/models/NAME``, the container path) and platform
-    ``tensorflow``; an existing entry and every other entry are kept as they are. The file is
-    rewritten through the protos (comments are not kept) and replaced atomically."""
+    ``tensorflow``; an existing entry and every other entry are kept as they are. The entry is
+    written into the text before the list's closing brace, so comments and layout stay, and the
+    result is parsed back and compared with the intended config (else the file is rewritten through
+    the protos, without its comments). The file is replaced atomically."""
     config = model_server_config_pb2.ModelServerConfig()
     if config_path.exists():
         try:
@@ -135,8 +137,29 @@ def register_model(config_path: Path, name: str, base_path: Optional[str] = None
     entry.name = name
     entry.base_path = base_path or f"/models/{name}"
     entry.model_platform = "tensorflow"
+    text = _with_entry(config_path.read_text(), entry, config) if config_path.exists() else None
     config_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = config_path.with_name(f".{config_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text_format.MessageToString(config))
+    tmp.write_text(text if text is not None else text_format.MessageToString(config))
     os.replace(tmp, config_path)
     return True
+
+
+def _with_entry(text: str, entry, intended) -> Optional[str]:  # ModelConfig, ModelServerConfig
+    """``text`` with ``entry`` written just before the closing brace of its model_config_list (the
+    last ``}`` outside comments), or None unless that parses back to exactly ``intended``."""
+    lines = text.rstrip().split("\n")
+    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("#")):
+        lines.pop()  # trailing comments after the list
+    if not lines or not lines[-1].rstrip().endswith("}"):
+        return None
+    body = text_format.MessageToString(entry)
+    block = "  config {\n" + "".join(f"    {line}\n" for line in body.splitlines()) + "  }\n"
+    last = text.rindex(lines[-1]) + len(lines[-1].rstrip()) - 1  # the offset of that brace
+    candidate = text[:last] + ("" if text[:last].endswith("\n") else "\n") + block + text[last:]
+    parsed = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(candidate, parsed)
+    except text_format.ParseError:
+        return None
+    return candidate if parsed == intended else None
