@@ -1,0 +1,104 @@
+"""The Batcher on its own: merging, when a batch runs, splitting results, a full queue.
+
+The model is a plain function (rows in, rows times ten out) that records each batch it is given.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import serving
+from serving.batching import Batcher, BatchingOptions
+
+
+class Recorder:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.batches: list[int] = []
+        self.delay_s = delay_s
+        self.lock = threading.Lock()
+
+    def __call__(self, servable, signature, inputs):
+        x = inputs["x"]
+        with self.lock:
+            self.batches.append(x.shape[0])
+        time.sleep(self.delay_s)
+        return {"y": x * 10.0}
+
+
+def rows(i: int, n: int = 1, width: int = 3) -> dict[str, np.ndarray]:
+    return {"x": np.full((n, width), float(i), np.float32)}
+
+
+def test_a_full_batch_runs_at_once_and_each_task_gets_its_rows():
+    model = Recorder()
+    batcher = Batcher(BatchingOptions(max_batch_size=8, batch_timeout_micros=5_000_000, num_batch_threads=2), model)
+    try:
+        start = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda i: batcher.submit("m", "sig", rows(i)), range(8)))
+        took = time.monotonic() - start
+    finally:
+        batcher.stop()
+    assert took < 2.5, f"a full batch waited {took:.1f}s for its 5 s timeout"
+    assert model.batches == [8]
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result["y"], rows(i)["x"] * 10.0)
+
+
+def test_a_lone_task_runs_after_the_timeout():
+    model = Recorder()
+    batcher = Batcher(BatchingOptions(max_batch_size=8, batch_timeout_micros=300_000, num_batch_threads=2), model)
+    try:
+        start = time.monotonic()
+        result = batcher.submit("m", "sig", rows(3, n=2))
+        took = time.monotonic() - start
+    finally:
+        batcher.stop()
+    assert 0.25 <= took < 2.0 and model.batches == [2]
+    np.testing.assert_array_equal(result["y"], rows(3, n=2)["x"] * 10.0)
+
+
+def test_tasks_of_different_shapes_never_share_a_batch():
+    model = Recorder()
+    batcher = Batcher(BatchingOptions(max_batch_size=4, batch_timeout_micros=200_000, num_batch_threads=2), model)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            out = list(pool.map(lambda i: batcher.submit("m", "sig", rows(i, width=3 + i % 2)), range(4)))
+    finally:
+        batcher.stop()
+    assert sorted(model.batches) == [2, 2]
+    assert [o["y"].shape for o in out] == [(1, 3), (1, 4), (1, 3), (1, 4)]
+
+
+def test_a_full_queue_refuses_with_unavailable_and_keeps_serving():
+    model = Recorder(delay_s=0.5)  # one worker, busy: batches pile up
+    batcher = Batcher(BatchingOptions(max_batch_size=1, batch_timeout_micros=0, num_batch_threads=1,
+                                      max_enqueued_batches=2), model)
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            futures = [pool.submit(batcher.submit, "m", "sig", rows(i)) for i in range(6)]
+            outcomes = []
+            for f in futures:
+                try:
+                    outcomes.append(f.result(timeout=30)["y"][0, 0])
+                except serving.UnavailableError as err:
+                    assert "queue" in str(err) and err.code.name == "UNAVAILABLE"
+                    outcomes.append("full")
+        assert "full" in outcomes and any(o != "full" for o in outcomes)
+        assert batcher.submit("m", "sig", rows(7))["y"][0, 0] == 70.0  # still serving
+    finally:
+        batcher.stop()
+
+
+def test_a_task_larger_than_the_batch_is_a_bad_request():
+    batcher = Batcher(BatchingOptions(max_batch_size=2, batch_timeout_micros=0, num_batch_threads=1), Recorder())
+    try:
+        with pytest.raises(serving.BadRequestError, match="larger than maximum input batch size 2"):
+            batcher.submit("m", "sig", rows(0, n=3))
+    finally:
+        batcher.stop()
