@@ -43,7 +43,6 @@ class LSTMCell(DropoutRNNCell, keras.layers.Layer):
         if input_dim is None:
             raise LSTMArgumentError("inputs", tuple(input_shape), "a tensor whose last (feature) axis is known")
         G, H, P = cfg.num_gates, cfg.units, cfg.output_units
-        get = keras.initializers.get
         self.kernel = self.add_weight(
             shape=(input_dim, G * H), name="kernel", initializer=cfg.kernel_initializer,
             regularizer=cfg.kernel_regularizer, constraint=cfg.kernel_constraint,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from serving import tensors
 from serving.batching import Batcher, BatchingOptions
 from serving.channel import DEFAULT_MAX_MESSAGE_BYTES
 from serving.errors import BadRequestError, ServingError
+from serving.interceptors import BearerAuth, Drain
 from serving.manager import ModelManager
 from serving.model_config import ModelSource
 from serving.servable import Servable
@@ -62,77 +62,6 @@ class ServerOptions:
     ssl_key: Path | None = None
     ssl_client_ca: Path | None = None  # set: clients must present a certificate signed by it
     auth_token: str | None = None  # set: every RPC but health checks needs "authorization: Bearer <token>"
-
-
-class _BearerAuth(grpc.ServerInterceptor):
-    """Stands in for an authenticating proxy: UNAUTHENTICATED without the right bearer token."""
-
-    _OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}"
-
-        def deny(request: object, context: grpc.ServicerContext) -> None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong 'authorization: Bearer' metadata")
-
-        self._deny = grpc.unary_unary_rpc_method_handler(deny)
-
-    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        if handler_call_details.method.startswith(self._OPEN):
-            return continuation(handler_call_details)
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        if metadata.get("authorization") == self._expected:
-            return continuation(handler_call_details)
-        return self._deny
-
-
-class _Drain(grpc.ServerInterceptor):
-    """Shutdown in two steps, so that no call ever ends CANCELLED.
-
-    gRPC's own `stop()` cancels the calls that reach the server while it shuts down (the client
-    sees CANCELLED, which it must not retry). So first every new model call is refused with
-    UNAVAILABLE (the status clients retry, on another replica) for at least `drain_s`, until the
-    calls in flight have finished; only then does gRPC stop. Health and reflection stay open.
-    """
-
-    _OPEN = _BearerAuth._OPEN
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._in_flight = 0
-        self._draining = False
-
-    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or handler_call_details.method.startswith(self._OPEN):
-            return handler
-        inner = handler.unary_unary
-
-        def counted(request: object, context: grpc.ServicerContext) -> object:
-            with self._changed:
-                refused = self._draining
-                self._in_flight += not refused
-            if refused:
-                context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another replica")
-            try:
-                return inner(request, context)
-            finally:
-                with self._changed:
-                    self._in_flight -= 1
-                    self._changed.notify_all()
-
-        return grpc.unary_unary_rpc_method_handler(
-            counted, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
-
-    def drain(self, drain_s: float, grace_s: float) -> int:
-        """Refuse new calls; wait drain_s, then up to grace_s for the calls in flight. Returns how many are left."""
-        with self._changed:
-            self._draining = True
-        time.sleep(drain_s)
-        with self._changed:
-            self._changed.wait_for(lambda: self._in_flight == 0, timeout=grace_s)
-            return self._in_flight
 
 
 @contextlib.contextmanager
@@ -253,10 +182,10 @@ class LocalServer:
         self.options = options
         self.batcher = Batcher(batching, lambda s, sig, x: s.run(sig, x)) if batching else None
         self.health = health.HealthServicer(experimental_non_blocking=True)
-        self._drain = _Drain()
+        self._drain = Drain()
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=options.grpc_threads, thread_name_prefix="grpc"),
-            interceptors=[*([_BearerAuth(options.auth_token)] if options.auth_token else []), self._drain],
+            interceptors=[*([BearerAuth(options.auth_token)] if options.auth_token else []), self._drain],
             options=[
                 ("grpc.max_receive_message_length", options.max_message_bytes),
                 ("grpc.max_send_message_length", options.max_message_bytes),
