@@ -56,9 +56,10 @@ class Drain(grpc.ServerInterceptor):
 
         def counted(request: object, context: grpc.ServicerContext) -> object:
             with self._changed:
-                refused = self._draining
-                self._in_flight += not refused
-            if refused:
+                admitted = not self._draining
+                if admitted:
+                    self._in_flight += 1
+            if not admitted:  # abort raises: a refused call is never counted, so never uncounted below
                 context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another replica")
             try:
                 return inner(request, context)
