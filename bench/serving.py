@@ -53,6 +53,8 @@ __all__ = ["BenchConfig", "BATCHING", "run_benchmark", "main"]
 MODEL_NAME = "bench"
 # BatchingParameters for the batched server: up to 64 rows (two batch-32 requests), wait at most 2 ms for a
 # batch to fill, two batches at a time (this machine's cores), room for every request of a 32-way load.
+# One batch thread was tried: batch 1 went from 547 to ~600-680 req/s, but batch 32 lost the second core
+# (0.72x the unbatched server's throughput), so two it stays.
 BATCHING = {"max_batch_size": 64, "batch_timeout_micros": 2000, "num_batch_threads": 2, "max_enqueued_batches": 100}
 GRPC_OVERHEAD_TARGET_MS = 1.0  # p50 client - p50 in-process, batch 1, concurrency 1, unbatched server
 BATCHING_SPEEDUP_TARGET = 3.0  # req/s batched / unbatched at the highest concurrency
@@ -67,6 +69,10 @@ class BenchConfig:
     warmup_per_thread: int = 2
     units: int = 64
     features: int = 2
+    # TensorFlow's thread pools, the same for the in-process model and both servers (their
+    # --tensorflow-intra/inter-op-parallelism flags); 0: TensorFlow's choice, TF Serving's default.
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
     quick: bool = False
 
     @classmethod
@@ -221,12 +227,14 @@ class LocalServer:
     Entering starts the process; `target()` waits until it listens and returns "127.0.0.1:PORT"; leaving
     sends SIGTERM (requests in flight finish) and waits for it."""
 
-    def __init__(self, model_base: Path, workdir: Path, batching_file: Path | None = None) -> None:
+    def __init__(self, model_base: Path, workdir: Path, config: BenchConfig, batching_file: Path | None = None) -> None:
         self.tag = "batched" if batching_file else "unbatched"
         self.port_file, self.log_path = workdir / f"port-{self.tag}", workdir / f"server-{self.tag}.log"
         self.args = [sys.executable, "-m", "keras_lstm.cli", "serve", "--model-base", str(model_base),
                      "--model-name", MODEL_NAME, "--port", "0", "--port-file", str(self.port_file),
-                     "--file-system-poll-wait-seconds", "0", "--log-level", "WARNING"]
+                     "--file-system-poll-wait-seconds", "0", "--log-level", "WARNING",
+                     "--tensorflow-intra-op-parallelism", str(config.intra_op_threads),
+                     "--tensorflow-inter-op-parallelism", str(config.inter_op_threads)]
         if batching_file is not None:
             self.args += ["--batching-parameters-file", str(batching_file)]
 
@@ -303,6 +311,8 @@ def markdown(result: dict) -> str:
         "is CPU time (all threads) per measured request of this process (client, or the in-process model) and "
         "of the server, which drifts less with the machine's load than wall time does; "
         f"load average {env['load_before'][0]:.2f} before, {env['load_after'][0]:.2f} after. "
+        f"TensorFlow threads, in-process and in both servers: intra-op {config['intra_op_threads']}, inter-op "
+        f"{config['inter_op_threads']} (0: TensorFlow's choice). "
         f"Batching: {', '.join(f'{k} {v}' for k, v in result['batching'].items())}. The gRPC overhead is taken "
         "against the unbatched server: the batched one holds a lone request for up to batch_timeout_micros. "
         "Server-side batching is meant for small requests; the batch-32 ratio is there for completeness.",
@@ -325,6 +335,11 @@ def markdown(result: dict) -> str:
 def run_benchmark(config: BenchConfig, out: Path) -> dict:
     from serving import Client
 
+    import tensorflow as tf
+
+    # Before the first TensorFlow op of this process (the export below), as the servers do at start.
+    tf.config.threading.set_intra_op_parallelism_threads(config.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(config.inter_op_threads)
     load_before = os.getloadavg()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
@@ -336,18 +351,17 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
         rows = measure("in-process", local, config)
         # One server at a time, so that neither shares the machine with the other (loading both at once
         # saves no time on two cores: startup is CPU-bound).
-        with LocalServer(version_dir.parent, work) as server, \
+        with LocalServer(version_dir.parent, work, config) as server, \
                 Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
             client.wait_until_ready(timeout_s=120.0)
             rows += measure("unbatched", lambda x: (lambda: client.predict(x)), config, server.proc.pid)
             x = sequences(1, config)
             paired = paired_overhead(local(x), lambda: client.predict(x), config.requests, config.warmup_per_thread)
-        with LocalServer(version_dir.parent, work, batching_file) as server, \
+        with LocalServer(version_dir.parent, work, config, batching_file) as server, \
                 Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
             client.wait_until_ready(timeout_s=120.0)
             rows += measure("batched", lambda x: (lambda: client.predict(x)), config, server.proc.pid)
     import grpc
-    import tensorflow as tf
 
     result = {
         "config": asdict(config),
@@ -374,8 +388,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="measured requests per cell (default 400; quick 24)")
     parser.add_argument("--units", type=int, default=64, help="LSTM units")
     parser.add_argument("--features", type=int, default=2, help="input features")
+    parser.add_argument("--intra-op-threads", type=int, default=BenchConfig.intra_op_threads,
+                        help="TensorFlow intra-op threads, in-process and in both servers (0: TensorFlow's choice)")
+    parser.add_argument("--inter-op-threads", type=int, default=BenchConfig.inter_op_threads,
+                        help="TensorFlow inter-op threads, likewise (0: TensorFlow's choice)")
     args = parser.parse_args(argv)
-    overrides = {"units": args.units, "features": args.features}
+    if min(args.intra_op_threads, args.inter_op_threads) < 0:
+        parser.error("--intra-op-threads and --inter-op-threads must be >= 0")
+    overrides = {"units": args.units, "features": args.features, "intra_op_threads": args.intra_op_threads,
+                 "inter_op_threads": args.inter_op_threads}
     if args.requests is not None:
         overrides["requests"] = args.requests
     config = BenchConfig.quick_config(**overrides) if args.quick else BenchConfig(**overrides)

@@ -5,7 +5,8 @@
 
 Flags mirror tensorflow_model_server's (--port, --model_config_file -> --model-config,
 --enable_batching, --batching_parameters_file, --file_system_poll_wait_seconds,
---model_config_file_poll_wait_seconds). It binds
+--model_config_file_poll_wait_seconds, --tensorflow_intra_op_parallelism,
+--tensorflow_inter_op_parallelism). It binds
 127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM stops it cleanly: health turns
 NOT_SERVING and new calls get UNAVAILABLE for --drain-seconds, requests in flight finish
 (up to --grace-seconds), then it exits 0.
@@ -59,6 +60,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     batch.add_argument("--enable-batching", action="store_true", help="batch concurrent requests")
     batch.add_argument("--batching-parameters-file", type=Path,
                        help="BatchingParameters text file (models/batching.config); implies --enable-batching")
+    tf_threads = parser.add_argument_group("tensorflow")
+    tf_threads.add_argument("--tensorflow-intra-op-parallelism", type=_threads, default=0, metavar="N",
+                            help="threads one op may use, e.g. a matmul (0: TensorFlow picks, the number of cores)")
+    tf_threads.add_argument("--tensorflow-inter-op-parallelism", type=_threads, default=0, metavar="N",
+                            help="threads running independent ops of the model's graph, shared by all requests "
+                                 "(0: TensorFlow picks; 1 spends less CPU per request when requests already "
+                                 "keep every core busy)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -67,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Heavy imports (TensorFlow) only once the arguments are known to be usable.
     sources = _sources(args)
+    import tensorflow as tf
+
+    # Before any model loads: TensorFlow fixes its thread pools when its runtime first starts.
+    tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
     from serving.batching import BatchingOptions
     from serving.config_protos import BatchingParameters, parse_text_file
     from serving.manager import ModelManager
@@ -92,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
     manager = ModelManager(sources, poll_s=args.file_system_poll_wait_seconds)
     server = LocalServer(manager, options, batching, resolve_config=_config_resolver(args))
     server.start()
+    log.info("tensorflow threads: intra-op %d, inter-op %d (0: TensorFlow's choice)",
+             tf.config.threading.get_intra_op_parallelism_threads(),
+             tf.config.threading.get_inter_op_parallelism_threads())
     if batching is not None:
         log.info("batching: %s", batching)
     log.info("serving gRPC on %s:%d (%s)", args.host, server.port, "TLS" if args.ssl_cert else "plaintext")
@@ -117,6 +133,18 @@ def _seconds(text: str) -> float:
         value = -1.0
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"got {text!r}; expected a number of seconds, 0 or more")
+    return value
+
+
+def _threads(text: str) -> int:
+    """A thread-count flag: a whole number, 0 (TensorFlow's choice) or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a whole number of threads, 0 (TensorFlow "
+                                         "picks) or more")
     return value
 
 

@@ -112,6 +112,16 @@ def test_cli_durations_are_checked(tmp_path, capsys, flag, value):
     assert f"argument {flag}: got '{value}'; expected a number of seconds, 0 or more" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--tensorflow-intra-op-parallelism", "--tensorflow-inter-op-parallelism"])
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_cli_thread_counts_are_checked(tmp_path, capsys, flag, value):
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model-base", str(tmp_path), "--model-name", "adding", flag, value])
+    assert f"argument {flag}: got '{value}'; expected a whole number of threads" in capsys.readouterr().err
+
+
 def test_batching_options_default_like_tf_serving():
     options = BatchingOptions.from_proto(BatchingParameters(max_batch_size={"value": 8}))
     assert options.max_batch_size == 8 and options.max_enqueued_batches == 10

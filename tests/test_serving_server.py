@@ -77,6 +77,7 @@ def server(tmp_path_factory, versions):
         "--model-config", str(work / "models.config"), "--mount", f"{models}:/models",
         "--batching-parameters-file", str(work / "batching.config"),
         "--file-system-poll-wait-seconds", "0.2", "--max-message-bytes", str(MAX_MESSAGE_BYTES),
+        "--tensorflow-intra-op-parallelism", "2", "--tensorflow-inter-op-parallelism", "1",
     ], work)
     try:
         proc.wait_listening()
@@ -142,6 +143,11 @@ def test_metadata_and_status(client):
     seq = meta.signatures["serving_default"].inputs["sequences"]
     assert seq.shape == (None, None, FEATURES) and seq.describe() == "float32[?, ?, 3]"
     assert [(v.version, v.state) for v in client.status()] == [(1, "AVAILABLE")]
+
+
+def test_tensorflow_thread_flags_reach_tensorflow(server, client):
+    # Set before the first model loaded (TensorFlow refuses a change after its runtime started).
+    assert "tensorflow threads: intra-op 2, inter-op 1" in server.log()
 
 
 def test_warmup_requests_are_replayed(server, client):
