@@ -102,24 +102,22 @@ def test_cli_single_model_flags(tmp_path):
     assert (source.name, source.base_path, source.policy.describe()) == ("adding", tmp_path, "latest 1")
 
 
-@pytest.mark.parametrize("flag", ["--drain-seconds", "--grace-seconds"])
-@pytest.mark.parametrize("value", ["-1", "soon", "nan"])
-def test_cli_durations_are_checked(tmp_path, capsys, flag, value):
+_DURATION_FLAGS = ("--drain-seconds", "--grace-seconds")
+_THREAD_FLAGS = ("--tensorflow-intra-op-parallelism", "--tensorflow-inter-op-parallelism")
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    *[(flag, value, "expected a number of seconds, 0 or more")
+      for flag in _DURATION_FLAGS for value in ("-1", "soon", "nan")],
+    *[(flag, value, "expected a whole number of threads, 0 (TensorFlow picks) or more")
+      for flag in _THREAD_FLAGS for value in ("-1", "two", "1.5")],
+])
+def test_cli_numbers_are_checked(tmp_path, capsys, flag, value, expected):
     parser = argparse.ArgumentParser()
     cli.configure(parser)
     with pytest.raises(SystemExit):
         parser.parse_args(["--model-base", str(tmp_path), "--model-name", "adding", flag, value])
-    assert f"argument {flag}: got '{value}'; expected a number of seconds, 0 or more" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("flag", ["--tensorflow-intra-op-parallelism", "--tensorflow-inter-op-parallelism"])
-@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
-def test_cli_thread_counts_are_checked(tmp_path, capsys, flag, value):
-    parser = argparse.ArgumentParser()
-    cli.configure(parser)
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--model-base", str(tmp_path), "--model-name", "adding", flag, value])
-    assert f"argument {flag}: got '{value}'; expected a whole number of threads" in capsys.readouterr().err
+    assert f"argument {flag}: got '{value}'; {expected}" in capsys.readouterr().err
 
 
 def test_batching_options_default_like_tf_serving():
