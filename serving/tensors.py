@@ -8,8 +8,11 @@ send). `to_array` reads both; `to_proto` always writes `tensor_content`.
 
 from __future__ import annotations
 
+import math
+import sys
+
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 
 __all__ = ["to_proto", "to_array", "dtype_of", "numpy_dtype", "dtype_name"]
 
@@ -73,24 +76,27 @@ def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     """Pack an array into a TensorProto (numeric: `tensor_content`; strings: `string_val`)."""
     array = np.asarray(array)
     proto = tensor_pb2.TensorProto(dtype=dtype_of(array))
-    proto.tensor_shape.CopyFrom(
-        tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
-        )
-    )
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
     if proto.dtype == types_pb2.DT_STRING:
         proto.string_val.extend(
             v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1)
         )
     else:
-        proto.tensor_content = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        if _big_endian(array.dtype):
+            array = array.astype(array.dtype.newbyteorder("<"))
+        proto.tensor_content = array.tobytes()  # C order, whatever the array's strides
     return proto
+
+
+def _big_endian(dtype: np.dtype) -> bool:
+    return dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big")
 
 
 def to_array(proto: tensor_pb2.TensorProto) -> np.ndarray:
     """Unpack a TensorProto into an array; ValueError if its size does not match its shape."""
     shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     if proto.dtype == types_pb2.DT_STRING:
         values = np.array(list(proto.string_val), dtype=object)
         return _fill(values, shape, size, np.dtype(object))

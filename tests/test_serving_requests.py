@@ -37,6 +37,19 @@ def test_tensor_round_trip_and_tf_agrees(dtype):
     np.testing.assert_array_equal(tensors.to_array(tf.make_tensor_proto(array)), array)  # we read TF's
 
 
+@pytest.mark.parametrize("layout", ["big-endian", "fortran-order", "strided view", "scalar", "empty"])
+def test_tensor_bytes_are_little_endian_c_order_whatever_the_array(layout):
+    base = np.arange(24, dtype=np.float32).reshape(4, 6)
+    array = {"big-endian": base.astype(">f4"), "fortran-order": np.asfortranarray(base),
+             "strided view": base[::2, ::3], "scalar": np.float32(7.0), "empty": base[:0]}[layout]
+    proto = tensors.to_proto(array)
+    assert [d.size for d in proto.tensor_shape.dim] == list(np.shape(array))
+    np.testing.assert_array_equal(tf.make_ndarray(proto), array)  # TensorFlow reads the same values
+    back = tensors.to_array(proto)
+    np.testing.assert_array_equal(back, array)
+    assert back.dtype == np.float32 and back.dtype.isnative
+
+
 def test_typed_value_fields_and_broadcast():
     proto = tf.make_tensor_proto(np.float32(2.5), shape=[2, 2])  # one float_val, repeated
     np.testing.assert_array_equal(tensors.to_array(proto), np.full((2, 2), 2.5, np.float32))
