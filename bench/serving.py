@@ -337,9 +337,10 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
 
     import tensorflow as tf
 
+    from serving.cli import set_tensorflow_threads
+
     # Before the first TensorFlow op of this process (the export below), as the servers do at start.
-    tf.config.threading.set_intra_op_parallelism_threads(config.intra_op_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(config.inter_op_threads)
+    set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
     load_before = os.getloadavg()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
@@ -382,19 +383,19 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from serving.cli import thread_count
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T=10, few requests, concurrency 1 and 4 (< 1 min)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where serving.json/.md go")
     parser.add_argument("--requests", type=int, help="measured requests per cell (default 400; quick 24)")
     parser.add_argument("--units", type=int, default=64, help="LSTM units")
     parser.add_argument("--features", type=int, default=2, help="input features")
-    parser.add_argument("--intra-op-threads", type=int, default=BenchConfig.intra_op_threads,
+    parser.add_argument("--intra-op-threads", type=thread_count, default=BenchConfig.intra_op_threads,
                         help="TensorFlow intra-op threads, in-process and in both servers (0: TensorFlow's choice)")
-    parser.add_argument("--inter-op-threads", type=int, default=BenchConfig.inter_op_threads,
+    parser.add_argument("--inter-op-threads", type=thread_count, default=BenchConfig.inter_op_threads,
                         help="TensorFlow inter-op threads, likewise (0: TensorFlow's choice)")
     args = parser.parse_args(argv)
-    if min(args.intra_op_threads, args.inter_op_threads) < 0:
-        parser.error("--intra-op-threads and --inter-op-threads must be >= 0")
     overrides = {"units": args.units, "features": args.features, "intra_op_threads": args.intra_op_threads,
                  "inter_op_threads": args.inter_op_threads}
     if args.requests is not None:

@@ -22,8 +22,9 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
-__all__ = ["configure", "run", "main"]
+__all__ = ["configure", "run", "main", "thread_count", "set_tensorflow_threads"]
 
 log = logging.getLogger("serving.server")
 
@@ -61,9 +62,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     batch.add_argument("--batching-parameters-file", type=Path,
                        help="BatchingParameters text file (models/batching.config); implies --enable-batching")
     tf_threads = parser.add_argument_group("tensorflow")
-    tf_threads.add_argument("--tensorflow-intra-op-parallelism", type=_threads, default=0, metavar="N",
+    tf_threads.add_argument("--tensorflow-intra-op-parallelism", type=thread_count, default=0, metavar="N",
                             help="threads one op may use, e.g. a matmul (0: TensorFlow picks, the number of cores)")
-    tf_threads.add_argument("--tensorflow-inter-op-parallelism", type=_threads, default=0, metavar="N",
+    tf_threads.add_argument("--tensorflow-inter-op-parallelism", type=thread_count, default=0, metavar="N",
                             help="threads running independent ops of the model's graph, shared by all requests "
                                  "(0: TensorFlow picks; 1 spends less CPU per request when requests already "
                                  "keep every core busy)")
@@ -77,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
     sources = _sources(args)
     import tensorflow as tf
 
-    # Before any model loads: TensorFlow fixes its thread pools when its runtime first starts.
-    tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
-    tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
+    set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
     from serving.batching import BatchingOptions
     from serving.config_protos import BatchingParameters, parse_text_file
     from serving.manager import ModelManager
@@ -125,27 +124,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seconds(text: str) -> float:
-    """A duration flag: a number of seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected a number of seconds, 0 or more")
-    return value
+def _at_least_zero(convert: Callable[[str], float], expected: str) -> Callable[[str], float]:
+    """An argparse type: `convert(text)`, refused (naming the text and `expected`) unless it is 0 or more."""
+
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = -1
+        if not value >= 0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"got {text!r}; expected {expected}")
+        return value
+
+    return parse
 
 
-def _threads(text: str) -> int:
-    """A thread-count flag: a whole number, 0 (TensorFlow's choice) or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected a whole number of threads, 0 (TensorFlow "
-                                         "picks) or more")
-    return value
+_seconds = _at_least_zero(float, "a number of seconds, 0 or more")
+thread_count = _at_least_zero(int, "a whole number of threads, 0 (TensorFlow picks) or more")
+
+
+def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
+    """TensorFlow's two thread pools (0: TensorFlow picks); before the first op, which fixes them."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
 
 
 def _mounts(args: argparse.Namespace):  # -> list[Mount]
