@@ -17,4 +17,3 @@ def _seeded():
     import keras
 
     keras.utils.set_random_seed(0)
-    yield
