@@ -54,6 +54,7 @@ class LSTMConfig:
     stateful: bool = False
     unroll: bool = False
     jit_compile: bool = True
+    export_xla: bool = False  # keep XLA in SavedModel graphs (only for TF Serving run with its XLA flags)
 
     def __post_init__(self):
         units = self.units
@@ -115,6 +116,6 @@ _SPEC_FIELDS = (
     "kernel_constraint", "recurrent_constraint", "bias_constraint",
 )
 SEQUENCE_FIELDS = frozenset(
-    {"activity_regularizer", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "jit_compile"}
+    {"activity_regularizer", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "jit_compile", "export_xla"}
 )
 CELL_FIELDS = frozenset(f.name for f in fields(LSTMConfig)) - SEQUENCE_FIELDS

@@ -7,6 +7,7 @@ is in :mod:`keras_lstm.step` and the time loop in :mod:`keras_lstm.recurrence`.
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import keras
 import tensorflow as tf
@@ -31,6 +32,12 @@ class LSTM(keras.layers.Layer):
     run the recurrence inside ``tf.function(jit_compile=True)``; False gives the plain graph path.
     ``use_cudnn`` is accepted for drop-in compatibility: "auto" and False mean what this layer always
     does (no cuDNN); True is refused, since no cuDNN kernel exists here.
+
+    When the layer is traced for a SavedModel (``model.export``, ``tf.saved_model.save``, ``keras.export.
+    ExportArchive``, ``keras-lstm export``) it runs the graph path, so the saved graph holds no
+    XLA-marked function and stock TF Serving runs it; training and in-process calls keep XLA.
+    ``export_xla=True`` keeps XLA in saved graphs too, for TF Serving started with
+    ``--xla_cpu_compilation_enabled`` (or ``--xla_gpu_compilation_enabled``).
 
     Weights: ``kernel`` (input_dim, 4·units), ``recurrent_kernel`` (units, 4·units), ``bias`` (4·units),
     gate blocks ``i, f, g, o``. ``call`` returns the output, or ``(output, h, c)`` under
@@ -128,19 +135,22 @@ class LSTM(keras.layers.Layer):
             )
         weights = self.cell.current_weights(self.compute_dtype)
         in_xla = _in_xla_context()
+        # A trace for a SavedModel takes the graph path unless export_xla: stock TF Serving refuses
+        # to run functions marked _XlaMustCompile (serving#2214).
+        jit = cfg.jit_compile and (cfg.export_xla or not _traced_for_saving())
         # Inside an enclosing XLA compilation (model.compile(jit_compile=True), Keras's "auto" on
         # TensorFlow) the plain function is compiled with the rest of the step: a nested tf.function
         # there makes XLA recompile the step at every call once the weights change.
-        fn = lstm_sequence if in_xla else _SEQUENCE_FUNCTIONS[cfg.jit_compile]
+        fn = lstm_sequence if in_xla else _SEQUENCE_FUNCTIONS[jit]
         try:
             output, h, c = fn(
                 x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights,
                 cfg=cfg.structure(), activation=self.cell.activation,
                 recurrent_activation=self.cell.recurrent_activation,
-                zero_output_for_mask=self.zero_output_for_mask, in_place=cfg.jit_compile or in_xla,
+                zero_output_for_mask=self.zero_output_for_mask, in_place=jit or in_xla,
             )
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
-            if cfg.jit_compile and any(s in str(err) for s in _XLA_FAILURE_MARKERS):
+            if jit and any(s in str(err) for s in _XLA_FAILURE_MARKERS):
                 raise XLAUnavailableError(
                     f"jit_compile=True could not be honoured for inputs of shape {tuple(x.shape)}: XLA failed "
                     f"to compile the recurrence ({err.message.splitlines()[0]}). Pass jit_compile=False to "
@@ -210,6 +220,28 @@ def _in_xla_context() -> bool:
 
     return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
+
+def _traced_for_saving() -> bool:
+    """True while the layer is traced for a SavedModel.
+
+    ``tf.saved_model.save`` traces inside its save context. ``model.export`` and
+    ``keras.export.ExportArchive.write_out`` trace their endpoints just before entering it, so a
+    trace called from Keras's export package counts too (checked once per trace, never per step)."""
+    from tensorflow.python.saved_model import save_context  # no public API tells this
+
+    if tf.executing_eagerly():
+        return False
+    if save_context.in_save_context():
+        return True
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_KERAS_EXPORT_PACKAGE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+_KERAS_EXPORT_PACKAGE = "keras.src.export."
 
 # One traced function per path, shared by every layer: the structural config, the activations and
 # the shapes key its traces (weights are arguments, never captured).
