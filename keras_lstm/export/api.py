@@ -36,7 +36,7 @@ def export_model(
     version = choose_version(model_dir, version, force)
     plan = plan_export(model, xla=xla)
     module = ServingModule(plan)
-    signatures = module.signatures()
+    signatures = module.functions
     if plan.not_steppable:
         log.warning("exporting %s without the step and init_state signatures: %s", name, plan.not_steppable)
     with staged_version(model_dir, version, force) as tmp:
@@ -46,10 +46,29 @@ def export_model(
             raise UnservableGraphError(
                 "the exported graph would not load on stock TF Serving:\n  " + "\n  ".join(blockers)
             )
-        warmup = [s for s in ("serving_default", "padded", "step") if s in signatures]
-        write_warmup(tmp, warmup_requests(plan, name, warmup))
+        write_warmup(tmp, warmup_requests(plan, name, list(signatures)))
+        _prove_on_session_path(tmp, name, version)
     final = model_dir / str(version)
     if register_model(base / CONFIG_NAME, name):
         log.info("added %s to %s", name, base / CONFIG_NAME)
     log.info("published %s (signatures: %s)", final, ", ".join(signatures))
     return final
+
+
+def _prove_on_session_path(staged: Path, name: str, version: int) -> None:
+    """Load the staged version as TF Serving does (session loader: restore op, init op) and replay its
+    warmup records through ``Session.run``, one per signature; raise UnservableGraphError if any fails,
+    so such a version is never published."""
+    from serving.errors import ServingError
+    from serving.servable import Servable
+
+    try:
+        servable = Servable(name, version, staged)
+    except Exception as err:  # noqa: BLE001 - any loader failure means the same: TF Serving cannot load it
+        raise UnservableGraphError(f"the session loader (TF Serving's path) cannot load the export: {err}") from err
+    try:
+        servable.warm_up()
+    except ServingError as err:
+        raise UnservableGraphError(f"the export fails on TF Serving's path (Session.run): {err.details}") from err
+    finally:
+        servable.close()

@@ -33,7 +33,9 @@ class VersionExistsError(ExportArgumentError):
 
 
 class UnservableGraphError(ExportError, RuntimeError):
-    """The exported graph holds a function marked for XLA or a cuDNN-only op, so stock TF Serving may refuse it.
+    """The exported graph would not run on stock TF Serving: it holds a function marked for XLA or a
+    cuDNN-only op, or TF Serving's loader (the session loader, then ``Session.run`` of each signature's
+    warmup request) fails on it. The message names the signature and TensorFlow's error.
 
     Cause: a layer that compiles with XLA or picks cuDNN by itself (e.g. ``keras.layers.LSTM`` on a GPU)
     inside the model. Fix: use ``keras_lstm.LSTM`` (export turns its XLA off), or export with ``--xla``

@@ -99,7 +99,7 @@ def linear_layers(model) -> list:
 
 
 def _rebuilt_lstm(layer: LSTM, xla: bool) -> LSTM:
-    config = {**layer.get_config(), "return_state": True, "stateful": False, "jit_compile": xla}
+    config = {**layer.get_config(), "return_state": True, "stateful": False, "jit_compile": xla, "export_xla": xla}
     return LSTM.from_config(config)
 
 

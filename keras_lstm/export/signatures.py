@@ -28,43 +28,49 @@ STEP_SIGNATURES = ("step", "init_state")
 
 
 class ServingModule(tf.Module):
-    """Holds the layers (and so the variables) the signatures use; ``signatures()`` gives the functions."""
+    """The signatures, traced: ``functions`` maps each signature name to its concrete function (what
+    ``tf.saved_model.save`` takes as ``signatures``); ``captured_variables`` are the variables they read.
+
+    The module tracks the ``tf.Variable`` each function captures (a Keras variable's ``.value``), not
+    the Keras variables or layers: the saver then restores exactly the handles the functions read.
+    Tracking Keras's wrapper objects instead saves a second, wrapping variable per weight, which the
+    session loader TF Serving uses restores while the functions read the unrestored originals."""
 
     def __init__(self, plan: ExportPlan):
         super().__init__(name="keras_lstm_export")
-        # Track the variables, not the layers: a layer's own attributes (compiled-function caches)
-        # need not be saveable, and the signatures capture nothing else.
-        self.model_variables = [v for stage in plan.stages for v in stage.layer.variables]
-        self._plan = plan
+        self.functions = {name: fn.get_concrete_function() for name, fn in _functions(plan).items()}
+        captured = {id(v): v for fn in self.functions.values() for v in fn.variables}
+        self.captured_variables = list(captured.values())
 
-    def signatures(self) -> dict:
-        plan = self._plan
-        dtype = tf.as_dtype(plan.input_dtype)
-        sequences = tf.TensorSpec(plan.input_shape, dtype, name="sequences")
-        lengths = tf.TensorSpec([None], tf.int32, name="lengths")
 
-        @tf.function(input_signature=[sequences], autograph=False)
-        def serving_default(sequences):
-            return run_sequences(plan, sequences)
+def _functions(plan: ExportPlan) -> dict:
+    """The signatures as tf.functions with their input signatures (see the table above)."""
+    dtype = tf.as_dtype(plan.input_dtype)
+    sequences = tf.TensorSpec(plan.input_shape, dtype, name="sequences")
+    lengths = tf.TensorSpec([None], tf.int32, name="lengths")
 
-        @tf.function(input_signature=[sequences, lengths], autograph=False)
-        def padded(sequences, lengths):
-            return run_sequences(plan, sequences, lengths)
+    @tf.function(input_signature=[sequences], autograph=False)
+    def serving_default(sequences):
+        return run_sequences(plan, sequences)
 
-        out = {"serving_default": serving_default, "padded": padded}
-        if plan.not_steppable:
-            return out
+    @tf.function(input_signature=[sequences, lengths], autograph=False)
+    def padded(sequences, lengths):
+        return run_sequences(plan, sequences, lengths)
 
-        x = tf.TensorSpec(plan.input_shape[:1] + plan.input_shape[2:], dtype, name="x")
-        h = tf.TensorSpec([None, sum(plan.h_widths)], tf.float32, name="h")
-        c = tf.TensorSpec([None, sum(plan.c_widths)], tf.float32, name="c")
+    out = {"serving_default": serving_default, "padded": padded}
+    if plan.not_steppable:
+        return out
 
-        @tf.function(input_signature=[x, h, c], autograph=False)
-        def step(x, h, c):
-            return run_step(plan, x, h, c)
+    x = tf.TensorSpec(plan.input_shape[:1] + plan.input_shape[2:], dtype, name="x")
+    h = tf.TensorSpec([None, sum(plan.h_widths)], tf.float32, name="h")
+    c = tf.TensorSpec([None, sum(plan.c_widths)], tf.float32, name="c")
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")], autograph=False)
-        def init_state(batch_size):
-            return zero_state(plan, batch_size)
+    @tf.function(input_signature=[x, h, c], autograph=False)
+    def step(x, h, c):
+        return run_step(plan, x, h, c)
 
-        return {**out, "step": step, "init_state": init_state}
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")], autograph=False)
+    def init_state(batch_size):
+        return zero_state(plan, batch_size)
+
+    return {**out, "step": step, "init_state": init_state}

@@ -21,7 +21,9 @@ def _zeros(shape, dtype: str) -> tf.Tensor:
 
 
 def warmup_requests(plan: ExportPlan, name: str, signatures) -> list[predict_pb2.PredictRequest]:
-    """One small request (batch 1, two steps, or the model's fixed length) per signature in ``signatures``."""
+    """One small request (batch 1, two steps, or the model's fixed length) per signature in ``signatures``:
+    TF Serving replays them when it loads the version, and the export replays them on the session path
+    before publishing."""
     time = plan.input_shape[1] or 2
     features = tuple(plan.input_shape[2:])
     dtype = plan.input_dtype
