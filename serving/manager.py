@@ -127,7 +127,11 @@ class ModelManager:
         self._set_state(source.name, version, VersionState("LOADING"))
         try:
             servable = Servable(source.name, version, path)
-            servable.warm_up()
+            try:
+                servable.warm_up()
+            except BaseException:
+                servable.close()
+                raise
         except Exception as err:  # noqa: BLE001 - any load failure is reported in GetModelStatus
             log.error("model %s version %d failed to load from %s: %s", source.name, version, path, err)
             self._set_state(source.name, version, VersionState(
@@ -144,6 +148,8 @@ class ModelManager:
             self._states[name][version] = VersionState("UNLOADING")
         if not servable.drain(self._drain_s):
             log.warning("model %s version %d: requests still in flight after %.0fs", name, version, self._drain_s)
+        else:
+            servable.close()
         self._set_state(name, version, VersionState("END"))
         log.info("model %s version %d: unloaded", name, version)
 

@@ -96,17 +96,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             signature = request.model_spec.signature_name or "serving_default"
             inputs = _arrays(request.inputs)
             servable.check(signature, inputs, request.output_filter)
-            outputs = self._run(servable, signature, inputs)
+            outputs = self._run(servable, signature, inputs, request.output_filter, context.time_remaining())
             response = predict_pb2.PredictResponse()
             _fill_spec(response.model_spec, servable, signature)
             for name in request.output_filter or sorted(outputs):
                 response.outputs[name].CopyFrom(tensors.to_proto(outputs[name]))
             return response
 
-    def _run(self, servable: Servable, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, servable: Servable, signature: str, inputs: dict[str, np.ndarray], output_filter,
+             timeout_s: float | None) -> dict[str, np.ndarray]:
         batchable = inputs and all(v.ndim >= 1 for v in inputs.values())
         if self._batcher is None or not batchable:
-            return servable.run(signature, inputs)
+            return servable.run(signature, inputs, output_filter, timeout_s=timeout_s)
         return self._batcher.submit(servable, signature, inputs)
 
     def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
