@@ -29,10 +29,16 @@ def _randomise(model: keras.Model, seed: int) -> keras.Model:
     return model
 
 
+def plain() -> keras.Model:
+    """Sequential: one LSTM with every default, a dense head (the README's first model)."""
+    return _randomise(keras.Sequential([keras.Input((None, FEATURES)), LSTM(4), keras.layers.Dense(2)]), seed=4)
+
+
 def stacked() -> keras.Model:
-    """Sequential: two stacked LSTMs (peephole + cell clip; projection + its clip), a dense head."""
+    """Sequential: Masking, two stacked LSTMs (peephole + cell clip; projection + its clip), a dense head."""
     return _randomise(keras.Sequential([
         keras.Input((None, FEATURES)),
+        keras.layers.Masking(mask_value=0.0),
         LSTM(6, return_sequences=True, peephole=True, cell_clip=0.5, name="lstm_a"),
         LSTM(5, projection_units=3, projection_clip=0.4, name="lstm_b"),
         keras.layers.Dense(2),
@@ -58,6 +64,7 @@ def bidirectional() -> keras.Model:
 
 
 ZOO = {
+    "plain": ZooModel(plain, tokens=False, steppable=True),
     "stacked": ZooModel(stacked, tokens=False, steppable=True),
     "tokens": ZooModel(tokens, tokens=True, steppable=True),
     "bidirectional": ZooModel(bidirectional, tokens=False, steppable=False),

@@ -1,4 +1,9 @@
-"""Export -> load in a fresh process -> compare, for every model in tests/export_zoo.py.
+"""Export -> load as TF Serving does -> compare, for every model in tests/export_zoo.py.
+
+TF Serving's path, twice: the session loader and ``Session.run`` on the SignatureDef's tensor names in a
+fresh process without Keras (``session_runner.py``, as ``saved_model_cli run`` does), and TensorFlow's C++
+``LoadSavedModel`` + ``Session::Run`` (``cc_loader.py``, as ``tensorflow_model_server`` does); and
+``saved_model_cli run`` itself, as a user types it. Never ``tf.saved_model.load``.
 
 Oracles: the Keras model itself (outputs), the Keras layers' own outputs (final h), the unpadded rows
 (the `padded` signature), and whole-sequence serving (the `step` signature, which runs the pure step
@@ -17,6 +22,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cc_loader import run_signatures
 from google.protobuf import text_format
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
@@ -97,10 +103,10 @@ def exported(tmp_path_factory):
     work = tmp_path_factory.mktemp("runner")
     (work / "jobs.pkl").write_bytes(pickle.dumps(jobs))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    subprocess.run([sys.executable, str(HERE / "export_runner.py"), str(work / "jobs.pkl"), str(work / "out.pkl")],
+    subprocess.run([sys.executable, str(HERE / "session_runner.py"), str(work / "jobs.pkl"), str(work / "out.pkl")],
                    check=True, env=env, timeout=300)
     out = pickle.loads((work / "out.pkl").read_bytes())
-    return {"base": base, "cases": cases, "results": out["results"], "signatures": out["signatures"]}
+    return {"base": base, "cases": cases, "jobs": jobs, "results": out["results"], "signatures": out["signatures"]}
 
 
 def _close(actual, expected, what):
@@ -151,9 +157,27 @@ def test_warmup_requests_cover_the_signatures_and_run(exported):
         if "warmup" not in case:
             continue
         names = {sig for sig, _ in case["warmup"]}
-        assert names == ({"serving_default", "padded", "step"} if case["entry"].steppable else {"serving_default", "padded"})
+        assert names == ({"serving_default", "padded", "step", "init_state"} if case["entry"].steppable
+                         else {"serving_default", "padded"})
         for sig, index in case["warmup"]:
             assert exported["results"][index]["h"].shape[0] == 1, (name, sig)
+
+
+@pytest.mark.parametrize("name", [*ZOO, "stacked_xla"])
+def test_cc_loader_runs_every_signature_as_tf_serving_does(exported, name):
+    """tensorflow::LoadSavedModel + Session::Run (C++) on every job of the export but streams: the same
+    numbers as the Python session path, so also the Keras oracles that path is held to above."""
+    case = exported["cases"][name]
+    path = str(case["path"])
+    indices = [k for k, (p, kind, _) in enumerate(exported["jobs"]) if p == path and kind != "stream"]
+    got = run_signatures(path, [exported["jobs"][k][1:] for k in indices])
+    assert {exported["jobs"][k][1] for k in indices} >= {"serving_default"}
+    for k, outputs in zip(indices, got):
+        want = exported["results"][k]
+        assert set(outputs) == set(want), exported["jobs"][k][1]
+        for alias in want:
+            _close(outputs[alias], want[alias], f"{name} {exported['jobs'][k][1]} {alias}")
+    _close(got[indices.index(case["default"])]["outputs"], case["keras"], f"{name}: C++ vs Keras")
 
 
 def test_no_xla_or_cudnn_in_the_graph_unless_asked(exported):
@@ -175,6 +199,23 @@ def test_models_config_lists_every_export_and_keeps_other_entries(exported):
     text_format.Parse((exported["base"] / "models.config").read_text(), config)
     paths = {c.name: c.base_path for c in config.model_config_list.config}
     assert paths == {"other": "/elsewhere/other", **{n: f"/models/{n}" for n in [*ZOO, "stacked_xla"]}}
+
+
+def test_saved_model_cli_run_prints_the_models_outputs(exported, tmp_path):
+    """What a user types (the issue's reproduction): saved_model_cli run with a literal input."""
+    case = exported["cases"]["stacked"]
+    x = np.round(case["x"][:1, :4], 3)
+    literal = "[" + ",".join("[" + ",".join("[" + ",".join(repr(float(v)) for v in step) + "]" for step in row) + "]"
+                             for row in x) + "]"
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    done = subprocess.run(
+        [str(cli), "run", "--dir", str(case["path"]), "--tag_set", "serve", "--signature_def", "serving_default",
+         "--input_exprs", f"sequences={literal}", "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=180, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    model = case["entry"].build()
+    _close(np.load(tmp_path / "out" / "outputs.npy"), np.asarray(model(x.astype(np.float32))), "saved_model_cli run")
 
 
 def test_saved_model_cli_lists_names_dtypes_and_shapes(exported):

@@ -86,3 +86,27 @@ def test_backward_models_are_not_steppable_and_say_why(layer, why):
 def test_time_mixing_layers_are_not_steppable():
     model = keras.Sequential([keras.Input((None, 2)), keras.layers.Conv1D(3, 2), LSTM(3)])
     assert "Conv1D" in plan_export(model).not_steppable
+
+
+class RefusesBatchesOfOne(keras.layers.Layer):
+    """Runs in Keras, but fails in Session.run on a batch of one (as the warmup requests are)."""
+
+    def call(self, x):
+        import tensorflow as tf
+
+        with tf.control_dependencies([tf.debugging.assert_greater(tf.shape(x)[0], 1, message="needs batch > 1")]):
+            return tf.identity(x)
+
+
+def test_a_version_failing_on_tf_servings_path_is_never_published(tmp_path):
+    """The export replays its warmup requests through the session loader before publishing: a failure
+    names the signature and TensorFlow's error, and leaves neither a version nor a models.config entry."""
+    from keras_lstm.export import UnservableGraphError, export_model
+
+    model = keras.Sequential([keras.Input((None, 2)), LSTM(3), RefusesBatchesOfOne(), keras.layers.Dense(1)])
+    with pytest.raises(UnservableGraphError) as err:
+        export_model(model, tmp_path, "fails")
+    message = str(err.value)
+    assert "signature 'serving_default'" in message and "needs batch > 1" in message, message
+    assert not (tmp_path / "fails").exists() or not any((tmp_path / "fails").iterdir())
+    assert not (tmp_path / "models.config").exists()

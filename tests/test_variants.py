@@ -1,6 +1,7 @@
 """A conformance registry for the variants: every registered builder goes through the same checks
 (.keras save → load → compare, XLA vs graph, Bidirectional, stateful, mixed precision, SavedModel
-export → load → compare) with no new test code per variant. And LSTMP against torch.nn.LSTM."""
+export → TF Serving's session loader → compare) with no new test code per variant.
+And LSTMP against torch.nn.LSTM."""
 
 import keras
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_lstm import LSTM
+from session_runner import Loaded
 
 BUILDERS = {
     "plain": dict(),
@@ -52,12 +54,16 @@ def test_variant_conformance(name, tmp_path):
     graph.set_weights(model.get_weights())
     np.testing.assert_allclose(graph.predict(x, verbose=0), ref, atol=1e-5)
 
-    from keras_lstm.export import export_model  # export → tf.saved_model.load → compare
+    from keras_lstm.export import export_model  # export → TF Serving's session loader → compare
 
     path = export_model(model, tmp_path / "models", name)
-    loaded = tf.saved_model.load(str(path))
-    out = loaded.signatures["serving_default"](sequences=tf.constant(x))["outputs"].numpy()
-    np.testing.assert_allclose(out, ref, atol=1e-5)
+    served = Loaded(str(path))
+    np.testing.assert_allclose(served.run("serving_default", sequences=x)["outputs"], ref, atol=1e-5)
+    lengths = np.array([6, 4, 6, 2], np.int32)  # the padded signature masks steps at or past each length
+    cut = np.arange(6)[None, :] < lengths[:, None]
+    x_cut = np.where(cut[..., None], x, 0.0).astype("float32")  # zeros: the Masking layer hides them too
+    np.testing.assert_allclose(served.run("padded", sequences=x, lengths=lengths)["outputs"] * cut[..., None],
+                               model.predict(x_cut, verbose=0) * cut[..., None], atol=1e-5)
 
     bi = keras.layers.Bidirectional(LSTM(4, return_sequences=True, **kw))  # Bidirectional
     assert bi(X, mask=MASK).shape[-1] == 2 * (kw.get("projection_units") or 4)
