@@ -1,8 +1,8 @@
-"""Helpers for the serving tests: tiny SavedModels in the export contract, and a real server.
+"""Helpers for the serving tests: this project's own exports, their Keras oracle, and a real server.
 
-`export_tiny(path, seed)` writes a SavedModel with the four signatures the export module
-produces (serving_default, padded, step, init_state) from a small LSTM written with plain
-TensorFlow ops, so these tests do not wait for the Keras layer. `ServerProcess` runs
+`export_version(path, seed)` builds a small keras_lstm model, exports it with `keras_lstm.export`
+(the command's own code: warmup records, the session-loader proof) and publishes the version at
+`path`; it returns the Keras model, whose outputs are the oracle. `ServerProcess` runs
 `python -m serving.cli` as a subprocess on a free loopback port.
 """
 
@@ -13,83 +13,55 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
-import tensorflow as tf
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+from keras_lstm import LSTM
+from keras_lstm.export import export_model
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES, UNITS = 3, 4
 
 
-class TinyLSTM(tf.Module):
-    """h, c = LSTM(x); outputs = h @ v. Gates i, f, g, o from one fused matmul."""
-
-    def __init__(self, seed: int, bidirectional_like: bool = False) -> None:
-        super().__init__()
-        rng = np.random.default_rng(seed)
-        self.w = tf.Variable(rng.normal(0, 0.5, (FEATURES + UNITS, 4 * UNITS)).astype(np.float32))
-        self.b = tf.Variable(rng.normal(0, 0.1, (4 * UNITS,)).astype(np.float32))
-        self.v = tf.Variable(rng.normal(0, 0.5, (UNITS, 1)).astype(np.float32))
-
-    def _cell(self, x, h, c):
-        z = tf.concat([x, h], axis=-1) @ self.w + self.b  # (B, 4S)
-        i, f, g, o = tf.split(z, 4, axis=-1)
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        h = tf.sigmoid(o) * tf.tanh(c)
-        return h, c
-
-    def _run(self, sequences, lengths):
-        batch = tf.shape(sequences)[0]
-        h = c = tf.zeros([batch, UNITS])
-        for t in tf.range(tf.shape(sequences)[1]):
-            h_new, c_new = self._cell(sequences[:, t], h, c)
-            keep = (t < lengths)[:, None]  # (B, 1): steps at or past a row's length are ignored
-            h, c = tf.where(keep, h_new, h), tf.where(keep, c_new, c)
-        return {"outputs": h @ self.v, "h": h, "c": c}
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, FEATURES], tf.float32, name="sequences")])
-    def serving_default(self, sequences):
-        lengths = tf.fill([tf.shape(sequences)[0]], tf.shape(sequences)[1])
-        return self._run(sequences, lengths)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, FEATURES], tf.float32, name="sequences"),
-                                  tf.TensorSpec([None], tf.int32, name="lengths")])
-    def padded(self, sequences, lengths):
-        return self._run(sequences, lengths)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, FEATURES], tf.float32, name="x"),
-                                  tf.TensorSpec([None, UNITS], tf.float32, name="h"),
-                                  tf.TensorSpec([None, UNITS], tf.float32, name="c")])
-    def step(self, x, h, c):
-        h, c = self._cell(x, h, c)
-        return {"outputs": h @ self.v, "h": h, "c": c}
-
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
-    def init_state(self, batch_size):
-        zeros = tf.zeros([batch_size, UNITS])
-        return {"h": zeros, "c": zeros}
+def build_model(seed: int, *, streamable: bool = True) -> keras.Model:
+    """Input (None, FEATURES) -> LSTM(UNITS) -> Dense(1), every weight drawn from ``seed``; with
+    ``streamable=False`` the LSTM is Bidirectional, so the export has no step signature."""
+    lstm = LSTM(UNITS, name="lstm")
+    model = keras.Sequential([
+        keras.Input((None, FEATURES)),
+        lstm if streamable else keras.layers.Bidirectional(lstm),
+        keras.layers.Dense(1, name="head"),
+    ])
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+    return model
 
 
-def export_tiny(path: Path, seed: int, *, streamable: bool = True, warmup: bool = False) -> Path:
-    """Write a version directory atomically (temp dir + rename), like the export module should."""
-    module = TinyLSTM(seed)
-    signatures = {"serving_default": module.serving_default, "padded": module.padded}
-    if streamable:
-        signatures |= {"step": module.step, "init_state": module.init_state}
-    tmp = path.with_name(path.name + ".tmp")
-    tf.saved_model.save(module, str(tmp), signatures=signatures)
-    if warmup:
-        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name="ignored"))
-        request.inputs["sequences"].CopyFrom(tf.make_tensor_proto(np.ones((1, 2, FEATURES), np.float32)))
-        record = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-        (tmp / "assets.extra").mkdir(parents=True, exist_ok=True)
-        with tf.io.TFRecordWriter(str(tmp / "assets.extra" / "tf_serving_warmup_requests")) as writer:
-            writer.write(record.SerializeToString())
-    tmp.rename(path)
-    return path
+def export_version(path: Path, seed: int, *, streamable: bool = True) -> keras.Model:
+    """Export ``build_model(seed)`` with keras-lstm's export and publish it as the version dir ``path``
+    (one rename, as the export publishes). Returns the model."""
+    model = build_model(seed, streamable=streamable)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as base:
+        export_model(model, base, "m", version=1).rename(path)
+    return model
+
+
+def reference(model: keras.Model, sequences: np.ndarray, lengths: np.ndarray | None = None) -> dict:
+    """What the export's serving_default (or, with lengths, padded) signature must answer, from the
+    Keras layers themselves: the model's output, and the LSTM's final h and c (a twin layer with
+    return_state=True and the same weights; steps at or past a row's length masked)."""
+    lstm, head = model.layers[0], model.layers[1]
+    twin = LSTM.from_config({**lstm.get_config(), "return_state": True})
+    twin.build(sequences.shape)
+    twin.set_weights(lstm.get_weights())
+    mask = None if lengths is None else np.arange(sequences.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    out, h, c = twin(sequences, mask=mask)
+    return {"outputs": np.asarray(head(out)), "h": np.asarray(h), "c": np.asarray(c)}
 
 
 def copy_version(src: Path, dst: Path) -> None:

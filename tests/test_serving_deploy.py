@@ -15,7 +15,7 @@ import time
 import grpc
 import numpy as np
 import pytest
-from serving_helpers import FEATURES, REPO, ServerProcess, export_tiny
+from serving_helpers import FEATURES, REPO, ServerProcess, export_version
 
 import serving
 from serving import Client
@@ -47,7 +47,7 @@ def certs(tmp_path_factory):
 def server(tmp_path_factory, certs):
     work = tmp_path_factory.mktemp("deploy")
     (work / "models" / "adding").mkdir(parents=True)
-    export_tiny(work / "models" / "adding" / "1", seed=1)
+    export_version(work / "models" / "adding" / "1", seed=1)
     d = certs["dir"]
     proc = ServerProcess([
         "--model-config", str(REPO / "models" / "models.config"), "--mount", f"{work / 'models'}:/models",
