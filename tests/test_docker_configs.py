@@ -50,8 +50,23 @@ def test_batching_and_monitoring_values():
 def test_dockerfile_pins_a_serving_release():
     match = re.search(r"^FROM tensorflow/serving:(\d+)\.(\d+)\.(\d+)\s*$", DOCKERFILE, re.M)
     assert match, "FROM must pin an exact tensorflow/serving:X.Y.Z tag"
-    assert tuple(map(int, match.groups()[:2])) >= (2, 18)
     assert f"image: keras-lstm-serving:{'.'.join(match.groups())}" in COMPOSE
+
+
+def test_serving_image_runs_the_tensorflow_we_export_with():
+    """A graph written by a newer TensorFlow may use ops or attributes an older server does not know:
+    the image's TF Serving release, pyproject's tensorflow and tensorflow-serving-api pins and the
+    installed TensorFlow share one minor version."""
+    import tensorflow as tf
+
+    image = re.search(r"^FROM tensorflow/serving:(\d+)\.(\d+)\.\d+", DOCKERFILE, re.M).groups()
+    pyproject = (REPO / "pyproject.toml").read_text()
+    for package in ("tensorflow", "tensorflow-serving-api"):
+        pin = re.search(rf'"{package}>=(\d+)\.(\d+),<(\d+)\.(\d+)"', pyproject)
+        assert pin, f"pyproject.toml must pin {package} to one minor version (>=X.Y,<X.Y+1)"
+        low, high = pin.groups()[:2], pin.groups()[2:]
+        assert low == image and (int(high[0]), int(high[1])) == (int(low[0]), int(low[1]) + 1), (package, pin.group(0))
+    assert tuple(tf.__version__.split(".")[:2]) == image, tf.__version__
 
 
 def _flags(text: str) -> set[str]:
