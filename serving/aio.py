@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 import grpc
 import numpy as np
 
-from serving.core import Call, ClientOptions, Core, Done, Plan, Sleep, advance, stubs
+from serving.core import Call, ClientOptions, Core, CoreView, Done, Plan, Sleep, advance, stubs
 from serving.requests import ModelMetadata, VersionStatus
 from serving.stream import AsyncStream
 
@@ -27,21 +27,13 @@ __all__ = ["AsyncClient"]
 T = TypeVar("T")
 
 
-class AsyncClient:
+class AsyncClient(CoreView):
     """See `serving.Client` for every argument; each call is a coroutine."""
 
     def __init__(self, target: str | Sequence[str], *, model: str, **options: Any) -> None:
         self._core = Core(target, model=model, options=ClientOptions(**options))
         self._channels = [self._core.channels.open_aio(t) for t in self._core.channels.targets]
         self._stubs = [stubs(channel) for channel in self._channels]
-
-    @property
-    def model(self) -> str:
-        return self._core.model
-
-    @property
-    def options(self) -> ClientOptions:
-        return self._core.options
 
     async def close(self) -> None:
         self._core.closed = True

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 import grpc
 import numpy as np
 
-from serving.core import Call, ClientOptions, Core, Done, Plan, Sleep, advance, stubs
+from serving.core import Call, ClientOptions, Core, CoreView, Done, Plan, Sleep, advance, stubs
 from serving.requests import ModelMetadata, VersionStatus
 from serving.stream import Stream
 
@@ -29,7 +29,7 @@ __all__ = ["Client"]
 T = TypeVar("T")
 
 
-class Client:
+class Client(CoreView):
     """A client for one model on one or more replicas of a TF-Serving-compatible server.
 
     Args:
@@ -46,14 +46,6 @@ class Client:
         self._core = Core(target, model=model, options=ClientOptions(**options))
         self._channels = [self._core.channels.open(t) for t in self._core.channels.targets]
         self._stubs = [stubs(channel) for channel in self._channels]
-
-    @property
-    def model(self) -> str:
-        return self._core.model
-
-    @property
-    def options(self) -> ClientOptions:
-        return self._core.options
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:

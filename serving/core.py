@@ -36,7 +36,7 @@ from serving.errors import (
 )
 from serving.requests import ModelMetadata, Signature, VersionStatus
 
-__all__ = ["ClientOptions", "Core", "Call", "Sleep", "Done", "Plan", "advance", "stubs", "METHODS"]
+__all__ = ["ClientOptions", "Core", "CoreView", "Call", "Sleep", "Done", "Plan", "advance", "stubs", "METHODS"]
 
 T = TypeVar("T")
 METHODS = (wire.PREDICT, wire.GET_MODEL_METADATA, wire.GET_MODEL_STATUS)
@@ -226,6 +226,30 @@ class Core:
         with self._lock:
             self._meta_cache[selector] = meta
         return meta
+
+
+class CoreView:
+    """What `Client` and `AsyncClient` show of their core: the model and the options (read-only)."""
+
+    _core: Core
+
+    @property
+    def model(self) -> str:
+        return self._core.model
+
+    @property
+    def options(self) -> ClientOptions:
+        return self._core.options
+
+    @property
+    def timeout_s(self) -> float:
+        """The default deadline of each call."""
+        return self._core.options.timeout_s
+
+    @property
+    def validate(self) -> bool:
+        """Whether inputs are checked against the model's metadata before sending."""
+        return self._core.options.validate
 
 
 def signature_of(meta: ModelMetadata, name: str) -> Signature:

@@ -183,7 +183,8 @@ _BOTH = textwrap.dedent("""
     assert theirs == predict_pb2.PredictRequest.FromString(theirs.SerializeToString())
     assert (tf.make_ndarray(theirs.inputs["sequences"]) == x).all()
     assert (tensors.to_array(tf.make_tensor_proto(x)) == x).all()
-    assert descriptor_pool.Default().FindMessageTypeByName("tensorflow.TensorProto") is tf.make_tensor_proto(x).DESCRIPTOR
+    default_pool = descriptor_pool.Default()
+    assert default_pool.FindMessageTypeByName("tensorflow.TensorProto") is tf.make_tensor_proto(x).DESCRIPTOR
     assert wire.TensorProto.DESCRIPTOR.file.pool is wire.POOL
     Client("127.0.0.1:1", model="m").close()
     print("ok")
