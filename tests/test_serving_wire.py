@@ -54,6 +54,15 @@ def _field(f) -> dict:
     }
 
 
+def _enum_differences(ours, theirs, where: str) -> list[str]:
+    """Enums declared in a message or a file: the same names, each with the same values."""
+    values = lambda e: [(v.name, v.number) for v in e.values]  # noqa: E731
+    if set(ours.enum_types_by_name) != set(theirs.enum_types_by_name):
+        return [f"{where}: enums {sorted(ours.enum_types_by_name)} != {sorted(theirs.enum_types_by_name)}"]
+    return [f"{where}.{name}: enum values differ" for name, enum in theirs.enum_types_by_name.items()
+            if values(ours.enum_types_by_name[name]) != values(enum)]
+
+
 def _differences(ours, theirs, where: str) -> list[str]:
     """Every difference between two message descriptors, nested types and enums included."""
     diffs = []
@@ -64,11 +73,7 @@ def _differences(ours, theirs, where: str) -> list[str]:
     for name in set(ours.fields_by_name) & set(theirs.fields_by_name):
         a, b = _field(ours.fields_by_name[name]), _field(theirs.fields_by_name[name])
         diffs += [f"{where}.{name}.{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
-    for name, enum in theirs.enum_types_by_name.items():
-        mine = ours.enum_types_by_name.get(name)
-        values = lambda e: [(v.name, v.number) for v in e.values]  # noqa: E731
-        if mine is None or values(mine) != values(enum):
-            diffs.append(f"{where}.{name}: enum values differ")
+    diffs += _enum_differences(ours, theirs, where)
     if set(ours.nested_types_by_name) != set(theirs.nested_types_by_name):
         diffs.append(f"{where}: nested types differ")
     for name in set(ours.nested_types_by_name) & set(theirs.nested_types_by_name):
@@ -84,6 +89,7 @@ def test_every_message_equals_tensorflow_serving_field_by_field(path):
     assert set(ours.message_types_by_name) == set(theirs.message_types_by_name)
     diffs = [d for name, message in theirs.message_types_by_name.items()
              for d in _differences(ours.message_types_by_name[name], message, name)]
+    diffs += _enum_differences(ours, theirs, path)
     assert not diffs, "\n".join(diffs) + "\nrun clients/python/extract_protos.py"
     for name, service in theirs.services_by_name.items():
         mine = ours.services_by_name[name]
