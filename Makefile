@@ -29,4 +29,4 @@ bench: $(STAMP)
 	$(PY) -m keras_lstm.cli bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info .demo
+	rm -rf $(VENV) .pytest_cache build *.egg-info .demo clients/python/build clients/python/*.egg-info

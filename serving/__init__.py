@@ -2,11 +2,13 @@
 
 The client (`Client`, and `AsyncClient` on asyncio) speaks tensorflow.serving's
 PredictionService / ModelService, so the same code runs against the TF Serving container
-(docker/) and against `keras-lstm serve`, the local stand-in (serving.server).
+(docker/) and against `keras-lstm serve`, the local stand-in (serving.server). Importing the
+client imports no TensorFlow (serving.wire carries TF Serving's messages); the server does.
 """
 
 from serving.aio import AsyncClient
 from serving.client import Client
+from serving.core import ClientOptions
 from serving.errors import (
     BadRequestError,
     DeadlineExceededError,
@@ -25,6 +27,7 @@ from serving.stream import AsyncStream, Stream, StreamState
 __all__ = [
     "Client",
     "AsyncClient",
+    "ClientOptions",
     "Stream",
     "AsyncStream",
     "StreamState",

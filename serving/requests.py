@@ -12,15 +12,9 @@ from typing import Mapping, Sequence
 
 import grpc
 import numpy as np
-from tensorflow.core.protobuf import meta_graph_pb2
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_pb2,
-    predict_pb2,
-)
+from google.protobuf.message import Message
 
-from serving import tensors
+from serving import tensors, wire
 from serving.errors import BadRequestError, status_code
 
 __all__ = [
@@ -54,7 +48,7 @@ class TensorInfo:
     shape: tuple[int | None, ...] | None
 
     @classmethod
-    def from_proto(cls, info: meta_graph_pb2.TensorInfo) -> "TensorInfo":
+    def from_proto(cls, info: Message) -> "TensorInfo":
         shape_proto = info.tensor_shape
         shape = None if shape_proto.unknown_rank else tuple(
             None if d.size < 0 else int(d.size) for d in shape_proto.dim
@@ -75,7 +69,7 @@ class Signature:
     outputs: dict[str, TensorInfo]
 
     @classmethod
-    def from_proto(cls, name: str, sig: meta_graph_pb2.SignatureDef) -> "Signature":
+    def from_proto(cls, name: str, sig: Message) -> "Signature":
         return cls(
             name=name,
             inputs={k: TensorInfo.from_proto(v) for k, v in sig.inputs.items()},
@@ -104,11 +98,11 @@ class VersionStatus:
 
 def model_spec(
     name: str, *, version: int | None = None, version_label: str | None = None, signature: str | None = None
-) -> model_pb2.ModelSpec:
+) -> wire.ModelSpec:
     """A ModelSpec; `version` and `version_label` are mutually exclusive (None: latest)."""
     if version is not None and version_label is not None:
         raise ValueError("pass version= or version_label=, not both")
-    spec = model_pb2.ModelSpec(name=name)
+    spec = wire.ModelSpec(name=name)
     if version is not None:
         spec.version.value = int(version)
     if version_label is not None:
@@ -144,20 +138,20 @@ def predict_request(
     version: int | None = None,
     version_label: str | None = None,
     output_filter: Sequence[str] = (),
-) -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest(
+) -> wire.PredictRequest:
+    request = wire.PredictRequest(
         model_spec=model_spec(model, version=version, version_label=version_label, signature=signature),
         output_filter=list(output_filter),
     )
     for name, array in inputs.items():
-        request.inputs[name].CopyFrom(tensors.to_proto(array))
+        tensors.to_proto(array, into=request.inputs[name])
     return request
 
 
 def metadata_request(
     model: str, *, version: int | None = None, version_label: str | None = None
-) -> get_model_metadata_pb2.GetModelMetadataRequest:
-    return get_model_metadata_pb2.GetModelMetadataRequest(
+) -> wire.GetModelMetadataRequest:
+    return wire.GetModelMetadataRequest(
         model_spec=model_spec(model, version=version, version_label=version_label),
         metadata_field=["signature_def"],
     )
@@ -165,18 +159,18 @@ def metadata_request(
 
 def status_request(
     model: str, *, version: int | None = None, version_label: str | None = None
-) -> get_model_status_pb2.GetModelStatusRequest:
-    return get_model_status_pb2.GetModelStatusRequest(
+) -> wire.GetModelStatusRequest:
+    return wire.GetModelStatusRequest(
         model_spec=model_spec(model, version=version, version_label=version_label)
     )
 
 
-def parse_predict(response: predict_pb2.PredictResponse) -> dict[str, np.ndarray]:
+def parse_predict(response: wire.PredictResponse) -> dict[str, np.ndarray]:
     return {name: tensors.to_array(proto) for name, proto in response.outputs.items()}
 
 
-def parse_metadata(response: get_model_metadata_pb2.GetModelMetadataResponse) -> ModelMetadata:
-    sig_map = get_model_metadata_pb2.SignatureDefMap()
+def parse_metadata(response: wire.GetModelMetadataResponse) -> ModelMetadata:
+    sig_map = wire.SignatureDefMap()
     if "signature_def" in response.metadata:
         response.metadata["signature_def"].Unpack(sig_map)
     signatures = {
@@ -189,12 +183,12 @@ def parse_metadata(response: get_model_metadata_pb2.GetModelMetadataResponse) ->
     )
 
 
-def parse_status(response: get_model_status_pb2.GetModelStatusResponse) -> list[VersionStatus]:
-    states = get_model_status_pb2.ModelVersionStatus.State
+def parse_status(response: wire.GetModelStatusResponse) -> list[VersionStatus]:
+    states = wire.ModelVersionStatus.DESCRIPTOR.enum_types_by_name["State"].values_by_number
     return [
         VersionStatus(
             version=int(v.version),
-            state=states.Name(v.state),
+            state=states[v.state].name if v.state in states else str(v.state),
             error_code=status_code(v.status.error_code),
             error_message=v.status.error_message,
         )

@@ -100,7 +100,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response = predict_pb2.PredictResponse()
             _fill_spec(response.model_spec, servable, signature)
             for name in request.output_filter or sorted(outputs):
-                response.outputs[name].CopyFrom(tensors.to_proto(outputs[name]))
+                tensors.to_proto(outputs[name], into=response.outputs[name])
             return response
 
     def _run(self, servable: Servable, signature: str, inputs: dict[str, np.ndarray], output_filter,

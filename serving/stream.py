@@ -11,22 +11,20 @@ of the old one. `init_state` gives the zero state; `reset()` starts over.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Awaitable, Callable, NamedTuple, TypeVar
 
 import grpc
 import numpy as np
 
+from serving.core import Core, Plan
 from serving.errors import StreamingNotSupportedError
 from serving.requests import ModelMetadata
-
-if TYPE_CHECKING:
-    from serving.aio import AsyncClient
-    from serving.client import Client
 
 __all__ = ["Stream", "AsyncStream", "StreamState", "STEP_SIGNATURE", "INIT_SIGNATURE"]
 
 STEP_SIGNATURE = "step"
 INIT_SIGNATURE = "init_state"
+T = TypeVar("T")
 
 
 class StreamState(NamedTuple):
@@ -59,31 +57,46 @@ def step_inputs(x_t: object, state: StreamState) -> dict[str, np.ndarray]:
     return {"x": x, "h": state.h, "c": state.c}
 
 
-class Stream:
-    """A stream over a sync `Client`; use as a context manager or call `close()`."""
+# -- plans (serving.core): what opening, resetting and stepping a stream send -----------------------
+def open_plan(core: Core, batch_size: int, *, version: int | None, version_label: str | None,
+              timeout_s: float | None) -> Plan[tuple[int, StreamState]]:
+    """Pin the version (one GetModelMetadata), then the zero state (`init_state`)."""
+    meta = yield from core.metadata(version=version, version_label=version_label, timeout_s=timeout_s)
+    pinned = check_streamable(meta)
+    return pinned, (yield from init_plan(core, batch_size, pinned, timeout_s))
 
-    def __init__(self, client: "Client", batch_size: int, *, version: int | None,
+
+def init_plan(core: Core, batch_size: int, version: int, timeout_s: float | None) -> Plan[StreamState]:
+    out = yield from core.run(INIT_SIGNATURE, init_inputs(batch_size), version=version, timeout_s=timeout_s)
+    return StreamState(out["h"], out["c"])
+
+
+def step_plan(core: Core, x_t: object, state: StreamState, version: int,
+              timeout_s: float | None) -> Plan[tuple[np.ndarray, StreamState]]:
+    out = yield from core.run(STEP_SIGNATURE, step_inputs(x_t, state), version=version, timeout_s=timeout_s)
+    return out["outputs"], StreamState(out["h"], out["c"])
+
+
+# -- the streams: each performs those plans with its client's `perform` --------------------------------
+class Stream:
+    """A stream over a sync `Client` (`client.stream(...)`); use as a context manager or call `close()`."""
+
+    def __init__(self, perform: Callable[[Plan[T]], T], core: Core, batch_size: int, *, version: int | None,
                  version_label: str | None, timeout_s: float | None) -> None:
-        self._client = client
+        self._perform = perform
+        self._core = core
         self._batch_size = batch_size
         self._timeout_s = timeout_s
-        meta = client.metadata(version=version, version_label=version_label, timeout_s=timeout_s)
-        self.version = check_streamable(meta)
-        self.state = self._init()
-
-    def _init(self) -> StreamState:
-        out = self._client.run(INIT_SIGNATURE, init_inputs(self._batch_size),
-                               version=self.version, timeout_s=self._timeout_s)
-        return StreamState(out["h"], out["c"])
+        self.version, self.state = perform(open_plan(core, batch_size, version=version,
+                                                     version_label=version_label, timeout_s=timeout_s))
 
     def reset(self) -> None:
-        self.state = self._init()
+        self.state = self._perform(init_plan(self._core, self._batch_size, self.version, self._timeout_s))
 
     def step(self, x_t: object, *, timeout_s: float | None = None) -> np.ndarray:
-        out = self._client.run(STEP_SIGNATURE, step_inputs(x_t, self.state),
-                               version=self.version, timeout_s=timeout_s or self._timeout_s)
-        self.state = StreamState(out["h"], out["c"])
-        return out["outputs"]
+        outputs, self.state = self._perform(step_plan(self._core, x_t, self.state, self.version,
+                                                      timeout_s or self._timeout_s))
+        return outputs
 
     def close(self) -> None:
         """Nothing to release on the server (the state is ours); kept for symmetry."""
@@ -98,32 +111,29 @@ class Stream:
 class AsyncStream:
     """The same over an `AsyncClient`: `async with await client.stream(...) as s`."""
 
-    def __init__(self, client: "AsyncClient", batch_size: int, *, version: int,
+    def __init__(self, perform: Callable[[Plan[T]], Awaitable[T]], core: Core, batch_size: int, *, version: int,
                  timeout_s: float | None, state: StreamState) -> None:
-        self._client = client
+        self._perform = perform
+        self._core = core
         self._batch_size = batch_size
         self._timeout_s = timeout_s
         self.version = version
         self.state = state
 
     @classmethod
-    async def open(cls, client: "AsyncClient", batch_size: int, *, version: int | None,
-                   version_label: str | None, timeout_s: float | None) -> "AsyncStream":
-        meta = await client.metadata(version=version, version_label=version_label, timeout_s=timeout_s)
-        pinned = check_streamable(meta)
-        out = await client.run(INIT_SIGNATURE, init_inputs(batch_size), version=pinned, timeout_s=timeout_s)
-        return cls(client, batch_size, version=pinned, timeout_s=timeout_s, state=StreamState(out["h"], out["c"]))
+    async def open(cls, perform: Callable[[Plan[T]], Awaitable[T]], core: Core, batch_size: int, *,
+                   version: int | None, version_label: str | None, timeout_s: float | None) -> "AsyncStream":
+        pinned, state = await perform(open_plan(core, batch_size, version=version, version_label=version_label,
+                                                timeout_s=timeout_s))
+        return cls(perform, core, batch_size, version=pinned, timeout_s=timeout_s, state=state)
 
     async def reset(self) -> None:
-        out = await self._client.run(INIT_SIGNATURE, init_inputs(self._batch_size),
-                                     version=self.version, timeout_s=self._timeout_s)
-        self.state = StreamState(out["h"], out["c"])
+        self.state = await self._perform(init_plan(self._core, self._batch_size, self.version, self._timeout_s))
 
     async def step(self, x_t: object, *, timeout_s: float | None = None) -> np.ndarray:
-        out = await self._client.run(STEP_SIGNATURE, step_inputs(x_t, self.state),
-                                     version=self.version, timeout_s=timeout_s or self._timeout_s)
-        self.state = StreamState(out["h"], out["c"])
-        return out["outputs"]
+        outputs, self.state = await self._perform(step_plan(self._core, x_t, self.state, self.version,
+                                                            timeout_s or self._timeout_s))
+        return outputs
 
     async def __aenter__(self) -> "AsyncStream":
         return self
