@@ -2,41 +2,53 @@
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 from keras import ops
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell  # Keras's fixed-across-time dropout masks
 
-from keras_lstm.config import CELL_FIELDS, LSTMConfig
+from keras_lstm.backend import require_tensorflow_backend
+from keras_lstm.config import CELL_FIELDS, LSTMConfig, bind_arguments, constructor_signature
 from keras_lstm.errors import LSTMArgumentError
 from keras_lstm.step import LSTMState, LSTMWeights, gate_names, lstm_step
 
 __all__ = ["LSTMCell"]
+
+_SIGNATURE = constructor_signature(CELL_FIELDS)
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
 class LSTMCell(DropoutRNNCell, keras.layers.Layer):
     """One LSTM step (see :mod:`keras_lstm.step` for the equations and the weight layout).
 
-    Takes the cell arguments of ``keras.layers.LSTMCell`` with the same meaning and defaults, plus the
-    variants ``peephole``, ``coupled_gates``, ``projection_units``, ``layer_norm``,
-    ``layer_norm_epsilon``, ``cell_clip`` and ``projection_clip``. States are ``[h, c]``.
+    Takes the arguments of ``keras.layers.LSTMCell`` with the same meaning, order and defaults
+    (``implementation`` keyword-only: it changes nothing here), then keyword-only the variants
+    ``peephole``, ``coupled_gates``, ``projection_units``, ``layer_norm``, ``layer_norm_epsilon``,
+    ``cell_clip`` and ``projection_clip``. States are ``[h, c]``.
     """
 
-    def __init__(self, units, **kwargs):
-        cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in CELL_FIELDS}
+    def __init__(self, *args, **kwargs):
+        require_tensorflow_backend()
+        cell_kwargs, kwargs = bind_arguments(_SIGNATURE, args, kwargs)
         super().__init__(**kwargs)
-        self.config = LSTMConfig(units=units, **cell_kwargs)
+        self.config = LSTMConfig(**cell_kwargs)
         cfg = self.config
         self.activation = keras.activations.get(cfg.activation)
         self.recurrent_activation = keras.activations.get(cfg.recurrent_activation)
         self.dropout = cfg.dropout
         self.recurrent_dropout = cfg.recurrent_dropout
         self.seed = cfg.seed
+        self.implementation = cfg.implementation
         self.seed_generator = keras.random.SeedGenerator(seed=cfg.seed)
         self.state_size = [cfg.output_units, cfg.units]
         self.output_size = cfg.output_units
 
     # Weights --------------------------------------------------------------------------------
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *_SIGNATURE.parameters.values()]
+    )
+
     def build(self, input_shape):
         cfg = self.config
         input_dim = input_shape[-1]

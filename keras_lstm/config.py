@@ -1,20 +1,26 @@
 """One typed source for every option of the layer and the cell.
 
-``LSTM.get_config`` and ``LSTMCell.get_config`` are derived from :class:`LSTMConfig`, so a new option
-is added here, once.
+``LSTM.get_config`` and ``LSTMCell.get_config`` are derived from :class:`LSTMConfig`, and so are
+their constructor signatures (:func:`constructor_signature`), so a new option is added here, once.
+
+The fields up to ``use_cudnn`` are the arguments of ``keras.layers.LSTM`` (Keras 3) in its order, so
+they can be passed positionally as there; the fields after ``KW_ONLY`` are keyword-only: Keras's
+``implementation`` and ``zero_output_for_mask`` (which it takes through ``**kwargs``), ``jit_compile``
+and the variants.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+import inspect
+from dataclasses import KW_ONLY, dataclass, fields
 from typing import Any, Optional
 
 import keras
 
 from keras_lstm.errors import LSTMArgumentError
 
-__all__ = ["LSTMConfig", "CELL_FIELDS", "SEQUENCE_FIELDS"]
+__all__ = ["LSTMConfig", "CELL_FIELDS", "SEQUENCE_FIELDS", "constructor_signature", "bind_arguments"]
 
 Spec = Any  # a Keras identifier: a name, a config dict, or an object
 
@@ -32,12 +38,28 @@ class LSTMConfig:
     kernel_regularizer: Spec = None
     recurrent_regularizer: Spec = None
     bias_regularizer: Spec = None
+    activity_regularizer: Spec = None  # LSTM only
     kernel_constraint: Spec = None
     recurrent_constraint: Spec = None
     bias_constraint: Spec = None
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
     seed: Optional[int] = None
+    return_sequences: bool = False  # LSTM only, from here to use_cudnn
+    return_state: bool = False
+    go_backwards: bool = False
+    stateful: bool = False
+    unroll: bool = False
+    # "auto"/False: this layer's own kernel, as always. True (cuDNN or fail, as in Keras) is accepted
+    # and refused at build: there is no cuDNN kernel here.
+    use_cudnn: Any = "auto"
+    _: KW_ONLY
+    # Keras's split of the gate matmuls (1: four matmuls, 2: one fused). The result is the same, and
+    # this layer always fuses; recorded so that a config written for keras.layers.LSTM round-trips.
+    implementation: int = 2
+    zero_output_for_mask: bool = False  # LSTM only; masked steps output zeros (Bidirectional sets it)
+    jit_compile: bool = True  # LSTM only
+    export_xla: bool = False  # LSTM only; keep XLA in SavedModel graphs (TF Serving run with its XLA flags)
     # Variants (each default leaves the plain LSTM unchanged).
     peephole: bool = False
     coupled_gates: bool = False
@@ -46,15 +68,6 @@ class LSTMConfig:
     layer_norm_epsilon: float = 1e-3
     cell_clip: Optional[float] = None
     projection_clip: Optional[float] = None
-    # Sequence-level options (LSTM only).
-    activity_regularizer: Spec = None
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
-    stateful: bool = False
-    unroll: bool = False
-    jit_compile: bool = True
-    export_xla: bool = False  # keep XLA in SavedModel graphs (only for TF Serving run with its XLA flags)
 
     def __post_init__(self):
         units = self.units
@@ -71,6 +84,10 @@ class LSTMConfig:
             raise LSTMArgumentError(
                 "projection_clip", self.projection_clip, "None unless `projection_units` is set"
             )
+        if self.implementation not in (1, 2) or isinstance(self.implementation, bool):
+            raise LSTMArgumentError("implementation", self.implementation, "1 or 2")
+        if self.use_cudnn not in ("auto", True, False):  # Keras's own check
+            raise LSTMArgumentError("use_cudnn", self.use_cudnn, '"auto", True or False')
         for name in ("cell_clip", "projection_clip", "layer_norm_epsilon"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, float)) or v <= 0):
@@ -89,8 +106,11 @@ class LSTMConfig:
 
     def structure(self) -> "LSTMConfig":
         """This config without its weight specs (initializers, regularizers, constraints, activation
-        names), which the computation does not read: hashable, so it can key a traced function."""
-        return dataclasses.replace(self, **{name: None for name in _SPEC_FIELDS})
+        names) and the options that do not change it (``implementation``, ``use_cudnn``): hashable,
+        so it can key a traced function, and one trace serves every value of those."""
+        return dataclasses.replace(
+            self, implementation=2, use_cudnn="auto", **{name: None for name in _SPEC_FIELDS}
+        )
 
     # Keras config --------------------------------------------------------------------------
     def to_keras(self, names: frozenset[str]) -> dict:
@@ -115,7 +135,23 @@ _SPEC_FIELDS = (
     "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
     "kernel_constraint", "recurrent_constraint", "bias_constraint",
 )
-SEQUENCE_FIELDS = frozenset(
-    {"activity_regularizer", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "jit_compile", "export_xla"}
-)
+SEQUENCE_FIELDS = frozenset({
+    "activity_regularizer", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "use_cudnn",
+    "zero_output_for_mask", "jit_compile", "export_xla",
+})
 CELL_FIELDS = frozenset(f.name for f in fields(LSTMConfig)) - SEQUENCE_FIELDS
+
+
+def constructor_signature(names: frozenset[str]) -> inspect.Signature:
+    """The signature of a constructor taking the given fields (in the config's order, positional up
+    to ``use_cudnn``, keyword-only after it) and then ``**kwargs`` for ``keras.layers.Layer``."""
+    params = [p for p in inspect.signature(LSTMConfig).parameters.values() if p.name in names]
+    return inspect.Signature([*params, inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
+
+
+def bind_arguments(signature: inspect.Signature, args: tuple, kwargs: dict) -> tuple[dict, dict]:
+    """Split a constructor call into (config fields, the rest for ``keras.layers.Layer``). A missing
+    ``units`` or a field given twice raises TypeError, as any Python call does."""
+    arguments = signature.bind(*args, **kwargs).arguments
+    layer_kwargs = arguments.pop("kwargs", {})
+    return arguments, layer_kwargs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LSTMArgumentError", "XLAUnavailableError"]
+__all__ = ["LSTMArgumentError", "XLAUnavailableError", "KerasBackendError"]
 
 
 class LSTMArgumentError(ValueError):
@@ -29,3 +29,23 @@ class XLAUnavailableError(RuntimeError):
     The layer never falls back to another path silently. Fix: pass ``jit_compile=False`` to use the
     plain graph path, or change the input so that XLA can compile it (the message says why it could not).
     """
+
+
+class KerasBackendError(RuntimeError):
+    """Keras runs a backend other than TensorFlow (``KERAS_BACKEND=jax`` or ``torch``, or
+    ``"backend"`` in ``~/.keras/keras.json`` with ``KERAS_BACKEND`` unset before Keras was imported).
+
+    keras_lstm's recurrence is written in TensorFlow and compiled with XLA through ``tf.function``, so
+    the layer exists on the TensorFlow backend only. Fix: set ``KERAS_BACKEND=tensorflow`` in the
+    environment before Python starts (``import keras_lstm`` sets it when it is unset and Keras is not
+    yet imported).
+    """
+
+    def __init__(self, backend: str, import_error: ImportError | None = None):
+        self.backend = backend
+        failed = f" (importing Keras with it failed: {import_error})" if import_error is not None else ""
+        super().__init__(
+            f"keras_lstm needs the TensorFlow backend of Keras, but Keras is set to the {backend!r} "
+            f"backend{failed}. Set KERAS_BACKEND=tensorflow in the environment before starting Python "
+            "(e.g. `KERAS_BACKEND=tensorflow python ...`)."
+        )

@@ -7,19 +7,23 @@ is in :mod:`keras_lstm.step` and the time loop in :mod:`keras_lstm.recurrence`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 
 import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_lstm.backend import require_tensorflow_backend
 from keras_lstm.cell import LSTMCell
-from keras_lstm.config import CELL_FIELDS, LSTMConfig
+from keras_lstm.config import CELL_FIELDS, LSTMConfig, bind_arguments, constructor_signature
 from keras_lstm.errors import LSTMArgumentError, XLAUnavailableError
 from keras_lstm.recurrence import lstm_sequence
 
 __all__ = ["LSTM"]
 
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(LSTMConfig))
+_SIGNATURE = constructor_signature(_CONFIG_FIELDS)
 _XLA_FAILURE_MARKERS = ("XLA compilation", "unsupported operations when trying to compile", "XlaCompile")
 
 
@@ -27,11 +31,15 @@ _XLA_FAILURE_MARKERS = ("XLA compilation", "unsupported operations when trying t
 class LSTM(keras.layers.Layer):
     """Long Short-Term Memory layer, weight-compatible with ``keras.layers.LSTM``.
 
-    Takes every constructor argument of ``keras.layers.LSTM`` (Keras 3) with the same meaning and
-    defaults, the variants of :class:`~keras_lstm.cell.LSTMCell`, and ``jit_compile`` (default True):
-    run the recurrence inside ``tf.function(jit_compile=True)``; False gives the plain graph path.
-    ``use_cudnn`` is accepted for drop-in compatibility: "auto" and False mean what this layer always
-    does (no cuDNN); True is refused, since no cuDNN kernel exists here.
+    Takes every constructor argument of ``keras.layers.LSTM`` (Keras 3) with the same meaning, order
+    and defaults, including those Keras takes through ``**kwargs`` (``implementation``,
+    ``zero_output_for_mask``), then keyword-only the variants of :class:`~keras_lstm.cell.LSTMCell`
+    and ``jit_compile`` (default True): run the recurrence inside ``tf.function(jit_compile=True)``;
+    False gives the plain graph path. ``implementation`` (1 or 2) only chooses how Keras splits its
+    matmuls, so the result is the same; this layer always does one fused matmul. ``use_cudnn``:
+    "auto" and False mean what this layer always does (no cuDNN); True is accepted, as by Keras, and
+    refused when the layer is built, as Keras refuses it where cuDNN cannot run: no cuDNN kernel
+    exists here. Every argument round-trips through ``get_config``.
 
     When the layer is traced for a SavedModel (``model.export``, ``tf.saved_model.save``, ``keras.export.
     ExportArchive``, ``keras-lstm export``) it runs the graph path, so the saved graph holds no
@@ -41,27 +49,25 @@ class LSTM(keras.layers.Layer):
 
     Weights: ``kernel`` (input_dim, 4·units), ``recurrent_kernel`` (units, 4·units), ``bias`` (4·units),
     gate blocks ``i, f, g, o``. ``call`` returns the output, or ``(output, h, c)`` under
-    ``return_state``.
+    ``return_state``. Integer and boolean inputs are cast to the compute dtype, as Keras's matmul
+    promotes them.
     """
 
-    def __init__(self, units, use_cudnn="auto", **kwargs):
-        config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _CONFIG_FIELDS}
-        activity_regularizer = config_kwargs.get("activity_regularizer")
-        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if use_cudnn not in ("auto", False):
-            raise LSTMArgumentError(
-                "use_cudnn", use_cudnn, '"auto" or False (keras_lstm runs its own XLA kernel, never cuDNN)'
-            )
-        self.config = LSTMConfig(units=units, **config_kwargs)
+    def __init__(self, *args, **kwargs):
+        require_tensorflow_backend()
+        config_kwargs, kwargs = bind_arguments(_SIGNATURE, args, kwargs)
+        super().__init__(activity_regularizer=config_kwargs.get("activity_regularizer"), **kwargs)
+        self.config = LSTMConfig(**config_kwargs)
         cell_kwargs = {k: v for k, v in dataclasses.asdict(self.config).items() if k in CELL_FIELDS}
-        cell_kwargs.pop("units")
         self.cell = LSTMCell(
-            units, name="lstm_cell", dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True),
-            **cell_kwargs,
+            name="lstm_cell", dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True), **cell_kwargs,
         )
         self.supports_masking = True
-        self.zero_output_for_mask = False  # keras.layers.Bidirectional sets it to return_sequences
         self.states = None
+
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *_SIGNATURE.parameters.values()]
+    )
 
     # Read-only views of the configuration, as keras.layers.LSTM exposes them.
     units = property(lambda self: self.config.units)
@@ -73,6 +79,24 @@ class LSTM(keras.layers.Layer):
     jit_compile = property(lambda self: self.config.jit_compile)
     dropout = property(lambda self: self.config.dropout)
     recurrent_dropout = property(lambda self: self.config.recurrent_dropout)
+    implementation = property(lambda self: self.config.implementation)
+
+    # keras.layers.Bidirectional assigns these two on the layers it wraps; the config stays the one source.
+    @property
+    def zero_output_for_mask(self):
+        return self.config.zero_output_for_mask
+
+    @zero_output_for_mask.setter
+    def zero_output_for_mask(self, value):
+        self.config = dataclasses.replace(self.config, zero_output_for_mask=value)
+
+    @property
+    def use_cudnn(self):
+        return self.config.use_cudnn
+
+    @use_cudnn.setter
+    def use_cudnn(self, value):
+        self.config = dataclasses.replace(self.config, use_cudnn=value)
 
     @property
     def state_size(self):
@@ -81,6 +105,12 @@ class LSTM(keras.layers.Layer):
     # Build ----------------------------------------------------------------------------------
     def build(self, sequences_shape, initial_state_shape=None):
         shape = tuple(sequences_shape)
+        if self.config.use_cudnn not in ("auto", False):
+            raise LSTMArgumentError(
+                "use_cudnn", True,
+                '"auto" or False to build this layer: keras_lstm runs its own kernel and has no cuDNN one '
+                "(keras.layers.LSTM also refuses use_cudnn=True where cuDNN cannot run)",
+            )
         if len(shape) != 3:
             raise LSTMArgumentError("inputs", f"a tensor of shape {shape}", "a 3D tensor (batch, time, features)")
         if not self.cell.built:
@@ -115,6 +145,8 @@ class LSTM(keras.layers.Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None):
         cfg = self.config
         x = sequences
+        if x.dtype.is_integer or x.dtype.is_bool:  # as Keras's matmul promotes them
+            x = ops.cast(x, self.compute_dtype)
         self._check_inputs(x)
         batch = tf.shape(x)[0]
         if initial_state is None:
@@ -166,7 +198,9 @@ class LSTM(keras.layers.Layer):
         if len(x.shape) != 3:
             raise LSTMArgumentError("inputs", f"a tensor of shape {tuple(x.shape)}", "a 3D tensor (batch, time, features)")
         if not x.dtype.is_floating:
-            raise LSTMArgumentError("inputs", f"a tensor of dtype {x.dtype.name}", "a floating-point tensor")
+            raise LSTMArgumentError(
+                "inputs", f"a tensor of dtype {x.dtype.name}", "a floating-point, integer or boolean tensor"
+            )
         built_dim = self.cell.kernel.shape[0]
         if x.shape[-1] is not None and x.shape[-1] != built_dim:
             raise LSTMArgumentError(
@@ -248,5 +282,3 @@ _KERAS_EXPORT_PACKAGE = "keras.src.export."
 _SEQUENCE_FUNCTIONS = {
     jit: tf.function(lstm_sequence, jit_compile=jit, autograph=False) for jit in (True, False)
 }
-
-_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(LSTMConfig))

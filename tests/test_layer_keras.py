@@ -1,6 +1,8 @@
 """The layer as a Keras citizen: models, Bidirectional, serialization, fit, mixed precision, dropout,
 the cell in keras.layers.RNN, the three execution paths, and every argument error."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -66,8 +68,8 @@ def test_get_config_round_trips_every_argument():
         unit_forget_bias=False, kernel_regularizer="l2", recurrent_regularizer="l1", bias_regularizer="l2",
         activity_regularizer="l1", kernel_constraint="non_neg", recurrent_constraint="unit_norm",
         bias_constraint="non_neg", dropout=0.1, recurrent_dropout=0.2, seed=3, return_sequences=True,
-        return_state=True, go_backwards=True, stateful=True, unroll=True, jit_compile=False,
-        peephole=True, coupled_gates=True, projection_units=4, layer_norm=True, layer_norm_epsilon=1e-4,
+        return_state=True, go_backwards=True, stateful=True, unroll=True, use_cudnn=False, implementation=1,
+        zero_output_for_mask=True, jit_compile=False, peephole=True, coupled_gates=True, projection_units=4, layer_norm=True, layer_norm_epsilon=1e-4,
         cell_clip=3.0, projection_clip=2.0,
     )
     config = layer.get_config()
@@ -75,6 +77,63 @@ def test_get_config_round_trips_every_argument():
     assert clone.get_config() == config
     assert clone.config.jit_compile is False and clone.config.unroll is True and clone.config.seed == 3
     assert config["activity_regularizer"] is not None
+    assert (config["implementation"], config["zero_output_for_mask"], config["use_cudnn"]) == (1, True, False)
+
+
+def test_signature_and_config_cover_keras():
+    """Every parameter of keras.layers.LSTM / LSTMCell, in its order, kind and default, leads ours;
+    every key of keras.layers.LSTM's get_config is in ours, with the same value for the same layer
+    (initializers aside: Keras writes the resolved object, ours the identifier as given)."""
+    for theirs, ours in ((keras.layers.LSTM, LSTM), (keras.layers.LSTMCell, LSTMCell)):
+        ref = [p for p in inspect.signature(theirs).parameters.values() if p.kind != p.VAR_KEYWORD]
+        got = list(inspect.signature(ours).parameters.values())[: len(ref)]
+        assert [(p.name, p.kind, p.default) for p in got] == [(p.name, p.kind, p.default) for p in ref]
+    kw = dict(units=3, activation="relu", dropout=0.2, seed=5, return_sequences=True, go_backwards=True,
+              zero_output_for_mask=True, implementation=1, name="x")
+    ref_config, config = keras.layers.LSTM(**kw).get_config(), LSTM(**kw).get_config()
+    assert set(ref_config) <= set(config)
+    plain = {k: v for k, v in ref_config.items() if not k.endswith("initializer")}
+    assert {k: config[k] for k in plain} == plain
+
+
+def test_positional_arguments_as_keras():
+    ref, ours = keras.layers.LSTM(5, "relu", "hard_sigmoid", False), LSTM(5, "relu", "hard_sigmoid", False)
+    ref(X), ours(X)
+    ours.set_weights(ref.get_weights())
+    assert ours.cell.bias is None and ours.config.recurrent_activation == "hard_sigmoid"
+    np.testing.assert_allclose(ours(X), ref(X), atol=1e-5)
+    with pytest.raises(TypeError, match="units"):
+        LSTM(activation="relu")
+
+
+@pytest.mark.parametrize("implementation", [1, 2])
+def test_implementation_gives_keras_result(implementation):
+    ref, ours = twin(implementation=implementation, return_sequences=True)
+    np.testing.assert_allclose(ours(X, mask=MASK), ref(X, mask=MASK), atol=1e-5)
+    assert ours.cell.implementation == implementation
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_zero_output_for_mask_as_argument_matches_keras(return_sequences):
+    mask = MASK.copy()
+    mask[3, :] = False  # a fully masked row
+    ref, ours = twin(zero_output_for_mask=True, return_sequences=return_sequences)
+    np.testing.assert_allclose(ours(X, mask=mask), ref(X, mask=mask), atol=1e-5)
+    if return_sequences:
+        assert not np.asarray(ours(X, mask=mask))[1, 5:].any()  # masked steps output zeros
+
+
+def test_integer_inputs_cast_as_keras():
+    ints = np.arange(4 * 7 * 3).reshape(4, 7, 3) % 5 - 2
+    ref, ours = twin()
+    np.testing.assert_allclose(ours(ints), ref(ints), atol=1e-5)
+
+
+def test_use_cudnn_true_refused_at_build_and_bidirectional_keeps_it():
+    layer = LSTM(4, use_cudnn=True)  # accepted, as by keras.layers.LSTM
+    assert layer.use_cudnn is True and keras.layers.Bidirectional(layer).backward_layer.use_cudnn is True
+    with pytest.raises(LSTMArgumentError, match="`use_cudnn`.*cuDNN"):
+        layer(X)
 
 
 def test_fit_loss_falls_with_model_jit_compile():
@@ -164,9 +223,11 @@ ERRORS = [
     (lambda: LSTM(4, recurrent_dropout=-0.1), "recurrent_dropout", "-0.1"),
     (lambda: LSTM(4, projection_clip=1.0), "projection_clip", "1.0"),
     (lambda: LSTM(4, projection_units=0), "projection_units", "0"),
-    (lambda: LSTM(4, use_cudnn=True), "use_cudnn", "True"),
+    (lambda: LSTM(4, use_cudnn=True)(X), "use_cudnn", "True"),
+    (lambda: LSTM(4, use_cudnn="yes"), "use_cudnn", "yes"),
+    (lambda: LSTM(4, implementation=3), "implementation", "3"),
     (lambda: LSTM(4)(np.zeros((2, 3), "float32")), "inputs", r"\(2, 3\)"),
-    (lambda: LSTM(4)(np.zeros((2, 3, 4), "int32")), "inputs", "int32"),
+    (lambda: LSTM(4)(np.zeros((2, 3, 4), "complex64")), "inputs", "complex64"),
     (lambda: LSTM(4)(X, initial_state=[np.zeros((4, 4), "float32")]), "initial_state", "1 tensor"),
     (lambda: LSTM(4)(X, initial_state=[np.zeros((4, 5), "float32")] * 2), "initial_state", r"\(4, 5\)"),
 ]

@@ -1,0 +1,60 @@
+"""Under another Keras backend, importing keras_lstm or building the layer raises KerasBackendError,
+which names the backend and the fix. Each case runs in a fresh interpreter, since Keras reads
+KERAS_BACKEND once, at import."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+IMPORT = """
+try:
+    import keras_lstm
+except Exception as err:
+    print(type(err).__module__ + "." + type(err).__name__, "|", err.backend, "|", err)
+"""
+
+# Imported on TensorFlow, then Keras is switched to torch in the same process: building the layer
+# is refused.
+BUILD = """
+import keras, keras_lstm
+keras.config.set_backend("torch")
+try:
+    keras_lstm.LSTM(3)
+except Exception as err:
+    print(type(err).__module__ + "." + type(err).__name__, "|", err.backend, "|", err)
+"""
+
+
+def run(script, backend):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env.pop("KERAS_BACKEND", None)
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip()
+
+
+# jax is not installed here: Keras fails to import it, and the error still names the backend.
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_import_under_another_backend_names_it_and_the_fix(backend):
+    kind, name, message = run(IMPORT, backend).split(" | ", 2)
+    assert kind == "keras_lstm.errors.KerasBackendError" and name == backend
+    assert f"'{backend}' backend" in message and "KERAS_BACKEND=tensorflow" in message
+
+
+def test_building_the_layer_after_switching_backend_is_refused():
+    kind, name, message = run(BUILD, None).split(" | ", 2)
+    assert kind == "keras_lstm.errors.KerasBackendError" and name == "torch"
+    assert "KERAS_BACKEND=tensorflow" in message
+
+
+def test_unset_backend_becomes_tensorflow():
+    """With KERAS_BACKEND unset, importing keras_lstm before Keras picks TensorFlow, and the check passes."""
+    assert run("import keras_lstm, keras; print(keras.config.backend())", None) == "tensorflow"
