@@ -9,11 +9,16 @@ inputs, with Keras's random initial weights. It measures serving, not accuracy. 
 ``--requests`` measured requests are done (after two unmeasured warm-up calls per thread). Modes:
 
 ==============  ================================================================================================
-``in-process``  ``tf.saved_model.load`` of the same version, ``signatures["serving_default"]`` called from the
-                threads, NumPy in and out (what the server does per request, without gRPC)
+``in-process``  the server's own model call, ``serving.servable.Servable.run`` of the same version (TF Serving's
+                path: session loader, ``Session.run`` on the SignatureDef's tensor names), NumPy in and out,
+                called from the threads (what the server does per request, without gRPC)
 ``unbatched``   ``keras-lstm serve`` as a subprocess, through ``serving.Client``
 ``batched``     the same, with ``--batching-parameters-file`` (:data:`BATCHING`)
 ==============  ================================================================================================
+
+The server's per-request model call is also timed on its own, interleaved, on the path it takes now (the session
+path above) and on the path it took before (``tf.saved_model.load(...).signatures["serving_default"]``, kept here
+only as that comparison): the "handler" table.
 
 The gRPC overhead target (p50 client - p50 in-process, batch 1, concurrency 1) is also measured from
 interleaved pairs of calls, one of each, so that both sides see the same machine load: the client, the server
@@ -263,11 +268,33 @@ class LocalServer:
 
 
 def in_process_caller(version_dir: Path) -> CallFor:
-    """`signatures["serving_default"]` of the loaded SavedModel, NumPy in and out, as the server runs it."""
+    """The server's model call (`Servable.run` of serving_default: Session.run), NumPy in and out."""
+    from serving.servable import Servable
+
+    servable = Servable(MODEL_NAME, 1, version_dir)
+    return lambda x: (lambda: servable.run("serving_default", {"sequences": x}))
+
+
+def handler_paths(version_dir: Path, x: np.ndarray, rounds: int, warmup: int) -> dict:
+    """Per-request time of the server's model call, batch 1, interleaved (order alternating) so that both
+    see the same machine load: the session path the server takes, and the object-graph path it took before
+    (`tf.saved_model.load`, whose variables TF Serving's loader could not restore)."""
     import tensorflow as tf
 
     fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    return lambda x: (lambda: {name: value.numpy() for name, value in fn(sequences=tf.constant(x)).items()})
+    paths = (("session", in_process_caller(version_dir)(x)),
+             ("object_graph", lambda: {k: v.numpy() for k, v in fn(sequences=tf.constant(x)).items()}))
+    for _ in range(warmup):
+        for _, call in paths:
+            call()
+    ms: dict[str, list[float]] = {name: [] for name, _ in paths}
+    for i in range(rounds):
+        for name, call in paths if i % 2 == 0 else paths[::-1]:
+            start = time.perf_counter()
+            call()
+            ms[name].append((time.perf_counter() - start) * 1e3)
+    return {"rounds": rounds, **{f"{name}_p50_ms": float(np.percentile(v, 50)) for name, v in ms.items()},
+            **{f"{name}_p99_ms": float(np.percentile(v, 99)) for name, v in ms.items()}}
 
 
 # -- report ---------------------------------------------------------------------------------------------------------
@@ -323,6 +350,11 @@ def markdown(result: dict) -> str:
         f"Interleaved pairs (batch 1, one thread, {paired['pairs']} pairs): in-process p50 "
         f"{paired['in_process_p50_ms']:.2f} ms, client p50 {paired['client_p50_ms']:.2f} ms.",
         "",
+        f"The server's model call, batch 1, interleaved ({result['handler']['rounds']} rounds): session path (now) "
+        f"p50 {result['handler']['session_p50_ms']:.2f} ms, p99 {result['handler']['session_p99_ms']:.2f} ms; "
+        f"object-graph path (before) p50 {result['handler']['object_graph_p50_ms']:.2f} ms, "
+        f"p99 {result['handler']['object_graph_p99_ms']:.2f} ms.",
+        "",
         "| target | measured | wanted | met |",
         "|---|---:|---:|---|",
         *(f"| {t['name']} | {t['value']:.2f} | {t['target']} | {'met' if t['met'] else 'NOT met'} |"
@@ -349,6 +381,7 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
         batching_file = work / "batching.config"
         batching_file.write_text(batching_text(BATCHING))
         local = in_process_caller(version_dir)
+        handler = handler_paths(version_dir, sequences(1, config), config.requests, max(10, config.warmup_per_thread))
         rows = measure("in-process", local, config)
         # One server at a time, so that neither shares the machine with the other (loading both at once
         # saves no time on two cores: startup is CPU-bound).
@@ -374,6 +407,7 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
                         "seconds": time.time() - started},
         "rows": [asdict(r) for r in rows],
         "paired_overhead": paired,
+        "handler": handler,
         "targets": targets(rows, paired, config),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -387,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T=10, few requests, concurrency 1 and 4 (< 1 min)")
+    parser.add_argument("--handler-only", action="store_true",
+                        help="only the server's model call, session path vs object-graph path (no servers started)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where serving.json/.md go")
     parser.add_argument("--requests", type=int, help="measured requests per cell (default 400; quick 24)")
     parser.add_argument("--units", type=int, default=64, help="LSTM units")
@@ -403,6 +439,16 @@ def main(argv: list[str] | None = None) -> int:
     config = BenchConfig.quick_config(**overrides) if args.quick else BenchConfig(**overrides)
     if config.requests < 1:
         parser.error("--requests must be >= 1")
+    if args.handler_only:
+        from serving.cli import set_tensorflow_threads
+
+        set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
+        with tempfile.TemporaryDirectory(prefix="bench-handler-") as tmp:
+            version_dir = export_bench_model(Path(tmp), config)
+            handler = handler_paths(version_dir, sequences(1, config), config.requests, max(10, config.warmup_per_thread))
+        print(json.dumps({"time_steps": config.time_steps, "units": config.units, "load": os.getloadavg(),
+                          **handler}, indent=2))
+        return 0
     result = run_benchmark(config, args.out)
     print(markdown(result))
     return 0

@@ -1,0 +1,27 @@
+"""`make demo`'s whole path in the test suite: parity -> train -> export -> serve -> query -> SIGTERM,
+the same commands as a subprocess, with training cut to a few steps (``--quick``) and everything
+written under a temporary directory. The demo itself fails (exit 1) unless the served predictions equal
+the trained model run in process, and the stream equals the whole sequence, to 1e-5."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.timeout(600)
+def test_demo_quick_runs_the_whole_path(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    done = subprocess.run([sys.executable, "-m", "keras_lstm.demo", "--quick", "--workdir", str(tmp_path)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=540)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-5000:]
+    for step in ("$ keras-lstm parity", "$ keras-lstm train adding", "$ keras-lstm export", "$ keras-lstm serve",
+                 "whole sequences (Predict, signature 'padded')", "vs the trained model.keras run in process",
+                 "stream (signature 'step'", "server exited with code 0"):
+        assert step in out, step
+    assert (tmp_path / "models" / "adding" / "1" / "saved_model.pb").is_file()
