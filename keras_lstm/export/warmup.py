@@ -10,10 +10,10 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from keras_lstm.export.plan import ExportPlan
+from serving.servable import WARMUP_FILE  # where TF Serving, and so the local server, reads them
 
 __all__ = ["WARMUP_FILE", "warmup_requests", "write_warmup"]
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
 def _zeros(shape, dtype: str) -> tf.Tensor:
