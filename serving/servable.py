@@ -97,10 +97,15 @@ class Servable:
         options = None
         if timeout_s is not None:
             options = config_pb2.RunOptions(timeout_in_ms=max(1, int(timeout_s * 1000)))
+        started = time.monotonic()
         try:
             values = call(*(inputs[k] for k in feeds), options=options)
         except tf.errors.OpError as err:
-            raise ServingError(err.message, code=status_code(err.error_code)) from err
+            code = status_code(err.error_code)
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                log.debug("model %s version %d: %s stopped at its deadline after %.3fs",
+                          self.name, self.version, signature, time.monotonic() - started)
+            raise ServingError(err.message, code=code) from err
         return dict(zip(fetches, values))
 
     def _callable(self, signature: str, feeds: tuple[str, ...], fetches: tuple[str, ...]) -> Callable:

@@ -114,10 +114,11 @@ def _big_endian(dtype: np.dtype) -> bool:
 
 
 def claimed_shape(proto: Message) -> tuple[int, ...]:
-    """The shape a TensorProto claims; ValueError for one TensorFlow's ``Tensor::FromProto`` refuses
-    (unknown rank, a negative dimension)."""
-    if proto.tensor_shape.unknown_rank:
-        raise ValueError("tensor_shape has unknown_rank set")
+    """The shape a TensorProto claims; ValueError for a negative dimension (TensorFlow's
+    ``Tensor::FromProto`` refuses it) and for ``unknown_rank`` set beside dimensions, a claim that
+    contradicts itself (``Tensor::FromProto`` reads the dimensions; ``unknown_rank`` alone is a scalar)."""
+    if proto.tensor_shape.unknown_rank and len(proto.tensor_shape.dim):
+        raise ValueError("tensor_shape has unknown_rank set and dimensions")
     shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
     if any(size < 0 for size in shape):
         raise ValueError(f"tensor_shape has a negative dimension: {list(shape)}")
