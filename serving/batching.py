@@ -7,6 +7,10 @@ on every dimension but the first, are merged along axis 0 into batches of at mos
 `max_enqueued_batches` batches, new requests are refused with UNAVAILABLE (TF Serving's
 "queue is full"), which the client retries with backoff. Sequences of different lengths
 land in different queues; nothing is padded.
+
+Deadlines, as TF Serving's batching session keeps them: a request whose deadline has passed by the
+time its batch runs is dropped from the batch (DEADLINE_EXCEEDED) rather than computed for nobody, and
+the batch runs under the latest deadline of the requests left in it (none if one of them has none).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from serving.errors import BadRequestError, ServingError, UnavailableError
 __all__ = ["BatchingOptions", "Batcher"]
 
 log = logging.getLogger("serving.server")
-RunFn = Callable[[Hashable, str, dict[str, np.ndarray]], dict[str, np.ndarray]]
+# (servable, signature, inputs, timeout_s) -> outputs; timeout_s None: no deadline.
+RunFn = Callable[[Hashable, str, dict[str, np.ndarray], "float | None"], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class BatchingOptions:
 class _Task:
     inputs: dict[str, np.ndarray]
     rows: int
+    deadline: float | None  # time.monotonic() after which nobody waits for the result
     done: threading.Event = field(default_factory=threading.Event)
     result: dict[str, np.ndarray] | None = None
     error: BaseException | None = None
@@ -86,14 +92,16 @@ class Batcher:
         for worker in self._workers:
             worker.start()
 
-    def submit(self, servable: Hashable, signature: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run `inputs` (all batched along axis 0) as part of a batch; blocks until done."""
+    def submit(self, servable: Hashable, signature: str, inputs: Mapping[str, np.ndarray], *,
+               timeout_s: float | None = None) -> dict[str, np.ndarray]:
+        """Run `inputs` (all batched along axis 0) as part of a batch; blocks until done. A request still
+        queued after `timeout_s` is dropped from its batch with DEADLINE_EXCEEDED."""
         rows = int(next(iter(inputs.values())).shape[0])
         if rows > self.options.max_batch_size:
             raise BadRequestError(f"Task size {rows} is larger than maximum input batch size "
                                   f"{self.options.max_batch_size}", code=grpc.StatusCode.INVALID_ARGUMENT)
         key = (servable, signature, tuple(sorted((k, v.dtype.str, v.shape[1:]) for k, v in inputs.items())))
-        task = _Task(dict(inputs), rows)
+        task = _Task(dict(inputs), rows, None if timeout_s is None else time.monotonic() + timeout_s)
         with self._cond:
             if self._stopping:
                 raise UnavailableError("server is shutting down", code=grpc.StatusCode.UNAVAILABLE)
@@ -149,18 +157,30 @@ class Batcher:
             self._execute(batch)
 
     def _execute(self, batch: _Batch) -> None:
-        tasks = batch.tasks
+        now = time.monotonic()
+        tasks = []
+        for task in batch.tasks:
+            if task.deadline is not None and task.deadline <= now:
+                task.error = ServingError("Deadline exceeded before the batch ran", code=grpc.StatusCode.DEADLINE_EXCEEDED)
+                task.done.set()
+            else:
+                tasks.append(task)
+        if not tasks:
+            return
+        deadlines = [t.deadline for t in tasks]
+        timeout_s = None if None in deadlines else max(deadlines) - now
+        rows = sum(t.rows for t in tasks)
         try:
             if len(tasks) == 1:
                 merged = tasks[0].inputs
             else:
                 merged = {k: np.concatenate([t.inputs[k] for t in tasks], axis=0) for k in tasks[0].inputs}
-            outputs = self._run(batch.servable, batch.signature, merged)
+            outputs = self._run(batch.servable, batch.signature, merged, timeout_s)
             bounds = np.cumsum([t.rows for t in tasks])[:-1]
             for name, value in outputs.items():
-                if value.ndim == 0 or value.shape[0] != batch.rows:
+                if value.ndim == 0 or value.shape[0] != rows:
                     raise ServingError(f"output {name!r} has shape {list(value.shape)}, not batched "
-                                       f"along axis 0 ({batch.rows} rows)", code=grpc.StatusCode.INTERNAL)
+                                       f"along axis 0 ({rows} rows)", code=grpc.StatusCode.INTERNAL)
             parts = {name: np.split(value, bounds) for name, value in outputs.items()}
             for i, task in enumerate(tasks):
                 task.result = {name: pieces[i] for name, pieces in parts.items()}

@@ -57,6 +57,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="require 'authorization: Bearer TOKEN' call metadata, like an auth proxy would "
                           "(default: $SERVING_AUTH_TOKEN; unset: no check)")
     net.add_argument("--ssl-client-ca", type=Path, help="require client certificates signed by this CA (PEM)")
+    from serving.admission import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_SEQUENCE_LENGTH
+
+    limits = parser.add_argument_group("request limits (what one request may make the server hold)")
+    limits.add_argument("--max-request-elements", type=_positive, default=DEFAULT_MAX_ELEMENTS, metavar="N",
+                        help="elements one Predict request may claim, summed over its inputs (a value filled out to "
+                             "a whole shape counts in full), and init_state's batch_size times its state width; "
+                             "over it: INVALID_ARGUMENT (RESOURCE_EXHAUSTED for init_state) before anything is "
+                             "allocated (default: %(default)s = 2**24, a 64 MiB message of float32)")
+    limits.add_argument("--max-sequence-length", type=_positive, default=DEFAULT_MAX_SEQUENCE_LENGTH, metavar="STEPS",
+                        help="longest sequence (dimension 1 of an input shaped [?, ?, ...]) a request may send; "
+                             "longer: INVALID_ARGUMENT (default: %(default)s)")
     batch = parser.add_argument_group("batching")
     batch.add_argument("--enable-batching", action="store_true", help="batch concurrent requests")
     batch.add_argument("--batching-parameters-file", type=Path,
@@ -79,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
+    from serving.admission import RequestLimits
     from serving.batching import BatchingOptions
     from serving.config_protos import BatchingParameters, parse_text_file
     from serving.manager import ModelManager
@@ -96,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     options = ServerOptions(
         host=args.host, port=args.port, max_message_bytes=args.max_message_bytes, grpc_threads=args.grpc_threads,
         ssl_cert=args.ssl_cert, ssl_key=args.ssl_key, ssl_client_ca=args.ssl_client_ca, auth_token=args.auth_token,
+        limits=RequestLimits(max_elements=args.max_request_elements, max_sequence_length=args.max_sequence_length),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -140,6 +153,17 @@ def _at_least_zero(convert: Callable[[str], float], expected: str) -> Callable[[
 
 
 _seconds = _at_least_zero(float, "a number of seconds, 0 or more")
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a whole number, 1 or more")
+    return value
 thread_count = _at_least_zero(int, "a whole number of threads, 0 (TensorFlow picks) or more")
 
 

@@ -35,7 +35,20 @@ __all__ = [
     "error_class_for",
     "from_rpc_error",
     "status_code",
+    "clip",
+    "bound_details",
+    "MAX_DETAILS_BYTES",
+    "MAX_ECHO_CHARS",
 ]
+
+# TF Serving cuts a status message at 1024 characters (model_servers/grpc_status_util.cc); the local
+# server keeps every message, marker included, within 1024 UTF-8 bytes, and cuts each value it echoes
+# from the request (a model name, an input key) to MAX_ECHO_CHARS first, so that a message still names
+# everything it is about. Stock gRPC clients drop trailers over 16 KB, so an echoed 1 MB name would turn
+# a clear NOT_FOUND into RESOURCE_EXHAUSTED on the client.
+MAX_DETAILS_BYTES = 1024
+MAX_ECHO_CHARS = 64
+_CUT = "...TRUNCATED"
 
 
 class ServingError(Exception):
@@ -165,3 +178,19 @@ def status_code(value: int) -> grpc.StatusCode:
         if code.value[0] == value:
             return code
     return grpc.StatusCode.UNKNOWN
+
+
+def clip(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """`value` as text for an error message, cut to `limit` characters (marked) when longer."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text)} chars)"
+
+
+def bound_details(details: str, limit: int = MAX_DETAILS_BYTES) -> str:
+    """`details` cut so that its UTF-8 encoding, marker included, is at most `limit` bytes."""
+    encoded = details.encode("utf-8", "replace")
+    if len(encoded) <= limit:
+        return details
+    return encoded[: limit - len(_CUT)].decode("utf-8", "ignore") + _CUT

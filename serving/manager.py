@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 import grpc
 from tensorflow_serving.apis import model_pb2
 
-from serving.errors import BadRequestError, ModelNotFoundError
+from serving.errors import BadRequestError, ModelNotFoundError, clip
 from serving.model_config import ModelSource
 from serving.servable import Servable
 
@@ -170,20 +170,21 @@ class ModelManager:
             servable.release()
 
     def _resolve(self, spec: model_pb2.ModelSpec) -> Servable:
-        # Messages as TF Serving words them, so that logs read the same against both.
+        # Messages as TF Serving words them, so that logs read the same against both; the name cut short.
+        name = clip(spec.name)
         versions = self._loaded.get(spec.name)
         if versions is None:
-            wanted = f"Specific({spec.name}, {spec.version.value})" if spec.HasField("version") else f"Latest({spec.name})"
+            wanted = f"Specific({name}, {spec.version.value})" if spec.HasField("version") else f"Latest({name})"
             raise ModelNotFoundError(f"Servable not found for request: {wanted}", code=grpc.StatusCode.NOT_FOUND)
         version = self._wanted_version(spec)
         if version is None:
             if versions:
                 return versions[max(versions)]
-            raise ModelNotFoundError(f"Servable not found for request: Latest({spec.name})",
+            raise ModelNotFoundError(f"Servable not found for request: Latest({name})",
                                      code=grpc.StatusCode.NOT_FOUND)
         if versions and version in versions:
             return versions[version]
-        raise ModelNotFoundError(f"Servable not found for request: Specific({spec.name}, {version})",
+        raise ModelNotFoundError(f"Servable not found for request: Specific({name}, {version})",
                                  code=grpc.StatusCode.NOT_FOUND)
 
     def _wanted_version(self, spec: model_pb2.ModelSpec) -> int | None:
@@ -194,22 +195,24 @@ class ModelManager:
         if choice == "version_label":
             labels = self.sources[spec.name].labels if spec.name in self.sources else {}
             if spec.version_label not in labels:
-                raise BadRequestError(f"Unrecognized servable version label: {spec.version_label}",
+                raise BadRequestError(f"Unrecognized servable version label: {clip(spec.version_label)}",
                                       code=grpc.StatusCode.INVALID_ARGUMENT)
             return labels[spec.version_label]
         return None
 
     def status(self, spec: model_pb2.ModelSpec) -> list[tuple[int, VersionState]]:
+        """Every version's state, or one version's when the spec names a number. A version label is
+        ignored, as TF Serving's GetModelStatus ignores it (get_model_status_impl.cc)."""
         with self._lock:
             states = self._states.get(spec.name)
             if states is None:
-                raise ModelNotFoundError(f"Could not find any versions of model {spec.name}",
+                raise ModelNotFoundError(f"Could not find any versions of model {clip(spec.name)}",
                                          code=grpc.StatusCode.NOT_FOUND)
-            wanted = self._wanted_version(spec)
-            if wanted is None:
+            if not spec.HasField("version"):
                 return sorted(states.items())
+            wanted = int(spec.version.value)
             if wanted not in states:
-                raise ModelNotFoundError(f"Could not find version {wanted} of model {spec.name}",
+                raise ModelNotFoundError(f"Could not find version {wanted} of model {clip(spec.name)}",
                                          code=grpc.StatusCode.NOT_FOUND)
             return [(wanted, states[wanted])]
 

@@ -15,7 +15,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from serving import tensors, wire
-from serving.errors import BadRequestError, status_code
+from serving.errors import BadRequestError, clip, status_code
 
 __all__ = [
     "TensorInfo",
@@ -33,6 +33,9 @@ __all__ = [
     "parse_metadata",
     "parse_status",
     "check_inputs",
+    "check_names",
+    "check_tensor",
+    "check_batch",
 ]
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -199,56 +202,73 @@ def parse_status(response: wire.GetModelStatusResponse) -> list[VersionStatus]:
 def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> None:
     """Raise BadRequestError (INVALID_ARGUMENT, message naming the input) on any mismatch.
 
-    Checks names, dtype, rank, fixed dimensions (the feature size), that batched inputs
-    are not empty, and that they share one batch size.
+    Checks names, dtype, rank, fixed dimensions (the feature size), and that batched inputs
+    share one batch size. An empty batch (dimension 0 is 0) passes, as TF Serving answers it
+    with empty outputs.
     """
-    expected, sent = set(signature.inputs), set(inputs)
+    check_names(signature, inputs)
+    for name in sorted(inputs):
+        array = np.asarray(inputs[name])
+        try:
+            sent_dtype = tensors.dtype_of(array)
+        except ValueError:
+            sent_dtype = -1
+        check_tensor(name, signature.inputs[name], sent_dtype, array.shape, dtype_label=str(array.dtype))
+    check_batch(signature, {name: np.shape(value) for name, value in inputs.items()})
+
+
+def check_names(signature: Signature, names: object) -> None:
+    """The inputs sent must be exactly the signature's (TF Serving's wording; echoed names cut short)."""
+    expected, sent = set(signature.inputs), set(names)
     if expected != sent:
-        # TF Serving's wording, so that errors read the same against both servers.
         raise BadRequestError(
             f"input size does not match signature: {len(sent)}!={len(expected)} "
             f"len({_names(sent)}) != len({_names(expected)}). "
             f"Sent extra: {_names(sent - expected)}. Missing but required: {_names(expected - sent)}.",
             code=_INVALID,
         )
+
+
+def check_tensor(name: str, info: TensorInfo, dtype: int, shape: Sequence[int], *, dtype_label: str = "") -> None:
+    """One input's DataType enum and shape against its signature entry: dtype, rank, fixed dimensions."""
+    got = list(shape)
+    if dtype != info.dtype:
+        raise BadRequestError(
+            f'input "{clip(name)}": expects {tensors.dtype_name(info.dtype)} but '
+            f"{dtype_label or tensors.dtype_name(dtype)} is provided",
+            code=_INVALID,
+        )
+    if info.shape is None:
+        return
+    if len(got) != len(info.shape):
+        raise BadRequestError(
+            f'input "{clip(name)}": expects rank {len(info.shape)} ({info.describe()}) but got shape {clip(got)}',
+            code=_INVALID,
+        )
+    for axis, (want, have) in enumerate(zip(info.shape, got)):
+        if want is not None and want != have:
+            what = "feature size" if axis == len(info.shape) - 1 and axis > 0 else f"dimension {axis}"
+            raise BadRequestError(
+                f'input "{clip(name)}": {what} must be {want} ({info.describe()}) but got shape {clip(got)}',
+                code=_INVALID,
+            )
+
+
+def check_batch(signature: Signature, shapes: Mapping[str, Sequence[int]]) -> None:
+    """Inputs batched along an unknown dimension 0 must agree on its size."""
     batch: tuple[str, int] | None = None
-    for name in sorted(inputs):
-        info, array = signature.inputs[name], np.asarray(inputs[name])
-        got = list(array.shape)
-        try:
-            sent_dtype = tensors.dtype_of(array)
-        except ValueError:
-            sent_dtype = -1
-        if sent_dtype != info.dtype:
-            raise BadRequestError(
-                f'input "{name}": expects {tensors.dtype_name(info.dtype)} but {array.dtype} is provided',
-                code=_INVALID,
-            )
-        if info.shape is None:
+    for name in sorted(shapes):
+        info, shape = signature.inputs[name], shapes[name]
+        if not (info.shape and info.shape[0] is None and len(shape) >= 1):
             continue
-        if array.ndim != len(info.shape):
+        if batch is not None and batch[1] != shape[0]:
             raise BadRequestError(
-                f'input "{name}": expects rank {len(info.shape)} ({info.describe()}) but got shape {got}',
+                f'input "{clip(name)}": batch size {shape[0]} differs from {batch[1]} of input "{clip(batch[0])}"; '
+                "input tensors must have equal 0th-dimension size",
                 code=_INVALID,
             )
-        for axis, (want, have) in enumerate(zip(info.shape, array.shape)):
-            if want is not None and want != have:
-                what = "feature size" if axis == len(info.shape) - 1 and axis > 0 else f"dimension {axis}"
-                raise BadRequestError(
-                    f'input "{name}": {what} must be {want} ({info.describe()}) but got shape {got}', code=_INVALID
-                )
-        if info.shape and info.shape[0] is None:
-            if array.shape[0] == 0:
-                raise BadRequestError(f'input "{name}": empty batch (dimension 0 is 0, shape {got})', code=_INVALID)
-            if batch is not None and batch[1] != array.shape[0]:
-                raise BadRequestError(
-                    f'input "{name}": batch size {array.shape[0]} differs from {batch[1]} of input "{batch[0]}"; '
-                    "input tensors must have equal 0th-dimension size",
-                    code=_INVALID,
-                )
-            batch = batch or (name, array.shape[0])
+        batch = batch or (name, shape[0])
 
 
 def _names(names: set[str]) -> str:
-    return "{" + ",".join(sorted(names)) + "}"
-
+    return "{" + ",".join(clip(n) for n in sorted(names)[:16]) + (",..." if len(names) > 16 else "") + "}"

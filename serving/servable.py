@@ -25,9 +25,9 @@ import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
-from serving import tensors
-from serving.errors import BadRequestError, ServingError, status_code
-from serving.requests import Signature, check_inputs
+from serving.admission import RequestLimits, decode_inputs, output_fetches
+from serving.errors import BadRequestError, ServingError, clip, status_code
+from serving.requests import Signature
 
 __all__ = ["Servable", "WARMUP_FILE", "SERVE_TAG"]
 
@@ -83,22 +83,13 @@ class Servable:
         try:
             return self.signatures[name or "serving_default"]
         except KeyError:
-            raise BadRequestError(f'Serving signature key "{name}" not found.',
+            raise BadRequestError(f'Serving signature key "{clip(name)}" not found.',
                                   code=grpc.StatusCode.FAILED_PRECONDITION) from None
-
-    def check(self, signature: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str]) -> None:
-        sig = self.signature(signature)
-        check_inputs(sig, inputs)
-        unknown = sorted(set(output_filter) - set(sig.outputs))
-        if unknown:
-            raise BadRequestError(
-                f"output tensor alias not found in signature: {unknown[0]} Outputs expected to be in the "
-                f"set {{{','.join(sorted(sig.outputs))}}}.", code=grpc.StatusCode.INVALID_ARGUMENT)
 
     def run(self, signature: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = (),
             timeout_s: float | None = None) -> dict[str, np.ndarray]:
-        """``Session.run`` of a signature on already-checked inputs: every output, or those in
-        ``output_filter``. ``timeout_s`` becomes ``RunOptions.timeout_in_ms``, as TF Serving sets it
+        """``Session.run`` of a signature on inputs already checked (serving.admission): every output, or
+        those in ``output_filter``. ``timeout_s`` becomes ``RunOptions.timeout_in_ms``, as TF Serving sets it
         from the request's deadline. TensorFlow errors become ServingError with their status code."""
         feeds = tuple(sorted(inputs))
         fetches = tuple(output_filter) or tuple(sorted(self.signature_defs.signature_def[signature].outputs))
@@ -106,10 +97,15 @@ class Servable:
         options = None
         if timeout_s is not None:
             options = config_pb2.RunOptions(timeout_in_ms=max(1, int(timeout_s * 1000)))
+        started = time.monotonic()
         try:
             values = call(*(inputs[k] for k in feeds), options=options)
         except tf.errors.OpError as err:
-            raise ServingError(err.message, code=status_code(err.error_code)) from err
+            code = status_code(err.error_code)
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                log.debug("model %s version %d: %s stopped at its deadline after %.3fs",
+                          self.name, self.version, signature, time.monotonic() - started)
+            raise ServingError(err.message, code=code) from err
         return dict(zip(fetches, values))
 
     def _callable(self, signature: str, feeds: tuple[str, ...], fetches: tuple[str, ...]) -> Callable:
@@ -127,8 +123,9 @@ class Servable:
                     self._callables[key] = call
         return call
 
-    def warm_up(self) -> int:
-        """Replay assets.extra/tf_serving_warmup_requests (PredictionLog records) like TF Serving.
+    def warm_up(self, limits: RequestLimits = RequestLimits()) -> int:
+        """Replay assets.extra/tf_serving_warmup_requests (PredictionLog records) like TF Serving, through
+        the same checks as a Predict request.
 
         Raises ServingError naming the record's signature when one fails."""
         path = self.path / WARMUP_FILE
@@ -142,9 +139,9 @@ class Servable:
             request = log_entry.predict_log.request
             signature = request.model_spec.signature_name or "serving_default"
             try:
-                inputs = {k: tensors.to_array(v) for k, v in request.inputs.items()}
-                self.check(signature, inputs, request.output_filter)
-                self.run(signature, inputs, request.output_filter)
+                sig = self.signature(signature)
+                inputs = decode_inputs(sig, request.inputs, limits)
+                self.run(signature, inputs, output_fetches(sig, request.output_filter))
             except (ServingError, ValueError) as err:
                 raise ServingError(f"warmup request {count + 1} (signature {signature!r}) failed: {err}",
                                    code=getattr(err, "code", grpc.StatusCode.INVALID_ARGUMENT)) from err

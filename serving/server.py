@@ -5,6 +5,12 @@ and .HandleReloadConfigRequest, the gRPC health-checking service and server refl
 Classify, Regress and MultiInference answer UNIMPLEMENTED. Every failure of a request is turned
 into a status (INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION with a message naming
 the input, as TF Serving words it); nothing a client sends can stop the server.
+
+Every request takes the same path: ``_statuses`` (a status for every failure, its message cut to
+1 KB, a traceback in the log only for the server's own bugs), ``admission.model_spec_of`` and the
+manager (the model spec), ``admission.decode_inputs`` (every claim of the tensors checked against the
+signature, the limits and the bytes sent before any array is built), and a run under the request's
+deadline. Bodies gRPC cannot parse are logged by ``serving.unparseable``, one line at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator
 
 import grpc
 import numpy as np
@@ -32,10 +38,11 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving import tensors
+from serving import tensors, unparseable
+from serving.admission import RequestLimits, decode_inputs, model_spec_of, output_fetches
 from serving.batching import Batcher, BatchingOptions
 from serving.channel import DEFAULT_MAX_MESSAGE_BYTES
-from serving.errors import BadRequestError, ServingError
+from serving.errors import BadRequestError, ServingError, bound_details, clip
 from serving.interceptors import BearerAuth, Drain
 from serving.manager import ModelManager
 from serving.model_config import ModelSource
@@ -62,68 +69,66 @@ class ServerOptions:
     ssl_key: Path | None = None
     ssl_client_ca: Path | None = None  # set: clients must present a certificate signed by it
     auth_token: str | None = None  # set: every RPC but health checks needs "authorization: Bearer <token>"
+    limits: RequestLimits = RequestLimits()
 
 
 @contextlib.contextmanager
 def _statuses(context: grpc.ServicerContext, method: str) -> Iterator[None]:
-    """Turn every failure inside the block into a gRPC status on `context`."""
+    """Turn every failure inside the block into a gRPC status on `context`, its message at most 1 KB."""
     try:
         yield
     except ServingError as err:
-        context.abort(err.code, err.details)
+        context.abort(err.code, bound_details(err.details))
     except Exception as err:  # noqa: BLE001 - a bug must fail one request, never the server
         log.exception("%s failed", method)
-        context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
-
-
-def _arrays(protos: Mapping[str, object]) -> dict[str, np.ndarray]:
-    arrays = {}
-    for name, proto in protos.items():
-        try:
-            arrays[name] = tensors.to_array(proto)
-        except ValueError as err:
-            raise BadRequestError(f'input "{name}": {err}', code=grpc.StatusCode.INVALID_ARGUMENT) from err
-    return arrays
+        context.abort(grpc.StatusCode.INTERNAL, bound_details(f"{type(err).__name__}: {err}"))
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager, batcher: Batcher | None) -> None:
+    def __init__(self, manager: ModelManager, batcher: Batcher | None, limits: RequestLimits) -> None:
         self._manager = manager
         self._batcher = batcher
+        self._limits = limits
 
     def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext) -> predict_pb2.PredictResponse:
-        with _statuses(context, "Predict"), self._manager.acquire(request.model_spec) as servable:
-            signature = request.model_spec.signature_name or "serving_default"
-            inputs = _arrays(request.inputs)
-            servable.check(signature, inputs, request.output_filter)
-            outputs = self._run(servable, signature, inputs, request.output_filter, context.time_remaining())
-            response = predict_pb2.PredictResponse()
-            _fill_spec(response.model_spec, servable, signature)
-            for name in request.output_filter or sorted(outputs):
-                tensors.to_proto(outputs[name], into=response.outputs[name])
-            return response
+        with _statuses(context, "Predict"):
+            spec = model_spec_of(request)
+            with self._manager.acquire(spec) as servable:
+                signature = spec.signature_name or "serving_default"
+                sig = servable.signature(signature)
+                inputs = decode_inputs(sig, request.inputs, self._limits)
+                fetches = output_fetches(sig, request.output_filter)
+                outputs = self._run(servable, signature, inputs, fetches, context.time_remaining())
+                response = predict_pb2.PredictResponse()
+                _fill_spec(response.model_spec, servable, signature)
+                for name in fetches:
+                    tensors.to_proto(outputs[name], into=response.outputs[name])
+                return response
 
-    def _run(self, servable: Servable, signature: str, inputs: dict[str, np.ndarray], output_filter,
+    def _run(self, servable: Servable, signature: str, inputs: dict[str, np.ndarray], fetches: tuple[str, ...],
              timeout_s: float | None) -> dict[str, np.ndarray]:
         batchable = inputs and all(v.ndim >= 1 for v in inputs.values())
         if self._batcher is None or not batchable:
-            return servable.run(signature, inputs, output_filter, timeout_s=timeout_s)
-        return self._batcher.submit(servable, signature, inputs)
+            return servable.run(signature, inputs, fetches, timeout_s=timeout_s)
+        outputs = self._batcher.submit(servable, signature, inputs, timeout_s=timeout_s)
+        return {name: outputs[name] for name in fetches}
 
     def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
                          context: grpc.ServicerContext) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        with _statuses(context, "GetModelMetadata"), self._manager.acquire(request.model_spec) as servable:
-            if not request.metadata_field:
+        with _statuses(context, "GetModelMetadata"):
+            spec = model_spec_of(request)
+            if not request.metadata_field:  # the request is checked before the model is looked up, as TF Serving does
                 raise BadRequestError("GetModelMetadataRequest must specify at least one metadata_field",
                                       code=grpc.StatusCode.INVALID_ARGUMENT)
             for field in request.metadata_field:
                 if field != "signature_def":
-                    raise BadRequestError(f"Metadata field {field} is not supported",
+                    raise BadRequestError(f"Metadata field {clip(field)} is not supported",
                                           code=grpc.StatusCode.INVALID_ARGUMENT)
-            response = get_model_metadata_pb2.GetModelMetadataResponse()
-            _fill_spec(response.model_spec, servable, "")
-            response.metadata["signature_def"].Pack(servable.signature_defs)
-            return response
+            with self._manager.acquire(spec) as servable:
+                response = get_model_metadata_pb2.GetModelMetadataResponse()
+                _fill_spec(response.model_spec, servable, "")
+                response.metadata["signature_def"].Pack(servable.signature_defs)
+                return response
 
     def Classify(self, request: object, context: grpc.ServicerContext) -> None:
         context.abort(grpc.StatusCode.UNIMPLEMENTED, "Classify is not supported by the local server; use Predict")
@@ -146,7 +151,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         with _statuses(context, "GetModelStatus"):
             response = get_model_status_pb2.GetModelStatusResponse()
             state_enum = get_model_status_pb2.ModelVersionStatus.State
-            for version, state in self._manager.status(request.model_spec):
+            for version, state in self._manager.status(model_spec_of(request)):
                 entry = response.model_version_status.add(version=version, state=state_enum.Value(state.state))
                 entry.status.error_code = state.error_code.value[0]
                 entry.status.error_message = state.error_message
@@ -181,7 +186,9 @@ class LocalServer:
                  resolve_config: ConfigResolver | None = None) -> None:
         self.manager = manager
         self.options = options
-        self.batcher = Batcher(batching, lambda s, sig, x: s.run(sig, x)) if batching else None
+        self.batcher = Batcher(batching, lambda s, sig, x, timeout_s: s.run(sig, x, timeout_s=timeout_s)) \
+            if batching else None
+        unparseable.install()
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self._drain = Drain()
         self._server = grpc.server(
@@ -194,7 +201,7 @@ class LocalServer:
             ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(manager, self.batcher), self._server)
+            PredictionServicer(manager, self.batcher, options.limits), self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager, resolve_config), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(

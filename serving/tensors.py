@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from serving import wire
 from serving.wire import DataType
 
-__all__ = ["to_proto", "to_array", "dtype_of", "numpy_dtype", "dtype_name"]
+__all__ = ["to_proto", "to_array", "dtype_of", "numpy_dtype", "dtype_name", "claimed_shape", "values_sent"]
 
 # numpy dtype <-> tensorflow DataType enum, for the dtypes a model server handles.
 _TO_ENUM: dict[np.dtype, int] = {
@@ -113,27 +113,66 @@ def _big_endian(dtype: np.dtype) -> bool:
     return dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big")
 
 
-def to_array(proto: Message) -> np.ndarray:
-    """Unpack a TensorProto (of any class) into an array; ValueError if its size does not match its shape."""
+def claimed_shape(proto: Message) -> tuple[int, ...]:
+    """The shape a TensorProto claims; ValueError for a negative dimension (TensorFlow's
+    ``Tensor::FromProto`` refuses it) and for ``unknown_rank`` set beside dimensions, a claim that
+    contradicts itself (``Tensor::FromProto`` reads the dimensions; ``unknown_rank`` alone is a scalar)."""
+    if proto.tensor_shape.unknown_rank and len(proto.tensor_shape.dim):
+        raise ValueError("tensor_shape has unknown_rank set and dimensions")
     shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
+    if any(size < 0 for size in shape):
+        raise ValueError(f"tensor_shape has a negative dimension: {list(shape)}")
+    return shape
+
+
+def values_sent(proto: Message) -> int:
+    """How many values a TensorProto actually carries (``tensor_content`` or its typed field), read
+    without building anything."""
+    if proto.dtype == DataType.DT_STRING:
+        return len(proto.string_val)
+    dtype = _TO_NUMPY.get(proto.dtype)
+    if dtype is None:
+        return 0
+    if proto.tensor_content:
+        return len(proto.tensor_content) // dtype.itemsize
+    return len(getattr(proto, _VAL_FIELD[proto.dtype]))
+
+
+def to_array(proto: Message) -> np.ndarray:
+    """Unpack a TensorProto (of any class) into an array, by TensorFlow's rules for the typed fields: fewer
+    values than elements repeat the last one, none means zeros, more use the first ones. ValueError for a
+    shape TensorFlow refuses, ``tensor_content`` whose size does not match the shape, or a typed value
+    outside its dtype's range (an int8 of 300)."""
+    shape = claimed_shape(proto)
     size = math.prod(shape)
     if proto.dtype == DataType.DT_STRING:
-        values = np.array(list(proto.string_val), dtype=object)
+        values = np.array(list(proto.string_val[:size]), dtype=object)
         return _fill(values, shape, size, np.dtype(object))
     dtype = _TO_NUMPY.get(proto.dtype)
     if dtype is None:
         raise ValueError(f"unsupported dtype {_enum_name(proto.dtype)}")
     if proto.tensor_content:
+        if len(proto.tensor_content) != size * dtype.itemsize:
+            raise ValueError(f"tensor_content holds {len(proto.tensor_content)} bytes, shape {list(shape)} of "
+                             f"{dtype.name} needs {size * dtype.itemsize}")
         flat = np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<"))
-        if flat.size != size:
-            raise ValueError(f"tensor_content holds {flat.size} values, shape {list(shape)} needs {size}")
         return flat.astype(dtype).reshape(shape)
-    raw = getattr(proto, _VAL_FIELD[proto.dtype])
+    raw = getattr(proto, _VAL_FIELD[proto.dtype])[:size]
     if proto.dtype == DataType.DT_HALF:  # half_val holds the float16 bit patterns
-        values = np.array(list(raw), dtype=np.uint16).view(np.float16)
+        values = _in_range(np.array(raw, dtype=np.int64), np.dtype(np.uint16)).view(np.float16)
+    elif dtype.kind in "iu" and dtype.itemsize < 4:  # int8/16, uint8/16 travel in int_val (int32)
+        values = _in_range(np.array(raw, dtype=np.int64), dtype)
     else:
-        values = np.array(list(raw), dtype=dtype)
+        values = np.array(raw, dtype=dtype)
     return _fill(values, shape, size, dtype)
+
+
+def _in_range(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    bad = values[(values < info.min) | (values > info.max)]
+    if bad.size:
+        raise ValueError(f"value {int(bad[0])} is out of range for {dtype.name} [{info.min}, {info.max}]")
+    return values.astype(dtype)
 
 
 def _fill(values: np.ndarray, shape: tuple[int, ...], size: int, dtype: np.dtype) -> np.ndarray:
@@ -142,7 +181,5 @@ def _fill(values: np.ndarray, shape: tuple[int, ...], size: int, dtype: np.dtype
         return values.reshape(shape)
     if values.size == 0:
         return np.zeros(shape, dtype=dtype)
-    if values.size < size:
-        padded = np.concatenate([values, np.repeat(values[-1:], size - values.size)])
-        return padded.reshape(shape)
-    raise ValueError(f"tensor holds {values.size} values, shape {list(shape)} needs {size}")
+    padded = np.concatenate([values, np.repeat(values[-1:], size - values.size)])
+    return padded.reshape(shape)

@@ -19,13 +19,15 @@ from serving.batching import Batcher, BatchingOptions
 class Recorder:
     def __init__(self, delay_s: float = 0.0) -> None:
         self.batches: list[int] = []
+        self.timeouts: list[float | None] = []
         self.delay_s = delay_s
         self.lock = threading.Lock()
 
-    def __call__(self, servable, signature, inputs):
+    def __call__(self, servable, signature, inputs, timeout_s=None):
         x = inputs["x"]
         with self.lock:
             self.batches.append(x.shape[0])
+            self.timeouts.append(timeout_s)
         time.sleep(self.delay_s)
         return {"y": x * 10.0}
 
@@ -102,5 +104,28 @@ def test_a_task_larger_than_the_batch_is_a_bad_request():
     try:
         with pytest.raises(serving.BadRequestError, match="larger than maximum input batch size 2"):
             batcher.submit("m", "sig", rows(0, n=3))
+    finally:
+        batcher.stop()
+
+
+def test_a_request_past_its_deadline_is_dropped_and_the_batch_runs_under_the_latest_deadline():
+    """One worker, busy for 0.5 s: a request with a 50 ms deadline queued behind it is answered
+    DEADLINE_EXCEEDED without being run; one with a 30 s deadline runs, under at most 30 s."""
+    model = Recorder(delay_s=0.5)  # batches of at most 4 rows: the 2-row and 3-row requests cannot merge
+    batcher = Batcher(BatchingOptions(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=1), model)
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            first = pool.submit(batcher.submit, "m", "sig", rows(1))
+            while not model.batches:  # the worker is busy with the first request
+                time.sleep(0.01)
+            late = pool.submit(batcher.submit, "m", "sig", rows(2, n=2), timeout_s=0.05)
+            kept = pool.submit(batcher.submit, "m", "sig", rows(3, n=3), timeout_s=30.0)
+            assert first.result(timeout=30)["y"][0, 0] == 10.0
+            with pytest.raises(serving.ServingError) as info:
+                late.result(timeout=30)
+            assert info.value.code.name == "DEADLINE_EXCEEDED"
+            assert kept.result(timeout=30)["y"].shape == (3, 3)
+        assert model.batches == [1, 3]  # the late request's 2 rows never ran
+        assert model.timeouts[0] is None and 0 < model.timeouts[1] <= 30.0
     finally:
         batcher.stop()

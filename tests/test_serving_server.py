@@ -191,7 +191,6 @@ BAD = {
     "wrong feature size": ("serving_default", {"sequences": np.zeros((2, 5, 4), np.float32)}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": feature size must be 3'),
     "missing input": ("padded", {"sequences": seqs()}, grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {lengths}"),
     "unknown input": ("serving_default", {"sequences": seqs(), "extra": seqs()}, grpc.StatusCode.INVALID_ARGUMENT, "Sent extra: {extra}"),
-    "empty batch": ("serving_default", {"sequences": np.zeros((0, 5, 3), np.float32)}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": empty batch'),
     "unknown signature": ("nope", {"sequences": seqs()}, grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "nope" not found'),
 }
 
@@ -209,6 +208,15 @@ def test_bad_inputs_get_a_status_naming_the_input(server, client, case):
             unchecked.run(signature, inputs)
     assert remote.value.code == code and isinstance(remote.value.__cause__, grpc.RpcError)
     assert client.predict(seqs())["outputs"].shape == (2, 1)  # still serving
+
+
+def test_an_empty_batch_gets_empty_outputs(server, client):
+    """As TF Serving answers it: OK, every output with 0 rows (through the batcher and without it)."""
+    empty = np.zeros((0, 5, FEATURES), np.float32)
+    for validate in (True, False):
+        with Client(server.target, model="adding", validate=validate) as c:
+            got = c.predict(empty)
+            assert {k: v.shape for k, v in got.items()} == {"outputs": (0, 1), "h": (0, 4), "c": (0, 4)}
 
 
 @pytest.mark.parametrize("selector, error, message", [

@@ -1,0 +1,301 @@
+"""The local server under hostile input: one real server process, seeded request classes, bounded counts.
+
+Each class of request (issue 16) is generated from one seed and sent as raw bytes over a real socket;
+the test asserts the status code of every request of the class (TF Serving's, where it has one), that no
+well-formed message gets INTERNAL, that no error message exceeds 1 KB, that the claims without data
+leave the server's resident memory where it was, that a deadline stops the run, that the log holds
+no traceback and at most one rate-limited line per window for unparseable bodies, and that canary
+requests, sent before, between and among the hostile ones, still equal the Keras oracle.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from serving_helpers import FEATURES, UNITS, ServerProcess, export_version, reference
+from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+
+from serving import tensors
+
+pytestmark = pytest.mark.timeout(240)
+
+MODEL = "m"
+MAX_MESSAGE_BYTES = 1 << 20
+MAX_ELEMENTS = 1_000_000
+MAX_STEPS = 300_000
+PREDICT = "/tensorflow.serving.PredictionService/Predict"
+METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
+STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
+C = grpc.StatusCode
+RSS_GROWTH_BOUND_KB = 64 * 1024  # the claims below would take 100s of MB (or TBs) if allocated
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    model = export_version(root / "models" / MODEL / "1", seed=7)
+    proc = ServerProcess([
+        "--model-base", str(root / "models" / MODEL), "--model-name", MODEL, "--enable-batching",
+        "--max-message-bytes", str(MAX_MESSAGE_BYTES), "--max-request-elements", str(MAX_ELEMENTS),
+        "--max-sequence-length", str(MAX_STEPS), "--file-system-poll-wait-seconds", "0", "--log-level", "DEBUG",
+    ], root)
+    try:
+        proc.wait_listening()
+        channel = grpc.insecure_channel(proc.target, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                             ("grpc.max_send_message_length", 64 << 20)])
+        grpc.channel_ready_future(channel).result(timeout=60)
+        yield proc, channel, model
+        channel.close()
+    finally:
+        assert proc.terminate() == 0, proc.log()
+
+
+class Sender:
+    """Raw calls; records (class, code) and checks every error message's size."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._calls = {m: channel.unary_unary(m) for m in (PREDICT, METADATA, STATUS)}
+        self.seen: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self.longest_details = 0
+        self._lock = threading.Lock()
+
+    def send(self, kind: str, method: str, body: bytes, timeout_s: float = 20.0) -> tuple[grpc.StatusCode, bytes | str]:
+        try:
+            answer = self._calls[method](body, timeout=timeout_s)
+            code, out = C.OK, answer
+        except grpc.RpcError as err:
+            code, out = err.code(), err.details() or ""
+            with self._lock:
+                self.longest_details = max(self.longest_details, len(out.encode()))
+        with self._lock:
+            self.seen[kind][code.name] += 1
+        return code, out
+
+    def expect(self, kind: str, method: str, body: bytes, codes: set, **kw) -> bytes | str:
+        code, out = self.send(kind, method, body, **kw)
+        assert code in codes, f"{kind}: {code} {str(out)[:300]!r}"
+        return out
+
+
+def predict_body(inputs: dict, *, signature: str = "", name: str = MODEL, output_filter=(), label: str = "") -> bytes:
+    request = predict_pb2.PredictRequest(output_filter=list(output_filter))
+    request.model_spec.name = name
+    if signature:
+        request.model_spec.signature_name = signature
+    if label:
+        request.model_spec.version_label = label
+    for key, value in inputs.items():
+        if isinstance(value, tensor_pb2.TensorProto):
+            request.inputs[key].CopyFrom(value)
+        else:
+            tensors.to_proto(value, into=request.inputs[key])
+    return request.SerializeToString()
+
+
+def claim(dtype: int, shape, **values) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto(dtype=dtype, **values)
+    for size in shape:
+        proto.tensor_shape.dim.add(size=size)
+    return proto
+
+
+def seqs(rng, batch=2, steps=5) -> np.ndarray:
+    return rng.normal(size=(batch, steps, FEATURES)).astype(np.float32)
+
+
+def canary(sender: Sender, model, rng) -> None:
+    x = seqs(rng, batch=int(rng.integers(1, 4)), steps=int(rng.integers(1, 9)))
+    out = sender.expect("canary", PREDICT, predict_body({"sequences": x}), {C.OK})
+    got = {k: tensors.to_array(v) for k, v in predict_pb2.PredictResponse.FromString(out).outputs.items()}
+    want = reference(model, x)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=1e-5)
+
+
+def rss_kb(pid: int) -> int:
+    match = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    assert match, "no VmRSS"
+    return int(match.group(1))
+
+
+def test_hostile_requests(served):
+    proc, channel, model = served
+    rng = np.random.default_rng(16)
+    s = Sender(channel)
+    started = time.monotonic()
+    good = predict_body({"sequences": seqs(rng)})
+    canary(s, model, rng)
+
+    # 1. Unparseable, truncated and bit-flipped bodies: INTERNAL only when protobuf cannot parse the body
+    # (gRPC's answer, in Python as in TF Serving's C++); any parseable one gets a status of the request path.
+    parseable_codes = {C.OK, C.INVALID_ARGUMENT, C.NOT_FOUND, C.FAILED_PRECONDITION, C.RESOURCE_EXHAUSTED}
+    bodies = [rng.bytes(int(rng.integers(1, 200))) for _ in range(40)]
+    bodies += [good[: int(rng.integers(1, len(good)))] for _ in range(40)]
+    for _ in range(40):
+        flipped = bytearray(good)
+        for at in rng.integers(0, len(good), size=int(rng.integers(1, 4))):
+            flipped[at] ^= 1 << int(rng.integers(0, 8))
+        bodies.append(bytes(flipped))
+    unparseable = 0
+    for body in bodies:
+        try:
+            predict_pb2.PredictRequest.FromString(body)
+            s.expect("bytes: parseable", PREDICT, body, parseable_codes)
+        except Exception:  # noqa: BLE001 - protobuf's DecodeError
+            unparseable += 1
+            s.expect("bytes: unparseable", PREDICT, body, {C.INTERNAL})
+    assert unparseable > 40
+    canary(s, model, rng)
+
+    # 2. Typed values out of their dtype's range (and so of the signature's dtype): INVALID_ARGUMENT.
+    for dtype, field, value in [(types_pb2.DT_INT8, "int_val", 300), (types_pb2.DT_UINT8, "int_val", -1),
+                                (types_pb2.DT_INT16, "int_val", 40000), (types_pb2.DT_UINT16, "int_val", -5),
+                                (types_pb2.DT_HALF, "half_val", -1), (types_pb2.DT_HALF, "half_val", 70000)]:
+        s.expect("out-of-range values", PREDICT, predict_body({"sequences": claim(dtype, [1, 1, FEATURES], **{field: [value]})}),
+                 {C.INVALID_ARGUMENT})
+
+    # 3. Claims without data, and claims over the limits: refused before anything is allocated.
+    rss_before = rss_kb(proc.proc.pid)
+    f32, big = types_pb2.DT_FLOAT, 2**40
+    claims = [
+        {"sequences": claim(f32, [big])}, {"sequences": claim(f32, [1, big, FEATURES])},
+        {"sequences": claim(f32, [big, 1, FEATURES])}, {"sequences": claim(f32, [2**36], float_val=[1.0])},
+        {"sequences": claim(f32, [2**20, 2**20, FEATURES], float_val=[1.0])},
+        {"sequences": claim(types_pb2.DT_STRING, [big])}, {"sequences": claim(types_pb2.DT_STRING, [10**7])},
+        {"sequences": claim(f32, [1_000_000, 1, FEATURES])}, {"sequences": claim(f32, [1, 1_000_000, FEATURES])},
+        {"sequences": claim(f32, [1000, 100, FEATURES])},  # within the limit, but no values sent
+        {"sequences": claim(f32, [1000, 1000, FEATURES], float_val=[0.5])},
+        {"sequences": claim(f32, [1, MAX_STEPS + 1, FEATURES], float_val=[0.5])},
+    ]
+    for body in [predict_body(c) for c in claims for _ in range(3)]:
+        s.expect("claims", PREDICT, body, {C.INVALID_ARGUMENT})
+    padded = {"sequences": seqs(rng), "lengths": claim(types_pb2.DT_INT32, [big])}
+    s.expect("claims", PREDICT, predict_body(padded, signature="padded"), {C.INVALID_ARGUMENT})
+    for batch_size in (2**31 - 1, MAX_ELEMENTS):  # init_state's state would exceed the element limit
+        body = predict_body({"batch_size": np.int32(batch_size)}, signature="init_state")
+        s.expect("init_state over the limit", PREDICT, body, {C.RESOURCE_EXHAUSTED})
+    rss_growth = rss_kb(proc.proc.pid) - rss_before
+    assert rss_growth < RSS_GROWTH_BOUND_KB, f"resident memory grew by {rss_growth} kB"
+    canary(s, model, rng)
+
+    # 4. Wrong dtypes, ranks and feature sizes; lying shapes: INVALID_ARGUMENT.
+    for _ in range(40):
+        rank = int(rng.integers(0, 6))
+        dims = [int(d) for d in rng.integers(1, 4, size=rank)]
+        dtype = int(rng.choice([types_pb2.DT_DOUBLE, types_pb2.DT_INT32, types_pb2.DT_STRING, 999, f32]))
+        if dtype == f32 and rank == 3:
+            dims[2] = FEATURES + 1
+        array = claim(dtype, dims)
+        if dtype == f32:
+            array.tensor_content = np.ones(dims, np.float32).tobytes()
+        s.expect("wrong dtype/rank/shape", PREDICT, predict_body({"sequences": array}), {C.INVALID_ARGUMENT})
+    for _ in range(20):
+        x = seqs(rng)
+        content = x.tobytes()
+        cut = int(rng.integers(1, len(content)))
+        lie = [claim(f32, x.shape, tensor_content=content[:cut]),
+               claim(f32, x.shape, tensor_content=content + rng.bytes(int(rng.integers(1, 9)))),
+               claim(f32, [2, -1, FEATURES], tensor_content=content)]
+        unknown_rank = claim(f32, x.shape, tensor_content=content)
+        unknown_rank.tensor_shape.unknown_rank = True
+        for proto in (*lie, unknown_rank):
+            s.expect("lying shapes", PREDICT, predict_body({"sequences": proto}), {C.INVALID_ARGUMENT})
+
+    # 5. NaN / Inf, a value list longer than the shape (TF's rule: the first n) and the one-value short form: OK.
+    x = seqs(rng)
+    x[0, 1, :] = np.nan
+    x[1, 2, 0] = np.inf
+    s.expect("nan/inf", PREDICT, predict_body({"sequences": x}), {C.OK})
+    long_list = claim(f32, x.shape, float_val=[*np.nan_to_num(x).ravel(), 9.0, 9.0])
+    out = s.expect("values beyond the shape", PREDICT, predict_body({"sequences": long_list}), {C.OK})
+    got = tensors.to_array(predict_pb2.PredictResponse.FromString(out).outputs["outputs"])
+    np.testing.assert_allclose(got, reference(model, np.nan_to_num(x))["outputs"], atol=1e-5)
+    out = s.expect("one value filled out", PREDICT, predict_body({"sequences": claim(f32, [2, 4, FEATURES], float_val=[0.25])}), {C.OK})
+    got = tensors.to_array(predict_pb2.PredictResponse.FromString(out).outputs["h"])
+    np.testing.assert_allclose(got, reference(model, np.full((2, 4, FEATURES), 0.25, np.float32))["h"], atol=1e-5)
+    canary(s, model, rng)
+
+    # 6. Unknown and huge names, in every RPC: TF Serving's codes, messages at most 1 KB.
+    huge = "n" * (1 << 19)
+    x = {"sequences": seqs(rng)}
+    for name in ("nope", huge):
+        s.expect("unknown model", PREDICT, predict_body(x, name=name), {C.NOT_FOUND})
+        spec = {"model_spec": {"name": name}}
+        meta = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"], **spec)
+        s.expect("unknown model", METADATA, meta.SerializeToString(), {C.NOT_FOUND})
+        s.expect("unknown model", STATUS, get_model_status_pb2.GetModelStatusRequest(**spec).SerializeToString(), {C.NOT_FOUND})
+        s.expect("unknown signature", PREDICT, predict_body(x, signature=name), {C.FAILED_PRECONDITION})
+        s.expect("unknown label", PREDICT, predict_body(x, label=name), {C.INVALID_ARGUMENT})
+        s.expect("unknown input key", PREDICT, predict_body({**x, name: seqs(rng)}), {C.INVALID_ARGUMENT})
+        s.expect("unknown input key", PREDICT, predict_body({name: seqs(rng)}), {C.INVALID_ARGUMENT})
+        s.expect("unknown output alias", PREDICT, predict_body(x, output_filter=[name]), {C.INVALID_ARGUMENT})
+        bad_field = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=[name], model_spec={"name": "nope"})
+        s.expect("metadata_field checked first", METADATA, bad_field.SerializeToString(), {C.INVALID_ARGUMENT})
+        label_status = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": MODEL, "version_label": name})
+        s.expect("status ignores labels", STATUS, label_status.SerializeToString(), {C.OK})
+    s.expect("duplicate output alias", PREDICT, predict_body(x, output_filter=["outputs", "outputs"]), {C.INVALID_ARGUMENT})
+    for method in (PREDICT, METADATA, STATUS):
+        assert s.expect("no model_spec", method, b"", {C.INVALID_ARGUMENT}) == "Missing ModelSpec"
+    assert s.longest_details <= 1024
+
+    # 7. Hostile lengths and states; an empty batch (TF Serving: OK, empty outputs).
+    body = predict_body({"sequences": seqs(rng), "lengths": np.array([-5, 2**31 - 1], np.int32)}, signature="padded")
+    s.expect("hostile lengths", PREDICT, body, {C.OK})
+    body = predict_body({"sequences": seqs(rng), "lengths": np.array([1, 2, 3], np.int32)}, signature="padded")
+    s.expect("hostile lengths", PREDICT, body, {C.INVALID_ARGUMENT})
+    state = {"x": np.ones((2, FEATURES), np.float32), "h": np.ones((3, UNITS), np.float32), "c": np.ones((2, UNITS), np.float32)}
+    s.expect("hostile states", PREDICT, predict_body(state, signature="step"), {C.INVALID_ARGUMENT})
+    s.expect("hostile states", PREDICT, predict_body({"batch_size": np.int32(-3)}, signature="init_state"), {C.INVALID_ARGUMENT})
+    out = s.expect("empty batch", PREDICT, predict_body({"sequences": np.zeros((0, 5, FEATURES), np.float32)}), {C.OK})
+    shapes = {k: tuple(d.size for d in v.tensor_shape.dim) for k, v in predict_pb2.PredictResponse.FromString(out).outputs.items()}
+    assert shapes == {"outputs": (0, 1), "h": (0, UNITS), "c": (0, UNITS)}
+
+    # 8. Oversize messages: gRPC's RESOURCE_EXHAUSTED.
+    for _ in range(3):
+        s.expect("oversize", PREDICT, predict_body({"sequences": np.zeros((1, 100_000, FEATURES), np.float32)}),
+                 {C.RESOURCE_EXHAUSTED})
+
+    # 9. A deadline stops the run: the longest sequence allowed, filled from one value, given 0.3 s.
+    body = predict_body({"sequences": claim(f32, [1, MAX_STEPS, FEATURES], float_val=[0.5])})
+    s.expect("deadline", PREDICT, body, {C.DEADLINE_EXCEEDED}, timeout_s=0.3)
+    stopped = "serving_default stopped at its deadline"
+    wait_until = time.monotonic() + 60
+    while stopped not in proc.log() and time.monotonic() < wait_until:
+        time.sleep(0.1)
+    assert stopped in proc.log()
+
+    # 10. Eight threads: hostile requests mixed with canaries, every canary exact.
+    hostile = [predict_body(claims[i % len(claims)]) for i in range(24)] + bodies[:24]
+
+    def mixed(i: int) -> None:
+        local = np.random.default_rng(100 + i)
+        for j in range(6):
+            canary(s, model, local)
+            s.send("concurrent hostile", PREDICT, hostile[(i * 6 + j) % len(hostile)])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(mixed, range(8)))
+    canary(s, model, rng)
+
+    # The log: no traceback, no request logged as a server failure, unparseable bodies rate-limited.
+    elapsed = time.monotonic() - started
+    log_text = proc.log()
+    assert "Traceback" not in log_text and " failed\n" not in log_text, log_text[-3000:]
+    assert "ERROR serving.server" not in log_text
+    lines = log_text.count("unparseable request body")
+    assert 1 <= lines <= elapsed / 10 + 1, (lines, elapsed)
+    assert "INTERNAL" not in {code for kind, codes in s.seen.items() if kind != "bytes: unparseable"
+                              and kind != "concurrent hostile" for code in codes}
+    print("\nhostile requests per class (status: count):")
+    for kind, codes in s.seen.items():
+        print(f"  {kind:32s} {dict(codes)}")
+    print(f"  resident memory growth over the claims: {rss_growth} kB; {lines} unparseable-body log lines in {elapsed:.1f}s")
