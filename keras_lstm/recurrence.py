@@ -18,6 +18,7 @@ defined (the loop's tensors are behind ``stop_gradient``, so persistent and nest
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional
 
 import tensorflow as tf
@@ -26,7 +27,7 @@ from tensorflow.compiler.tf2xla.python import xla
 from keras_lstm.config import LSTMConfig
 from keras_lstm.step import LSTMWeights, cell_update, input_preactivation, is_plain_cell, plain_cell_vjp
 
-__all__ = ["run_recurrence", "lstm_sequence"]
+__all__ = ["run_recurrence", "lstm_sequence", "sequence_function"]
 
 # Weights used inside the pointwise step whose gradients are summed over time in the loop carry.
 _POINTWISE_WEIGHTS = ("peephole_kernel", "recurrent_gamma", "cell_gamma", "cell_beta")
@@ -233,6 +234,7 @@ def lstm_sequence(
     recurrent_activation: Callable,
     zero_output_for_mask: bool = False,
     in_place: bool = True,
+    recurrence: Callable = run_recurrence,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """The whole layer as a function: x (B, T, D) -> (output, h_T (B, P), c_T (B, H)).
 
@@ -240,7 +242,8 @@ def lstm_sequence(
     ``go_backwards``, as Keras does), else (B, P). mask (B, T) bool or None. Under a mask, a masked
     step outputs the last unmasked step's output (zeros before the first), or zeros when
     ``zero_output_for_mask``, exactly as ``keras.layers.LSTM``. ``in_place``: see :func:`_loop`
-    (True whenever the function is compiled by XLA)."""
+    (True whenever the function is compiled by XLA). ``recurrence``: :func:`run_recurrence` or a
+    compiled form of it (see :func:`sequence_function`); it gets only the weights the loop uses."""
     xt = tf.transpose(x, [1, 0, 2])  # (T, B, D)
     m = None if mask is None else tf.transpose(tf.cast(mask, tf.bool))[:, :, None]  # (T, B, 1)
     if cfg.go_backwards:
@@ -249,8 +252,9 @@ def lstm_sequence(
     if input_dropout_mask is not None:
         xt = xt * input_dropout_mask  # (B, D) mask, the same at every step
     zx = input_preactivation(xt, w, cfg)  # (T, B, G*H): one matmul for all steps
-    hs, c_last = run_recurrence(
-        zx, h0, c0, w, cfg, activation, recurrent_activation, m, recurrent_dropout_mask, cfg.unroll,
+    loop_weights = w._replace(kernel=None, bias=None, input_gamma=None, input_beta=None)  # used before the loop
+    hs, c_last = recurrence(
+        zx, h0, c0, loop_weights, cfg, activation, recurrent_activation, m, recurrent_dropout_mask, cfg.unroll,
         in_place=in_place,
     )
     h_last = hs[-1]  # (B, P)
@@ -260,3 +264,19 @@ def lstm_sequence(
         outs = tf.where(keep, hs, tf.zeros_like(hs))
     output = tf.transpose(outs, [1, 0, 2]) if cfg.return_sequences else outs[-1]
     return output, h_last, c_last
+
+
+def sequence_function(jit_compile: bool) -> Callable:
+    """:func:`lstm_sequence` as the layer calls it outside an enclosing XLA compilation.
+
+    Without XLA: one traced graph function. With XLA: a graph function around an XLA-compiled
+    :func:`run_recurrence`, so that only the loop (forward and backward) is compiled, and the input
+    projection, the transposes and the output masking stay in the caller's graph. There TensorFlow
+    computes the input's gradient only when something uses it: a compiled function's backward returns
+    the gradient of every input it was given, and under ``model.fit`` (Keras's ``jit_compile="auto"``
+    is no XLA on a CPU) nothing uses dx, whose matmul and transpose cost 5-7% of a training step at the
+    medium and large shapes when the projection was compiled with the loop."""
+    if not jit_compile:
+        return tf.function(lstm_sequence, autograph=False)
+    compiled = tf.function(run_recurrence, jit_compile=True, autograph=False)
+    return tf.function(functools.partial(lstm_sequence, recurrence=compiled), autograph=False)
