@@ -2,9 +2,10 @@
 
     keras-lstm bench [--shapes small,medium,large] [--quick] [--out bench/results]
 
-Every implementation runs in this one process, on the same inputs, timing the forward pass and a
-training step (forward, backward, the gradients of the input and of every weight), in interleaved
-rounds (one call of each implementation per round) so that all see the same machine load. Reports the
+Every TensorFlow implementation runs in this one process and torch in its own (keras_lstm.torch_peer:
+in one process their thread pools take each other's cores), on inputs of the same shapes, timing the
+forward pass and a training step (forward, backward, the gradients of the input and of every weight),
+in interleaved rounds (one call of each implementation per round) so that all see the same machine load. Reports the
 median milliseconds, GFLOP/s (8·B·T·H·(D+H) for the forward pass, 3× that for a training step),
 the percentage of a GEMM ceiling measured in the same run (the faster of TensorFlow's and torch's
 large GEMM), and the ratio of keras_lstm XLA to each
@@ -14,6 +15,7 @@ peer (> 1 means keras_lstm is faster). Writes JSON, a markdown table and a PNG.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -26,7 +28,10 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Shape", "SHAPES", "run_benchmark", "configure", "run"]
+from keras_lstm.torch_peer import TorchPeer, torch_available
+
+__all__ = ["Shape", "SHAPES", "SelfTimed", "interleaved_medians_ms", "gemm_ceilings_gflops", "run_benchmark",
+           "configure", "run"]
 
 
 @dataclass(frozen=True)
@@ -50,28 +55,35 @@ SHAPES = {
 }
 
 
-def _median_ms(fn: Callable[[], object], reps: int, warmup: int = 2) -> float:
-    return _interleaved_medians_ms({"fn": fn}, reps, warmup)["fn"]
+@dataclass(frozen=True)
+class SelfTimed:
+    """A call that measures itself and returns its milliseconds (a torch peer's request: the pipe's round
+    trip is then not in the figure)."""
+
+    fn: Callable[[], float]
 
 
-def _interleaved_medians_ms(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 2) -> dict[str, float]:
+def interleaved_medians_ms(fns: dict[str, Callable[[], object] | SelfTimed], reps: int, warmup: int = 2) -> dict[str, float]:
     """Median ms of each function, timed in rounds (one call of each per round, the order rotating), so
     that every implementation sees the same machine state: on shared cores the load drifts over a run."""
-    for fn in fns.values():
+    self_timed = {name for name, fn in fns.items() if isinstance(fn, SelfTimed)}
+    calls = {name: (fn.fn if name in self_timed else fn) for name, fn in fns.items()}
+    for fn in calls.values():
         for _ in range(warmup):
             fn()
-    names = list(fns)
+    names = list(calls)
     times: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(reps):
         for name in names[rep % len(names):] + names[:rep % len(names)]:
             t0 = time.perf_counter()
-            fns[name]()
-            times[name].append((time.perf_counter() - t0) * 1e3)
+            measured = calls[name]()
+            times[name].append(measured if name in self_timed else (time.perf_counter() - t0) * 1e3)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def gemm_ceilings_gflops(gpu: bool, with_torch: bool, reps: int = 5, n: int = 2048) -> dict[str, float]:
-    """GFLOP/s of one large float32 GEMM (n×n·n×n) through TensorFlow and, when present, torch.
+def gemm_ceilings_gflops(peer: TorchPeer | None, reps: int = 5, n: int = 2048) -> dict[str, float]:
+    """GFLOP/s of one large float32 GEMM (n×n·n×n) through TensorFlow and, given a peer, torch (in its
+    process).
 
     The table's ceiling is the faster of the two: a percentage of the slower library's GEMM would flatter
     every row (on the 2-core development machine torch's GEMM ran 5-15% faster than TensorFlow's)."""
@@ -80,22 +92,11 @@ def gemm_ceilings_gflops(gpu: bool, with_torch: bool, reps: int = 5, n: int = 20
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
     mm = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
-    calls = {"tensorflow": lambda: mm().numpy()}
-    torch = _torch_or_none() if with_torch else None
-    if torch is not None:
-        device = "cuda" if gpu else "cpu"
-        ta, tb = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-        calls["torch"] = lambda: (ta @ tb).sum().item()  # .item() waits for the device
-    ms = _interleaved_medians_ms(calls, reps)
+    calls: dict = {"tensorflow": lambda: mm().numpy()}
+    if peer is not None:
+        calls["torch"] = SelfTimed(lambda: 2.0 * n**3 / peer.call("gemm", n=n, reps=1)["gflops"] / 1e6)
+    ms = interleaved_medians_ms(calls, reps)
     return {name: 2.0 * n**3 / (t * 1e-3) / 1e9 for name, t in ms.items()}
-
-
-def _torch_or_none():  # -> the torch module, or None when it is not installed
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
 
 
 def _tf_impls(shape: Shape, gpu: bool) -> dict[str, Callable]:
@@ -136,65 +137,55 @@ def _tf_calls(make_layer: Callable, shape: Shape) -> tuple[Callable, Callable]:
     return (lambda: forward().numpy()), (lambda: train_step().numpy())
 
 
-def _torch_calls(shape: Shape, device: str) -> tuple[Callable, Callable]:
-    """(forward, training step) of torch.nn.LSTM, each returning once it has finished on the device."""
-    import torch
-
-    lstm = torch.nn.LSTM(shape.D, shape.H, batch_first=True).to(device)
-    x = torch.randn(shape.B, shape.T, shape.D, device=device, requires_grad=True)
-
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    def forward():
-        with torch.no_grad():
-            lstm(x)[0].sum().item()
-
-    def train_step():
-        lstm.zero_grad(set_to_none=True)
-        x.grad = None
-        lstm(x)[0].sum().backward()
-        sync()
-
-    return forward, train_step
+def _torch_calls(peer: TorchPeer, shape: Shape) -> tuple[SelfTimed, SelfTimed]:
+    """(forward, training step) of torch.nn.LSTM in the peer's process, each timed there."""
+    peer.call("setup", kind="layer", B=shape.B, T=shape.T, D=shape.D, H=shape.H)
+    return (SelfTimed(lambda: peer.call("time", what="forward")["ms"]),
+            SelfTimed(lambda: peer.call("time", what="train")["ms"]))
 
 
 def run_benchmark(shape_names: list[str], reps: int, out_dir: Path, with_torch: bool = True) -> dict:
     import tensorflow as tf
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    ceilings = gemm_ceilings_gflops(gpu, with_torch)
-    ceiling = max(ceilings.values())
-    rows = []
-    for name in shape_names:
-        shape = SHAPES[name]
-        calls = {impl: _tf_calls(make, shape) for impl, make in _tf_impls(shape, gpu).items()}
-        if with_torch and _torch_or_none() is not None:
-            calls["torch.nn.LSTM"] = _torch_calls(shape, "cuda" if gpu else "cpu")
-        fwd_ms = _interleaved_medians_ms({impl: f for impl, (f, _) in calls.items()}, reps)
-        train_ms = _interleaved_medians_ms({impl: t for impl, (_, t) in calls.items()}, reps)
-        timings = {impl: (fwd_ms[impl], train_ms[impl]) for impl in calls}
-        for impl, (fwd, train) in timings.items():
-            rows.append({
-                "shape": name, **asdict(shape), "impl": impl, "forward_ms": fwd, "train_ms": train,
-                "forward_gflops": shape.forward_flops() / (fwd * 1e-3) / 1e9,
-                "train_gflops": 3 * shape.forward_flops() / (train * 1e-3) / 1e9,
-            })
-        ours = timings["keras_lstm XLA"]
-        for r in rows[-len(timings):]:
-            r["forward_pct_ceiling"] = 100 * r["forward_gflops"] / ceiling
-            r["train_pct_ceiling"] = 100 * r["train_gflops"] / ceiling
-            r["xla_forward_speedup"] = r["forward_ms"] / ours[0]  # >1: keras_lstm XLA is faster
-            r["xla_train_speedup"] = r["train_ms"] / ours[1]
+    load_before = os.getloadavg()
+    with (TorchPeer(device="cuda" if gpu else "cpu") if with_torch and torch_available() else _no_peer()) as peer:
+        ceilings = gemm_ceilings_gflops(peer)
+        ceiling = max(ceilings.values())
+        rows = [row for name in shape_names for row in _shape_rows(SHAPES[name], gpu, peer, reps, ceiling)]
     result = {
         "date": datetime.date.today().isoformat(), "device": _device_name(gpu), "tensorflow": tf.__version__,
         "gemm_ceiling_gflops": ceiling, "gemm_gflops_by_library": ceilings, "reps": reps, "rows": rows,
+        "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         # keras-lstm's commands default to BFC (keras_lstm.cli.TENSORFLOW_DEFAULTS); torch is not affected.
         "tf_cpu_allocator": "BFC" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true") else "malloc",
     }
     _write(result, out_dir)
     return result
+
+
+def _shape_rows(shape: Shape, gpu: bool, peer: TorchPeer | None, reps: int, ceiling: float) -> list[dict]:
+    calls = {impl: _tf_calls(make, shape) for impl, make in _tf_impls(shape, gpu).items()}
+    if peer is not None:
+        calls["torch.nn.LSTM"] = _torch_calls(peer, shape)
+    fwd_ms = interleaved_medians_ms({impl: f for impl, (f, _) in calls.items()}, reps)
+    train_ms = interleaved_medians_ms({impl: t for impl, (_, t) in calls.items()}, reps)
+    rows = [{
+        "shape": shape.name, **asdict(shape), "impl": impl, "forward_ms": fwd_ms[impl], "train_ms": train_ms[impl],
+        "forward_gflops": shape.forward_flops() / (fwd_ms[impl] * 1e-3) / 1e9,
+        "train_gflops": 3 * shape.forward_flops() / (train_ms[impl] * 1e-3) / 1e9,
+    } for impl in calls]
+    for r in rows:
+        r["forward_pct_ceiling"] = 100 * r["forward_gflops"] / ceiling
+        r["train_pct_ceiling"] = 100 * r["train_gflops"] / ceiling
+        r["xla_forward_speedup"] = r["forward_ms"] / fwd_ms["keras_lstm XLA"]  # >1: keras_lstm XLA is faster
+        r["xla_train_speedup"] = r["train_ms"] / train_ms["keras_lstm XLA"]
+    return rows
+
+
+@contextlib.contextmanager
+def _no_peer():
+    yield None
 
 
 def _device_name(gpu: bool) -> str:
@@ -210,6 +201,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"Layer benchmark, {result['date']}, {result['device']}, TensorFlow {result['tensorflow']}; "
         f"TF CPU allocator {result.get('tf_cpu_allocator', '?')}; "
+        f"load average {result['load_average']['before']:.1f} before, {result['load_average']['after']:.1f} after; "
         f"GEMM ceiling {result['gemm_ceiling_gflops']:.0f} GFLOP/s (the fastest of "
         + ", ".join(f"{lib} {g:.0f}" for lib, g in result.get("gemm_gflops_by_library", {}).items())
         + f"); median of {result['reps']} runs.",

@@ -18,7 +18,7 @@ from keras_lstm.backend import require_tensorflow_backend
 from keras_lstm.cell import LSTMCell
 from keras_lstm.config import CELL_FIELDS, LSTMConfig, bind_arguments, constructor_signature
 from keras_lstm.errors import LSTMArgumentError, XLAUnavailableError
-from keras_lstm.recurrence import lstm_sequence
+from keras_lstm.recurrence import lstm_sequence, sequence_function
 
 __all__ = ["LSTM"]
 
@@ -183,9 +183,11 @@ class LSTM(keras.layers.Layer):
             )
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
             if jit and any(s in str(err) for s in _XLA_FAILURE_MARKERS):
+                lines = err.message.splitlines()  # the line naming the failure, after "Graph execution error:"
+                reason = next((ln for ln in lines if any(s in ln for s in _XLA_FAILURE_MARKERS)), lines[0])
                 raise XLAUnavailableError(
                     f"jit_compile=True could not be honoured for inputs of shape {tuple(x.shape)}: XLA failed "
-                    f"to compile the recurrence ({err.message.splitlines()[0]}). Pass jit_compile=False to "
+                    f"to compile the recurrence ({reason.strip()}). Pass jit_compile=False to "
                     "use the graph path."
                 ) from err
             raise
@@ -279,6 +281,4 @@ _KERAS_EXPORT_PACKAGE = "keras.src.export."
 
 # One traced function per path, shared by every layer: the structural config, the activations and
 # the shapes key its traces (weights are arguments, never captured).
-_SEQUENCE_FUNCTIONS = {
-    jit: tf.function(lstm_sequence, jit_compile=jit, autograph=False) for jit in (True, False)
-}
+_SEQUENCE_FUNCTIONS = {jit: sequence_function(jit) for jit in (True, False)}
