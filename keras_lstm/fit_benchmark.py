@@ -122,8 +122,11 @@ def floor_calls(shape: Shape) -> dict[str, Callable[[], object]]:
 
     @tf.function(jit_compile=True)
     def pointwise_loop(zx):
+        # h_{t-1} reaches every gate block of the next step, as h·U would. A concatenation, not
+        # tf.tile: XLA:CPU compiled the tile's fusion to scalar code, so that floor was 17.7 ms at
+        # medium against 7.7 with the concatenation and 7.2 with no feedback at all.
         def body(t, h, c):
-            _, c, m = cell_update(zx[t], tf.tile(h, [1, 4]), c, w, cfg, keras.activations.tanh,
+            _, c, m = cell_update(zx[t], tf.concat([h] * 4, axis=-1), c, w, cfg, keras.activations.tanh,
                                   keras.activations.sigmoid)
             return m, c
 
