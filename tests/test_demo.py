@@ -25,3 +25,6 @@ def test_demo_quick_runs_the_whole_path(tmp_path):
                  "stream (signature 'step'", "server exited with code 0"):
         assert step in out, step
     assert (tmp_path / "models" / "adding" / "1" / "saved_model.pb").is_file()
+    # What a user reads is the demo's own output: no warning (a saved model whose input structure
+    # differs from how it is called made Keras warn at every call).
+    assert "Warning" not in out, [line for line in out.splitlines() if "Warning" in line]

@@ -111,7 +111,7 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False) ->
             )
         # The final model for inference and export: the same layers, uncompiled, so that loading it
         # needs only keras_lstm (checkpoints keep the compiled model, for inspection).
-        keras.Model(model.inputs, model.outputs, name=model.name).save(os.path.join(out_dir, MODEL_FILE))
+        keras.Model(model.input, model.output, name=model.name).save(os.path.join(out_dir, MODEL_FILE))
         extra = task.finish(model, out_dir)
     metrics = run_log.write("finished", extra)
     return RunResult(run_dir, metrics)
