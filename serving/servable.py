@@ -23,6 +23,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
+from tensorflow.python.util import deprecation  # silence(): no public API quiets one call
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
 from serving.admission import RequestLimits, decode_inputs, output_fetches
@@ -44,7 +45,10 @@ class Servable:
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph, config=_session_config())
         try:
-            meta_graph = tf.compat.v1.saved_model.loader.load(self._session, [SERVE_TAG], str(self.path))
+            # TensorFlow marks the v1 loader deprecated in favour of tf.saved_model.load, which is the path
+            # TF Serving does not take (module docstring); its notice would only mislead the log's reader.
+            with deprecation.silence():
+                meta_graph = tf.compat.v1.saved_model.loader.load(self._session, [SERVE_TAG], str(self.path))
         except BaseException:
             self._session.close()
             raise
@@ -132,7 +136,7 @@ class Servable:
         if not path.exists():
             return 0
         count, start = 0, time.monotonic()
-        for record in tf.compat.v1.io.tf_record_iterator(str(path)):
+        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
             log_entry = prediction_log_pb2.PredictionLog.FromString(record)
             if log_entry.WhichOneof("log_type") != "predict_log":
                 raise ValueError(f"{path}: only predict_log warmup records are supported")
