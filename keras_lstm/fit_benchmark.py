@@ -15,6 +15,8 @@ Beside them, the floors of the forward pass, each an XLA function of its own tim
 the loop's T ``h·U`` matmuls alone, the pointwise gate math alone (one loop, no matmul), and the
 input projection ``x·W + b``; and keras_lstm's layer alone (forward; forward and backward), as
 ``keras-lstm bench`` times it. Every figure comes with the run's GEMM ceiling and load average.
+``--against REV`` adds the layer as committed at a git revision (:mod:`keras_lstm.revision`), at
+Keras's default compile, to the interleaved models: a speed change measured in one process.
 Writes fit.json and fit.md.
 """
 
@@ -33,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from keras_lstm.benchmark import SHAPES, SelfTimed, Shape, gemm_ceilings_gflops, interleaved_medians_ms
+from keras_lstm.revision import lstm_at_revision
 from keras_lstm.torch_peer import TorchPeer, torch_available
 
 __all__ = ["MODELS", "floor_calls", "run_fit_benchmark", "markdown", "configure", "run"]
@@ -47,12 +50,14 @@ MODELS = {
 OURS = "keras_lstm"
 
 
-def _keras_model(family: str, jit_compile, shape: Shape, return_sequences: bool):
+def _keras_model(family, jit_compile, shape: Shape, return_sequences: bool):
+    """family: "ours", "keras", or a layer class (the layer at another revision)."""
     import keras
 
     from keras_lstm import LSTM
 
-    layer = (LSTM if family == "ours" else keras.layers.LSTM)(shape.H, return_sequences=return_sequences)
+    layer_class = family if isinstance(family, type) else {"ours": LSTM, "keras": keras.layers.LSTM}[family]
+    layer = layer_class(shape.H, return_sequences=return_sequences)
     model = keras.Sequential([keras.Input((shape.T, shape.D)), layer, keras.layers.Dense(1)])
     model.compile("adam", "mse", jit_compile=jit_compile)
     return model
@@ -158,14 +163,14 @@ def floor_calls(shape: Shape) -> dict[str, Callable[[], object]]:
     }
 
 
-def _case_rows(shape: Shape, return_sequences: bool, peer, rounds: int, batches: int) -> list[dict]:
+def _case_rows(shape: Shape, return_sequences: bool, peer, rounds: int, batches: int, models: dict) -> list[dict]:
     rng = np.random.default_rng(0)
     n = batches * shape.B
     x = rng.standard_normal((n, shape.T, shape.D), dtype=np.float32)
     y = rng.standard_normal((n, shape.T, 1) if return_sequences else (n, 1), dtype=np.float32)
     calls: dict = {
         name: SelfTimed(_fit_epoch(_keras_model(family, jit, shape, return_sequences), x, y, shape.B))
-        for name, (family, jit) in MODELS.items()
+        for name, (family, jit) in models.items()
     }
     if peer is not None:
         peer.call("setup", kind="fit", B=shape.B, T=shape.T, D=shape.D, H=shape.H,
@@ -180,9 +185,12 @@ def _case_rows(shape: Shape, return_sequences: bool, peer, rounds: int, batches:
 
 
 def run_fit_benchmark(shape_names: list[str], rounds: int, batches: int, floor_reps: int, out_dir: Path,
-                      with_torch: bool = True) -> dict:
+                      with_torch: bool = True, against: str | None = None) -> dict:
     import tensorflow as tf
 
+    models = dict(MODELS)
+    if against is not None:
+        models[f"{OURS}@{against}"] = (lstm_at_revision(against), "auto")
     load = [os.getloadavg()[0]]
     peer_ctx = TorchPeer() if with_torch and torch_available() else None
     try:
@@ -191,7 +199,7 @@ def run_fit_benchmark(shape_names: list[str], rounds: int, batches: int, floor_r
         for name in shape_names:
             shape = SHAPES[name]
             for return_sequences in (False, True):
-                rows += _case_rows(shape, return_sequences, peer_ctx, rounds, batches)
+                rows += _case_rows(shape, return_sequences, peer_ctx, rounds, batches, models)
             floors[name] = interleaved_medians_ms(floor_calls(shape), floor_reps)
             load.append(os.getloadavg()[0])
     finally:
@@ -200,7 +208,7 @@ def run_fit_benchmark(shape_names: list[str], rounds: int, batches: int, floor_r
     result = {
         "date": datetime.date.today().isoformat(), "tensorflow": tf.__version__, "cpus": os.cpu_count(),
         "gemm_ceiling_gflops": max(ceilings.values()), "gemm_gflops_by_library": ceilings,
-        "load_average": load, "rounds": rounds, "batches": batches, "rows": rows, "floors_ms": floors,
+        "load_average": load, "against": against, "rounds": rounds, "batches": batches, "rows": rows, "floors_ms": floors,
         "tf_cpu_allocator": "BFC" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true") else "malloc",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +249,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--floor-reps", type=int, default=9, help="timed calls of each floor")
     parser.add_argument("--quick", action="store_true", help="the tiny shape, 2 rounds of 3 batches: a smoke run")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out even when installed")
+    parser.add_argument("--against", metavar="REV", help="also train the layer as committed at this git revision")
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for fit.json and fit.md")
 
 
@@ -250,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"--shapes: unknown shape(s) {unknown}; expected names from {sorted(SHAPES)}")
     rounds, batches, floor_reps = (2, 3, 2) if args.quick else (args.rounds, args.batches, args.floor_reps)
-    result = run_fit_benchmark(names, rounds, batches, floor_reps, args.out, with_torch=not args.no_torch)
+    result = run_fit_benchmark(names, rounds, batches, floor_reps, args.out, with_torch=not args.no_torch,
+                               against=args.against)
     print(markdown(result))
     print(f"wrote {args.out}/fit.json, fit.md")
     return 0

@@ -4,7 +4,10 @@ import argparse
 import json
 import math
 
+import pytest
+
 from keras_lstm import fit_benchmark
+from keras_lstm.revision import RevisionError, lstm_at_revision
 
 
 def test_fit_benchmark_quick_times_every_model_and_floor(tmp_path):
@@ -22,3 +25,19 @@ def test_fit_benchmark_quick_times_every_model_and_floor(tmp_path):
     assert all(math.isfinite(v) and v > 0 for v in floors.values())
     assert set(result["gemm_gflops_by_library"]) == {"tensorflow", "torch"}  # torch is in the dev extra
     assert "| model | ms per step |" in (tmp_path / "fit.md").read_text()
+
+
+def test_against_a_revision_trains_the_layer_as_committed_there(tmp_path):
+    parser = argparse.ArgumentParser()
+    fit_benchmark.configure(parser)
+    args = parser.parse_args(["--quick", "--no-torch", "--against", "HEAD", "--out", str(tmp_path)])
+    assert fit_benchmark.run(args) == 0
+    rows = json.loads((tmp_path / "fit.json").read_text())["rows"]
+    at_head = [r for r in rows if r["impl"] == "keras_lstm@HEAD"]
+    assert [r["return_sequences"] for r in at_head] == [False, True]
+    assert all(math.isfinite(r["step_ms"]) and r["step_ms"] > 0 for r in at_head)
+
+
+def test_against_an_unknown_revision_names_it(tmp_path):
+    with pytest.raises(RevisionError, match="'no-such-rev' is not a commit"):
+        lstm_at_revision("no-such-rev")
