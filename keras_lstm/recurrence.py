@@ -8,9 +8,9 @@ Backward (``tf.custom_gradient``): one reverse loop carries dh and dc and, per s
 ``dz_h · Uᵀ`` (Uᵀ transposed once, before the loop) and the pointwise VJP of :func:`keras_lstm.step.cell_update`: in closed form from the
 saved gates for the plain cell (:func:`keras_lstm.step.plain_cell_vjp`), otherwise by autodiff of the
 step recomputed from the saved pre-activations, so any activation and any variant differentiates the
-same way. The weight gradients are then computed in bulk after the loop (outside it, so that TensorFlow's own
-MatMul runs them when only the loops are compiled), as single matmuls over all
-T·B rows: ``dU = [h_{t-1}]ᵀ · [dz_h]`` and ``dW_proj = [m_t]ᵀ · [dh_t]``; dW, db and dx follow from
+same way. The weight gradients are then computed in bulk after the loop (outside it, so that
+TensorFlow's own MatMul runs them when only the loops are compiled), as single matmuls over all T·B
+rows: ``dU = [h_{t-1}]ᵀ · [dz_h]`` and ``dW_proj = [m_t]ᵀ · [dh_t]``; dW, db and dx follow from
 ``dz_x`` by ordinary autodiff of the input matmul, also in bulk.
 
 The custom gradient is first-order: the gradient of the gradient through the recurrence is not
@@ -279,7 +279,8 @@ def run_recurrence(
                 d_hs, d_c_last, None if spec.analytic else zx, h0, c0, lw, small, mask, recurrent_dropout_mask,
                 hs, kept, spec=spec,
             )
-            d_weights = _weight_gradients(h0, hs, kept[2], recurrent_dropout_mask, d_zh, d_hp)
+            _, _, ms, _ = kept  # (cs, per_step, ms, hps): see _forward
+            d_weights = _weight_gradients(h0, hs, ms, recurrent_dropout_mask, d_zh, d_hp)
             return [d_zh if d_zx is None else d_zx, dh0, dc0] + d_weights + list(d_small)
 
         return (tf.stop_gradient(hs), tf.stop_gradient(c_last)), grad

@@ -38,6 +38,6 @@ def test_against_a_revision_trains_the_layer_as_committed_there(tmp_path):
     assert all(math.isfinite(r["step_ms"]) and r["step_ms"] > 0 for r in at_head)
 
 
-def test_against_an_unknown_revision_names_it(tmp_path):
+def test_against_an_unknown_revision_names_it():
     with pytest.raises(RevisionError, match="'no-such-rev' is not a commit"):
         lstm_at_revision("no-such-rev")
