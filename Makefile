@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m keras_lstm.kernels.build   # the fused CPU kernel (g++, ~20 s, cached); says why not if it cannot
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -58,7 +58,10 @@ class LSTMConfig:
     # this layer always fuses; recorded so that a config written for keras.layers.LSTM round-trips.
     implementation: int = 2
     zero_output_for_mask: bool = False  # LSTM only; masked steps output zeros (Bidirectional sets it)
-    jit_compile: bool = True  # LSTM only
+    jit_compile: bool = True  # LSTM only; the loop kernels: XLA-compiled (True) or the graph path (False)
+    # LSTM only: "auto" (the fused oneDNN kernel on a CPU where it can run, else the loop), "onednn"
+    # (insist: an error names what prevents it) or "xla" (the loop). See keras_lstm/kernels.
+    kernel: str = "auto"
     export_xla: bool = False  # LSTM only; keep XLA in SavedModel graphs (TF Serving run with its XLA flags)
     # Variants (each default leaves the plain LSTM unchanged).
     peephole: bool = False
@@ -86,6 +89,8 @@ class LSTMConfig:
             )
         if self.implementation not in (1, 2) or isinstance(self.implementation, bool):
             raise LSTMArgumentError("implementation", self.implementation, "1 or 2")
+        if self.kernel not in ("auto", "onednn", "xla"):
+            raise LSTMArgumentError("kernel", self.kernel, '"auto", "onednn" or "xla"')
         if self.use_cudnn not in ("auto", True, False):  # Keras's own check
             raise LSTMArgumentError("use_cudnn", self.use_cudnn, '"auto", True or False')
         for name in ("cell_clip", "projection_clip", "layer_norm_epsilon"):
@@ -137,7 +142,7 @@ _SPEC_FIELDS = (
 )
 SEQUENCE_FIELDS = frozenset({
     "activity_regularizer", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "use_cudnn",
-    "zero_output_for_mask", "jit_compile", "export_xla",
+    "zero_output_for_mask", "jit_compile", "kernel", "export_xla",
 })
 CELL_FIELDS = frozenset(f.name for f in fields(LSTMConfig)) - SEQUENCE_FIELDS
 

@@ -2,11 +2,13 @@
 
     python bench/fit.py [--shapes small,medium,large] [--rounds 3] [--batches 8] [--quick]
 
-For each shape and ``return_sequences`` in (False, True), four Keras models train side by side in
+For each shape and ``return_sequences`` in (False, True), five Keras models train side by side in
 this process, in interleaved rounds (one epoch of each per round, the order rotating):
 ``keras.layers.LSTM`` and ``keras_lstm.LSTM``, each compiled with Keras's defaults
 (``compile("adam", "mse")``: ``jit_compile="auto"``, which is no XLA on a CPU-only TensorFlow) and
-with ``jit_compile=True``. torch trains the same model (nn.LSTM -> nn.Linear, Adam, MSELoss) in its
+with ``jit_compile=True``, and ``keras_lstm.LSTM(kernel="xla")`` at Keras's defaults. Each row names
+the kernel the layer ran (``kernel_choice``): "auto" takes the fused oneDNN kernel on a CPU, and a
+model compiled with ``jit_compile=True`` runs the XLA loop. torch trains the same model (nn.LSTM -> nn.Linear, Adam, MSELoss) in its
 own process (:mod:`keras_lstm.torch_peer`), one epoch per round between the Keras ones. A model's
 figure is its median step over all rounds (the first step of each epoch left out); a step is the time
 from one batch's start to the next's, as ``model.fit`` runs it, loop and data included.
@@ -38,32 +40,33 @@ from keras_lstm.benchmark import SHAPES, SelfTimed, Shape, gemm_ceilings_gflops,
 from keras_lstm.revision import lstm_at_revision
 from keras_lstm.torch_peer import TorchPeer, torch_available
 
-__all__ = ["MODELS", "floor_calls", "run_fit_benchmark", "markdown", "configure", "run"]
+__all__ = ["MODELS", "StepClock", "floor_calls", "run_fit_benchmark", "markdown", "configure", "run"]
 
-# name -> (layer family, compile's jit_compile)
+# name -> (layer family, compile's jit_compile, the layer's kernel argument)
 MODELS = {
-    "keras.layers.LSTM": ("keras", "auto"),
-    "keras.layers.LSTM jit": ("keras", True),
-    "keras_lstm": ("ours", "auto"),
-    "keras_lstm jit": ("ours", True),
+    "keras.layers.LSTM": ("keras", "auto", None),
+    "keras.layers.LSTM jit": ("keras", True, None),
+    "keras_lstm": ("ours", "auto", "auto"),
+    "keras_lstm xla": ("ours", "auto", "xla"),
+    "keras_lstm jit": ("ours", True, "auto"),
 }
 OURS = "keras_lstm"
 
 
-def _keras_model(family, jit_compile, shape: Shape, return_sequences: bool):
+def _keras_model(family, jit_compile, kernel, shape: Shape, return_sequences: bool):
     """family: "ours", "keras", or a layer class (the layer at another revision)."""
     import keras
 
     from keras_lstm import LSTM
 
     layer_class = family if isinstance(family, type) else {"ours": LSTM, "keras": keras.layers.LSTM}[family]
-    layer = layer_class(shape.H, return_sequences=return_sequences)
+    layer = layer_class(shape.H, return_sequences=return_sequences, **({"kernel": kernel} if kernel else {}))
     model = keras.Sequential([keras.Input((shape.T, shape.D)), layer, keras.layers.Dense(1)])
     model.compile("adam", "mse", jit_compile=jit_compile)
     return model
 
 
-class _StepClock:
+class StepClock:
     """A Keras callback stamping each batch's start and the epoch's end; ``steps_ms`` gives the steps
     after the first (whose interval holds the iterator's start)."""
 
@@ -88,7 +91,7 @@ class _StepClock:
 
 def _fit_epoch(model, x: np.ndarray, y: np.ndarray, batch: int) -> Callable[[], float]:
     """One epoch of model.fit; returns the median step in ms."""
-    clock = _StepClock()
+    clock = StepClock()
 
     def epoch() -> float:
         model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
@@ -141,7 +144,19 @@ def floor_calls(shape: Shape) -> dict[str, Callable[[], object]]:
     def input_projection(x, W, b):
         return input_preactivation(tf.transpose(x, [1, 0, 2]), w._replace(kernel=W, bias=b), cfg)
 
-    layer = LSTM(H, return_sequences=True)
+    calls = {
+        "matmul loop": lambda: matmul_loop(U),
+        "pointwise loop": lambda: pointwise_loop(zx),
+        "input projection": lambda: input_projection(x, W, b),
+    }
+    for kernel in ("onednn", "xla"):
+        calls.update(_layer_calls(kernel, LSTM(H, return_sequences=True, kernel=kernel), x))
+    return calls
+
+
+def _layer_calls(kernel: str, layer, x) -> dict:
+    import tensorflow as tf
+
     layer(x)
 
     @tf.function
@@ -154,13 +169,8 @@ def floor_calls(shape: Shape) -> dict[str, Callable[[], object]]:
             loss = tf.reduce_sum(layer(x))
         return tf.add_n([tf.reduce_sum(g) for g in tape.gradient(loss, layer.trainable_weights)])
 
-    return {
-        "matmul loop": lambda: matmul_loop(U),
-        "pointwise loop": lambda: pointwise_loop(zx),
-        "input projection": lambda: input_projection(x, W, b),
-        "keras_lstm layer forward": lambda: layer_forward().numpy(),
-        "keras_lstm layer forward+backward": lambda: layer_train().numpy(),
-    }
+    return {f"{kernel} layer forward": lambda: layer_forward().numpy(),
+            f"{kernel} layer forward+backward": lambda: layer_train().numpy()}
 
 
 def _case_rows(shape: Shape, return_sequences: bool, peer, rounds: int, batches: int, models: dict) -> list[dict]:
@@ -168,17 +178,18 @@ def _case_rows(shape: Shape, return_sequences: bool, peer, rounds: int, batches:
     n = batches * shape.B
     x = rng.standard_normal((n, shape.T, shape.D), dtype=np.float32)
     y = rng.standard_normal((n, shape.T, 1) if return_sequences else (n, 1), dtype=np.float32)
-    calls: dict = {
-        name: SelfTimed(_fit_epoch(_keras_model(family, jit, shape, return_sequences), x, y, shape.B))
-        for name, (family, jit) in models.items()
-    }
+    keras_models = {name: _keras_model(*spec, shape, return_sequences) for name, spec in models.items()}
+    calls: dict = {name: SelfTimed(_fit_epoch(m, x, y, shape.B)) for name, m in keras_models.items()}
     if peer is not None:
         peer.call("setup", kind="fit", B=shape.B, T=shape.T, D=shape.D, H=shape.H,
                   return_sequences=return_sequences, batches=batches)
         calls["torch"] = SelfTimed(lambda: peer.call("time", what="fit")["ms"])
     ms = interleaved_medians_ms(calls, rounds, warmup=1)
+    kernels = {name: getattr(getattr(m.layers[0], "kernel_choice", None), "name", "keras") for name, m in
+               keras_models.items()}
     return [{
         "shape": shape.name, **asdict(shape), "return_sequences": return_sequences, "impl": impl, "step_ms": t,
+        "kernel": kernels.get(impl, "torch"),
         "keras_lstm_speedup": t / ms[OURS],  # > 1: keras_lstm (Keras's default compile) is faster
         "keras_lstm_jit_speedup": t / ms[OURS + " jit"],
     } for impl, t in ms.items()]
@@ -190,7 +201,7 @@ def run_fit_benchmark(shape_names: list[str], rounds: int, batches: int, floor_r
 
     models = dict(MODELS)
     if against is not None:
-        models[f"{OURS}@{against}"] = (lstm_at_revision(against), "auto")
+        models[f"{OURS}@{against}"] = (lstm_at_revision(against), "auto", None)
     load = [os.getloadavg()[0]]
     peer_ctx = TorchPeer() if with_torch and torch_available() else None
     try:
@@ -225,12 +236,13 @@ def markdown(result: dict) -> str:
         f"({by_lib}); load average " + " -> ".join(f"{v:.1f}" for v in result["load_average"])
         + f"; median step of {result['rounds']} interleaved epochs of {result['batches']} batches.",
         "",
-        "| shape | return_sequences | model | ms per step | keras_lstm speed-up | keras_lstm jit speed-up |",
-        "|---|---|---|---:|---:|---:|",
+        "| shape | return_sequences | model | kernel | ms per step | keras_lstm speed-up | keras_lstm jit speed-up |",
+        "|---|---|---|---|---:|---:|---:|",
     ]
     for r in result["rows"]:
         lines.append(
             f"| {r['shape']} (B={r['B']} T={r['T']} D={r['D']} H={r['H']}) | {r['return_sequences']} | {r['impl']} "
+            f"| {r.get('kernel', '')} "
             f"| {r['step_ms']:.1f} | {r['keras_lstm_speedup']:.2f}× | {r['keras_lstm_jit_speedup']:.2f}× |"
         )
     lines += ["", "Floors of the forward pass (each its own XLA function) and keras_lstm's layer alone, ms:", ""]

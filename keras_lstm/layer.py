@@ -1,14 +1,14 @@
-"""``LSTM``: a drop-in for ``keras.layers.LSTM`` whose time loop is compiled with XLA.
+"""``LSTM``: a drop-in for ``keras.layers.LSTM`` on the fastest kernel that can run each call.
 
 The layer owns configuration and weights (through its :class:`~keras_lstm.cell.LSTMCell`); the maths
-is in :mod:`keras_lstm.step` and the time loop in :mod:`keras_lstm.recurrence`.
+is in :mod:`keras_lstm.step`, and the recurrence in :mod:`keras_lstm.kernels`, which picks the kernel
+(fused oneDNN on a CPU, the XLA-compiled loop, or the graph loop for SavedModels) and says why.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import sys
 
 import keras
 import tensorflow as tf
@@ -17,14 +17,13 @@ from keras import ops
 from keras_lstm.backend import require_tensorflow_backend
 from keras_lstm.cell import LSTMCell
 from keras_lstm.config import CELL_FIELDS, LSTMConfig, bind_arguments, constructor_signature
-from keras_lstm.errors import LSTMArgumentError, XLAUnavailableError
-from keras_lstm.recurrence import lstm_sequence, sequence_function
+from keras_lstm.errors import LSTMArgumentError
+from keras_lstm.kernels import KernelChoice, choose, run
 
 __all__ = ["LSTM"]
 
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(LSTMConfig))
 _SIGNATURE = constructor_signature(_CONFIG_FIELDS)
-_XLA_FAILURE_MARKERS = ("XLA compilation", "unsupported operations when trying to compile", "XlaCompile")
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
@@ -34,8 +33,10 @@ class LSTM(keras.layers.Layer):
     Takes every constructor argument of ``keras.layers.LSTM`` (Keras 3) with the same meaning, order
     and defaults, including those Keras takes through ``**kwargs`` (``implementation``,
     ``zero_output_for_mask``), then keyword-only the variants of :class:`~keras_lstm.cell.LSTMCell`
-    and ``jit_compile`` (default True): run the recurrence inside ``tf.function(jit_compile=True)``;
-    False gives the plain graph path. ``implementation`` (1 or 2) only chooses how Keras splits its
+    ``kernel`` ("auto": the fused oneDNN kernel on a CPU where it can run, else the loop; "onednn":
+    insist, an error naming what prevents it; "xla": the loop; see :mod:`keras_lstm.kernels`;
+    :attr:`kernel_choice` says what the last call ran and why), and ``jit_compile`` (default True):
+    the loop runs inside ``tf.function(jit_compile=True)``; False gives the plain graph path. ``implementation`` (1 or 2) only chooses how Keras splits its
     matmuls, so the result is the same; this layer always does one fused matmul. ``use_cudnn``:
     "auto" and False mean what this layer always does (no cuDNN); True is accepted, as by Keras, and
     refused when the layer is built, as Keras refuses it where cuDNN cannot run: no cuDNN kernel
@@ -64,6 +65,7 @@ class LSTM(keras.layers.Layer):
         )
         self.supports_masking = True
         self.states = None
+        self.kernel_choice: KernelChoice | None = None  # what the last call (trace) ran, and why
 
     __init__.__signature__ = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *_SIGNATURE.parameters.values()]
@@ -166,31 +168,15 @@ class LSTM(keras.layers.Layer):
                 ops.ones_like(h0), cfg.recurrent_dropout, seed=self.cell.seed_generator
             )
         weights = self.cell.current_weights(self.compute_dtype)
-        in_xla = _in_xla_context()
-        # A trace for a SavedModel takes the graph path unless export_xla: stock TF Serving refuses
-        # to run functions marked _XlaMustCompile (serving#2214).
-        jit = cfg.jit_compile and (cfg.export_xla or not _traced_for_saving())
-        # Inside an enclosing XLA compilation (model.compile(jit_compile=True), Keras's "auto" on
-        # TensorFlow) the plain function is compiled with the rest of the step: a nested tf.function
-        # there makes XLA recompile the step at every call once the weights change.
-        fn = lstm_sequence if in_xla else _SEQUENCE_FUNCTIONS[jit]
-        try:
-            output, h, c = fn(
-                x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights,
-                cfg=cfg.structure(), activation=self.cell.activation,
-                recurrent_activation=self.cell.recurrent_activation,
-                zero_output_for_mask=self.zero_output_for_mask, in_place=jit or in_xla,
-            )
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
-            if jit and any(s in str(err) for s in _XLA_FAILURE_MARKERS):
-                lines = err.message.splitlines()  # the line naming the failure, after "Graph execution error:"
-                reason = next((ln for ln in lines if any(s in ln for s in _XLA_FAILURE_MARKERS)), lines[0])
-                raise XLAUnavailableError(
-                    f"jit_compile=True could not be honoured for inputs of shape {tuple(x.shape)}: XLA failed "
-                    f"to compile the recurrence ({reason.strip()}). Pass jit_compile=False to "
-                    "use the graph path."
-                ) from err
-            raise
+        self.kernel_choice = choose(
+            cfg, activation=self.cell.activation, recurrent_activation=self.cell.recurrent_activation,
+            dtype=self.compute_dtype, has_mask=mask is not None, recurrent_dropout=recurrent_dropout_mask is not None,
+        )
+        output, h, c = run(
+            self.kernel_choice, x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights,
+            cfg=cfg.structure(), activation=self.cell.activation, recurrent_activation=self.cell.recurrent_activation,
+            zero_output_for_mask=self.zero_output_for_mask,
+        )
         if self.states is not None:
             self.states[0].assign(ops.cast(h, self.states[0].dtype))
             self.states[1].assign(ops.cast(c, self.states[1].dtype))
@@ -248,37 +234,3 @@ class LSTM(keras.layers.Layer):
         base = super().get_config()
         base.pop("activity_regularizer", None)
         return {**base, **self.config.to_keras(_CONFIG_FIELDS)}
-
-
-def _in_xla_context() -> bool:
-    """True while tracing inside a function that XLA will compile (tf.function(jit_compile=True))."""
-    from tensorflow.python.ops import control_flow_util  # no public API tells this
-
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
-
-
-def _traced_for_saving() -> bool:
-    """True while the layer is traced for a SavedModel.
-
-    ``tf.saved_model.save`` traces inside its save context. ``model.export`` and
-    ``keras.export.ExportArchive.write_out`` trace their endpoints just before entering it, so a
-    trace called from Keras's export package counts too (checked once per trace, never per step)."""
-    from tensorflow.python.saved_model import save_context  # no public API tells this
-
-    if tf.executing_eagerly():
-        return False
-    if save_context.in_save_context():
-        return True
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith(_KERAS_EXPORT_PACKAGE):
-            return True
-        frame = frame.f_back
-    return False
-
-
-_KERAS_EXPORT_PACKAGE = "keras.src.export."
-
-# One traced function per path, shared by every layer: the structural config, the activations and
-# the shapes key its traces (weights are arguments, never captured).
-_SEQUENCE_FUNCTIONS = {jit: sequence_function(jit) for jit in (True, False)}

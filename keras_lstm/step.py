@@ -42,6 +42,7 @@ __all__ = [
     "lstm_step",
     "is_plain_cell",
     "plain_cell_vjp",
+    "default_activations",
 ]
 
 GATES = ("i", "f", "g", "o")
@@ -136,7 +137,7 @@ def cell_update(
     z = zx + zh  # (B, G*H)
     peep = w.peephole_kernel
     o = None
-    if peep is None and _default_activations(activation, recurrent_activation):
+    if peep is None and default_activations(activation, recurrent_activation):
         # The default activations, σ(z) = ½·tanh(z/2) + ½: all gate blocks in one tanh over the
         # contiguous (B, G*H) tensor, a single vectorised pass under XLA (about 3x cheaper on CPU
         # than four separate activations).
@@ -204,10 +205,10 @@ def is_plain_cell(cfg: LSTMConfig, activation: Callable, recurrent_activation: C
     """True for the essay's cell (σ gates, tanh, no peephole, coupling, layer norm or cell clip),
     whose gradient :func:`plain_cell_vjp` gives in closed form."""
     plain = not (cfg.peephole or cfg.coupled_gates or cfg.layer_norm or cfg.cell_clip is not None)
-    return plain and _default_activations(activation, recurrent_activation)
+    return plain and default_activations(activation, recurrent_activation)
 
 
-def _default_activations(activation: Callable, recurrent_activation: Callable) -> bool:
+def default_activations(activation: Callable, recurrent_activation: Callable) -> bool:
     """True for Keras's tanh and sigmoid, the defaults."""
 
     def is_keras(fn: Callable, name: str) -> bool:

@@ -4,12 +4,12 @@ wheel (``libtensorflow_cc.so.2`` and ``tensorflow/include``) calls ``tensorflow:
 
 ``run_signatures(export_dir, [(signature, inputs), ...])`` runs the jobs in one process and returns each
 one's outputs as NumPy arrays, or raises ``CcRunError`` with TensorFlow's status. The binary is built
-once per TensorFlow version and source (about 20 s with g++) and cached under ``build/``.
+once per TensorFlow version and source (about 20 s with g++) and cached under ``build/``, the way the
+layer's fused kernel is (``keras_lstm.kernels.build.cached_build``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import tempfile
@@ -19,6 +19,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
+
+from keras_lstm.kernels.build import BuildError, cached_build
 
 __all__ = ["CcRunError", "binary", "run_signatures"]
 
@@ -33,22 +35,18 @@ class CcRunError(RuntimeError):
 def binary() -> Path:
     """The built runner (built now if this TensorFlow and source have none yet)."""
     tf_dir = Path(tf.__file__).resolve().parent
-    key = hashlib.sha256(SOURCE.read_bytes() + tf.__version__.encode()).hexdigest()[:16]
-    out = BUILD / f"run_saved_model-{key}"
-    if out.exists():
-        return out
-    BUILD.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    cmd = [
-        "g++", "-std=c++17", "-O1", "-w", "-DEIGEN_MAX_ALIGN_BYTES=64", f"-I{tf_dir / 'include'}", str(SOURCE),
-        "-o", str(tmp), f"-L{tf_dir}", "-Wl,--no-as-needed", "-l:libtensorflow_cc.so.2",
-        "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{tf_dir}",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise CcRunError(f"building {SOURCE.name} failed:\n{done.stderr[-4000:]}")
-    os.replace(tmp, out)  # atomic: parallel test workers may build at once
-    return out
+
+    def command(out: Path) -> list:
+        return [
+            "g++", "-std=c++17", "-O1", "-w", "-DEIGEN_MAX_ALIGN_BYTES=64", f"-I{tf_dir / 'include'}", str(SOURCE),
+            "-o", str(out), f"-L{tf_dir}", "-Wl,--no-as-needed", "-l:libtensorflow_cc.so.2",
+            "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{tf_dir}",
+        ]
+
+    try:
+        return cached_build("run_saved_model", [SOURCE], [tf.__version__, str(tf_dir)], command, out_dir=BUILD)
+    except BuildError as err:
+        raise CcRunError(str(err)) from err
 
 
 def run_signatures(export_dir: str | Path, jobs: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> list[dict]:

@@ -3,6 +3,9 @@
 import argparse
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,10 +24,12 @@ def test_fit_benchmark_quick_times_every_model_and_floor(tmp_path):
         for key in ("step_ms", "keras_lstm_speedup", "keras_lstm_jit_speedup"):
             assert math.isfinite(r[key]) and r[key] > 0, (key, r)
     floors = result["floors_ms"]["tiny"]
-    assert {"matmul loop", "pointwise loop", "input projection", "keras_lstm layer forward"} <= set(floors)
+    assert {"matmul loop", "pointwise loop", "input projection", "onednn layer forward", "xla layer forward"} <= set(floors)
     assert all(math.isfinite(v) and v > 0 for v in floors.values())
     assert set(result["gemm_gflops_by_library"]) == {"tensorflow", "torch"}  # torch is in the dev extra
-    assert "| model | ms per step |" in (tmp_path / "fit.md").read_text()
+    kernels = {r["impl"]: r["kernel"] for r in result["rows"]}
+    assert (kernels["keras_lstm"], kernels["keras_lstm xla"], kernels["keras_lstm jit"]) == ("onednn", "xla", "xla")
+    assert "| model | kernel | ms per step |" in (tmp_path / "fit.md").read_text()
 
 
 def test_against_a_revision_trains_the_layer_as_committed_there(tmp_path):
@@ -41,3 +46,14 @@ def test_against_a_revision_trains_the_layer_as_committed_there(tmp_path):
 def test_against_an_unknown_revision_names_it():
     with pytest.raises(RevisionError, match="'no-such-rev' is not a commit"):
         lstm_at_revision("no-such-rev")
+
+
+def test_seq2seq_benchmark_runs_both_layers_on_the_same_batches():
+    bench = Path(__file__).resolve().parents[1] / "bench" / "seq2seq.py"
+    done = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "keras_lstm kernels: onednn, onednn" in done.stdout
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "epoch" not in line]
+    assert len(rows) == 2
+    for row in rows:  # the same weights and batches: the same accuracy, epoch for epoch
+        assert float(row[4]) == pytest.approx(float(row[5]), abs=1e-3)

@@ -1,9 +1,15 @@
 """Parity with keras.layers.LSTM loaded with the same weights.
 
 Grid: return_sequences × return_state × go_backwards × mask pattern × initial_state × stateful (two
-consecutive batches) × unroll × jit_compile. The full product is 640 cases; every pair of factor
-values is covered by a pairwise array, and mask × go_backwards × jit_compile is covered in full.
-Forward ≤ 1e-5 absolute (float32); gradients w.r.t. inputs and every weight ≤ 1e-4 relative.
+consecutive batches) × unroll × kernel (the fused oneDNN kernel, the XLA loop, the graph loop). The
+full product is 960 cases; every pair of factor values is covered by a pairwise array, and mask ×
+go_backwards × kernel is covered in full. Forward ≤ 1e-5 absolute (float32); gradients w.r.t.
+inputs and every weight ≤ 1e-4 relative.
+
+The "onednn" column insists on the fused kernel (``kernel="onednn"``) wherever it can run: no mask,
+or a right-padded one (rows of no steps included) without ``return_state`` or ``stateful``. Elsewhere
+it runs ``kernel="auto"`` and checks the layer's own account of what it ran: the loop, or, for a
+left-padded mask or one with holes, the fused kernel with the loop as the per-batch fallback.
 """
 
 import itertools
@@ -25,8 +31,9 @@ FACTORS = {
     "initial_state": (False, True),
     "stateful": (False, True),
     "unroll": (False, True),
-    "jit_compile": (True, False),
+    "kernel": ("onednn", "xla", "graph"),
 }
+RIGHT_PADDED = ("none", "right", "full_rows")
 
 
 def pairwise_cases():
@@ -55,8 +62,8 @@ def pairwise_cases():
 def full_mask_cases():
     base = dict(return_sequences=True, return_state=True, initial_state=True, stateful=False, unroll=False)
     return [
-        {**base, "mask": m, "go_backwards": gb, "jit_compile": jit}
-        for m, gb, jit in itertools.product(MASKS, (False, True), (True, False))
+        {**base, "mask": m, "go_backwards": gb, "kernel": kernel}
+        for m, gb, kernel in itertools.product(MASKS, (False, True), FACTORS["kernel"])
     ]
 
 
@@ -93,6 +100,19 @@ def run(layer, x, mask, state):
     return [o.numpy() for o in outs], [g.numpy() for g in grads]
 
 
+def kernel_arguments(case):
+    """(layer arguments, the (kernel, fallback) the layer must report having chosen)."""
+    if case["kernel"] == "graph":
+        return dict(kernel="xla", jit_compile=False), ("graph", None)
+    if case["kernel"] == "xla":
+        return dict(kernel="xla"), ("xla", None)
+    if case["mask"] != "none" and (case["return_state"] or case["stateful"]):
+        return dict(kernel="auto"), ("xla", None)
+    if case["mask"] not in RIGHT_PADDED:
+        return dict(kernel="auto"), ("onednn", "xla")
+    return dict(kernel="onednn"), ("onednn", None)
+
+
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_matches_keras_lstm(case):
     rng = np.random.default_rng(7)
@@ -102,7 +122,8 @@ def test_matches_keras_lstm(case):
     )
     inp = keras.Input(batch_shape=(B, T, D))
     ref = keras.layers.LSTM(H, **common)
-    ours = LSTM(H, jit_compile=case["jit_compile"], **common)
+    arguments, expected_kernel = kernel_arguments(case)
+    ours = LSTM(H, **common, **arguments)
     ref(inp), ours(inp)
     ours.set_weights(ref.get_weights())
     mask = make_mask(case["mask"], rng)
@@ -114,6 +135,7 @@ def test_matches_keras_lstm(case):
         x = tf.constant(rng.standard_normal((B, T, D)), tf.float32)
         outs_ref, grads_ref = run(ref, x, mask, state)
         outs_ours, grads_ours = run(ours, x, mask, state)
+        assert (ours.kernel_choice.name, ours.kernel_choice.fallback) == expected_kernel, ours.kernel_choice
         for a, b in zip(outs_ref, outs_ours):
             np.testing.assert_allclose(b, a, atol=1e-5)
         for a, b in zip(grads_ref, grads_ours):

@@ -2,8 +2,8 @@
 
 Every ``keras_lstm.LSTM`` (alone or inside ``keras.layers.Bidirectional``) is rebuilt from its config
 with ``return_state=True`` (so its final state can be returned), ``stateful=False`` (serving is
-stateless; a client holds the state), and ``jit_compile=False`` unless ``--xla`` was asked for; its
-weights are copied. Every other layer is used as it is.
+stateless; a client holds the state), ``kernel="xla"`` (the loop: TF Serving runs no custom op) and
+``jit_compile=False`` unless ``--xla`` was asked for; its weights are copied. Every other layer is used as it is.
 
 Only Sequential and linear functional models (one input, one output, each layer fed by the one before)
 are exported. A model can be served one step at a time (signature ``step``) when every recurrent layer
@@ -99,7 +99,8 @@ def linear_layers(model) -> list:
 
 
 def _rebuilt_lstm(layer: LSTM, xla: bool) -> LSTM:
-    config = {**layer.get_config(), "return_state": True, "stateful": False, "jit_compile": xla, "export_xla": xla}
+    config = {**layer.get_config(), "return_state": True, "stateful": False, "kernel": "xla", "jit_compile": xla,
+              "export_xla": xla}
     return LSTM.from_config(config)
 
 

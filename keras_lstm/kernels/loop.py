@@ -1,4 +1,4 @@
-"""The time loop, in one place, with a gradient written for speed.
+"""The time loop, in one place, with a gradient written for speed: the XLA and graph kernels' recurrence.
 
 Forward: the input pre-activations of all steps arrive precomputed (one matmul before the loop); the
 loop does one ``h · U`` matmul and the fused pointwise gate math per step, with a static trip count

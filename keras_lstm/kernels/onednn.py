@@ -1,0 +1,150 @@
+"""The fused CPU kernel: oneDNN's LSTM primitive as a TensorFlow op, forward and backward.
+
+The C++ (``onednn_lstm.cc``) runs ``forward_training`` (keeping oneDNN's workspace) when a tape may
+record, ``forward_inference`` otherwise, and ``lstm_backward`` on that workspace for the gradient,
+registered here, so ``model.fit``, ``GradientTape`` and Keras's optimisers work unchanged. The input
+projection x·W is inside the primitive. Keras's weights are oneDNN's layouts as they are: kernel and
+recurrent_kernel (·, 4H) with gate blocks i, f, g, o are ``ldigo`` (oneDNN's gate order is i, f, C̃, o),
+the bias ``ldgo``, the peephole kernel (3, H), rows i, f, o, ``ldgo``, the projection (H, P) ``ldio``.
+``go_backwards`` is oneDNN's right-to-left direction.
+
+Masks: oneDNN has no sequence lengths, but a right-padded row's outputs up to its length do not
+depend on the steps after it, so the primitive runs the full length and each row's output is taken
+at its own length (carried forward over the padding, or zeros under ``zero_output_for_mask``); the
+gradient is exact for the same reason. Under ``go_backwards`` each row is first reversed within its
+length (``tf.reverse_sequence``) and run left to right: Keras's backward pass meets the padding
+first, keeps its zero state there, then reads the row from its end. Masks with holes or left
+padding go to the XLA loop (see :mod:`keras_lstm.kernels`), decided per batch.
+
+Memory: the training forward's workspace (oneDNN's record of every step's gates and states, about
+20·H floats per step and row: 130 MB at B=64, T=100, H=256 and 512 MB at B=128, T=100, H=512, as
+measured) is an ordinary TensorFlow tensor, output by the forward op and held by the tape (in
+``model.fit``, within one training step) until the gradient has run, then freed; the forward for
+inference (no tape recording) allocates none. The layer itself holds nothing between calls.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import tensorflow as tf
+
+from tensorflow.python.eager import record  # could_possibly_record: no public API tells whether a tape records
+
+from keras_lstm.kernels.build import BuildError, library
+from keras_lstm.step import LSTMWeights
+
+__all__ = ["OnednnUnavailableWarning", "unavailable_reason", "run", "right_padded"]
+
+
+class OnednnUnavailableWarning(UserWarning):
+    """The fused CPU kernel could not be built or loaded here; the layer runs the XLA loop instead.
+
+    Shown once per process; the message names what is missing (see :class:`~keras_lstm.kernels.
+    build.BuildError`)."""
+
+
+_LOADED: dict = {}
+
+
+def _ops():
+    """The loaded op module, or None if it cannot be built or loaded here (warned once)."""
+    if "ops" not in _LOADED:
+        try:
+            _LOADED["ops"], _LOADED["reason"] = tf.load_op_library(str(library())), None
+        except (BuildError, tf.errors.NotFoundError, OSError) as err:
+            _LOADED["ops"], _LOADED["reason"] = None, str(err).strip()
+            warnings.warn(
+                f"keras_lstm: the fused oneDNN CPU kernel is unavailable, so the layer runs its XLA loop "
+                f"(the same results, slower on a CPU): {_LOADED['reason']}", OnednnUnavailableWarning, stacklevel=3,
+            )
+    return _LOADED["ops"]
+
+
+def unavailable_reason() -> Optional[str]:
+    """None when the op is built and loaded, else why not."""
+    return None if _ops() is not None else _LOADED["reason"]
+
+
+def _empty(shape):
+    return tf.zeros(shape, tf.float32)
+
+
+def _fused(xt, h0, c0, w: LSTMWeights, reverse: bool, training: bool):
+    """xt (T, B, D) time-major -> (y (T, B, P), h_T (B, P), c_T (B, H))."""
+    bias = w.bias if w.bias is not None else tf.zeros([w.kernel.shape[-1]], tf.float32)
+    peep = w.peephole_kernel if w.peephole_kernel is not None else _empty([0])
+    proj = w.projection_kernel if w.projection_kernel is not None else _empty([0, 0])
+    y, h, c, _ = _ops().keras_lstm_onednn(
+        xt, h0, c0, w.kernel, w.recurrent_kernel, bias, peep, proj, reverse=reverse, training=training
+    )
+    return y, h, c
+
+
+def _gradient(op, dy, dh, dc, _dworkspace):
+    """lstm_backward on the forward's workspace (a forward run for inference is rerun to keep one)."""
+    inputs = list(op.inputs)
+    reverse = op.get_attr("reverse")
+    y, h, c, workspace = op.outputs
+    if not op.get_attr("training"):
+        y, h, c, workspace = _ops().keras_lstm_onednn(*inputs, reverse=reverse, training=True)
+    zeros = tf.zeros_like
+    grads = _ops().keras_lstm_onednn_grad(
+        *inputs, y, h, c, workspace,
+        zeros(y) if dy is None else dy, zeros(h) if dh is None else dh, zeros(c) if dc is None else dc,
+        reverse=reverse,
+    )
+    return list(grads)
+
+
+try:
+    tf.RegisterGradient("KerasLstmOnednn")(_gradient)
+except KeyError:  # registered by another copy of this module (bench/fit.py --against REV loads one)
+    pass
+
+
+def right_padded(mask: tf.Tensor) -> tf.Tensor:
+    """mask (B, T) -> scalar bool: every row is some steps then only padding (rows of no steps count)."""
+    mask = tf.cast(mask, tf.bool)
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # (B,)
+    return tf.reduce_all(tf.equal(mask, tf.sequence_mask(lengths, tf.shape(mask)[1])))
+
+
+def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeights, *, cfg,
+        zero_output_for_mask: bool = False, **_):
+    """The layer on the fused kernel: x (B, T, D) -> (output, h_T (B, P), c_T (B, H)).
+
+    ``mask`` (B, T), if given, must be right-padded (:func:`right_padded`); then h_T is each row's
+    last unmasked h, and c_T is not a per-row state (the chooser sends ``return_state`` and
+    ``stateful`` under a mask to the XLA loop). The workspace is kept only when a tape may record."""
+    training = record.could_possibly_record()
+    assert recurrent_dropout_mask is None, "recurrent dropout runs on the XLA loop"
+    if input_dropout_mask is not None:
+        x = x * input_dropout_mask[:, None, :]  # (B, D) mask, the same at every step
+    xt = tf.transpose(x, [1, 0, 2])  # (T, B, D)
+    if mask is None:
+        y, h, c = _fused(xt, h0, c0, w, reverse=cfg.go_backwards, training=training)
+        if not cfg.return_sequences:
+            return h, h, c
+        y = tf.reverse(y, [0]) if cfg.go_backwards else y  # Keras's order: processing order
+        return tf.transpose(y, [1, 0, 2]), h, c
+
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # (B,)
+    if cfg.go_backwards:
+        xt = tf.reverse_sequence(xt, lengths, seq_axis=0, batch_axis=1)
+    y, _, c = _fused(xt, h0, c0, w, reverse=False, training=training)
+    y = tf.transpose(y, [1, 0, 2])  # (B, T, P)
+    n = tf.shape(y)[1]
+    has_steps = (lengths > 0)[:, None]  # (B, 1)
+    h = tf.where(has_steps, tf.gather(y, tf.maximum(lengths - 1, 0), batch_dims=1), h0)  # each row's last h
+    steps = tf.range(n)[None, :] if cfg.return_sequences else tf.fill([1, 1], n - 1)  # the outputs wanted
+    if cfg.go_backwards:  # processing step s reads row step s - (T - length); before it, padding (zeros)
+        source = steps - (n - lengths[:, None])
+        valid = source >= 0
+    else:  # a padded step carries the row's last output forward, or is zero
+        source = tf.minimum(steps, lengths[:, None] - 1)
+        valid = (steps < lengths[:, None]) | (has_steps & (not zero_output_for_mask))
+    out = tf.gather(y, tf.maximum(source, 0), batch_dims=1)  # (B, T or 1, P)
+    out = tf.where(valid[:, :, None], out, tf.zeros_like(out))
+    return (out if cfg.return_sequences else out[:, 0]), h, c

@@ -1,0 +1,199 @@
+"""The fused oneDNN kernel: against the NumPy oracle, its choice made in the open, its errors, its
+gradient in model.fit, Bidirectional under a mask, saved graphs without it, and a machine that
+cannot build it. (The parity grid against keras.layers.LSTM runs it too: test_layer_parity.py.)"""
+
+import ast
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_lstm import LSTM, LSTMArgumentError
+from oracle import lstm_numpy
+
+VARIANTS = {"plain": {}, "peephole": dict(peephole=True), "projection": dict(projection_units=3),
+            "peephole+projection": dict(peephole=True, projection_units=3)}
+B, T, D, H = 4, 7, 3, 5
+
+
+def randomize(layer, seed):
+    rng = np.random.default_rng(seed)
+    for v in layer.weights:
+        v.assign(0.6 * rng.standard_normal(v.shape).astype("float32"))
+    return {v.name: v.numpy() for v in layer.weights}
+
+
+@pytest.mark.parametrize("variant,go_backwards,masked", list(itertools.product(VARIANTS, (False, True), (False, True))))
+def test_matches_numpy_oracle_forward_and_finite_differences(variant, go_backwards, masked):
+    kw = VARIANTS[variant]
+    rng = np.random.default_rng(3)
+    layer = LSTM(H, return_sequences=True, return_state=not masked, go_backwards=go_backwards, kernel="onednn", **kw)
+    x = rng.standard_normal((B, T, D)).astype("float32")
+    mask = None
+    if masked:  # right-padded, one row with no steps at all
+        mask = np.arange(T)[None, :] < np.array([7, 4, 0, 1])[:, None]
+    layer(x)
+    weights = randomize(layer, 11)
+    oracle_kw = dict(peephole=kw.get("peephole", False), projection="projection_units" in kw, go_backwards=go_backwards)
+    ref = lstm_numpy(x, weights, mask=mask, **oracle_kw)
+    out = layer(x, mask=mask)
+    assert layer.kernel_choice.name == "onednn"
+    if not masked:
+        out, h, c = out
+        np.testing.assert_allclose(h, ref["h_last"], atol=1e-5)
+        np.testing.assert_allclose(c, ref["c_last"], atol=1e-5)
+    seen = np.ones((B, T), bool) if mask is None else np.cumsum(mask[:, ::-1] if go_backwards else mask, axis=1) > 0
+    np.testing.assert_allclose(out, np.where(seen[..., None], ref["h"], 0.0), atol=1e-5)
+
+    # <dL/dθ, v> against the oracle's central difference, L = Σ sin(outputs).
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        o = layer(xt, mask=mask)
+        loss = tf.reduce_sum(tf.sin(o if masked else o[0]))
+    grads = tape.gradient(loss, [xt] + layer.trainable_weights)
+    params = {"x": x.astype(np.float64), **{k: v.astype(np.float64) for k, v in weights.items()}}
+    dirs = {k: rng.standard_normal(np.shape(v)) for k, v in params.items()}
+
+    def oracle_loss(eps):
+        p = {k: v + eps * dirs[k] for k, v in params.items()}
+        r = lstm_numpy(p.pop("x"), p, mask=mask, **oracle_kw)
+        return np.sin(np.where(seen[..., None], r["h"], 0.0)).sum()
+
+    fd = (oracle_loss(1e-5) - oracle_loss(-1e-5)) / 2e-5
+    analytic = sum(float(np.sum(g.numpy() * dirs[n])) for g, n in zip(grads, ["x"] + [v.name for v in layer.trainable_weights]))
+    assert analytic == pytest.approx(fd, rel=2e-3, abs=2e-3)
+
+
+@pytest.mark.parametrize("kwargs,call,argument", [
+    (dict(layer_norm=True), {}, "layer_norm"),
+    (dict(coupled_gates=True), {}, "coupled_gates"),
+    (dict(cell_clip=1.0), {}, "cell_clip"),
+    (dict(projection_units=3, projection_clip=1.0), {}, "projection_clip"),
+    (dict(activation="relu"), {}, "activation"),
+    (dict(recurrent_dropout=0.5), dict(training=True), "recurrent_dropout"),
+    (dict(return_state=True), dict(mask=np.ones((B, T), bool)), "mask"),
+])
+def test_insisting_on_it_names_what_prevents_it_and_auto_says_why_not(kwargs, call, argument):
+    x = np.zeros((B, T, D), "float32")
+    with pytest.raises(LSTMArgumentError, match=f"`{argument}`"):
+        LSTM(H, kernel="onednn", **kwargs)(x, **call)
+    auto = LSTM(H, **kwargs)
+    auto(x, **call)
+    assert auto.kernel_choice.name == "xla" and f"`{argument}`" in auto.kernel_choice.reason
+
+
+def test_mixed_bfloat16_runs_the_loop_and_says_so():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        layer = LSTM(H)
+        layer(np.zeros((B, T, D), "float32"))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert layer.kernel_choice.name == "xla" and "bfloat16" in layer.kernel_choice.reason
+
+
+def test_a_mask_with_holes_is_refused_at_run_time_when_insisting():
+    mask = np.ones((B, T), bool)
+    mask[1, 2] = False
+    with pytest.raises(tf.errors.InvalidArgumentError, match="right-padded"):
+        LSTM(H, kernel="onednn")(np.zeros((B, T, D), "float32"), mask=mask)
+
+
+def test_kernel_argument_is_checked_and_round_trips():
+    with pytest.raises(LSTMArgumentError, match="kernel"):
+        LSTM(H, kernel="cudnn")
+    layer = LSTM(H, kernel="onednn")
+    assert LSTM.from_config(layer.get_config()).config.kernel == "onednn"
+
+
+def test_gradient_of_an_inference_forward_reruns_it_for_a_workspace():
+    layer = LSTM(H, kernel="onednn")
+    x = tf.constant(np.random.default_rng(0).standard_normal((B, T, D)), tf.float32)
+    layer(x)
+
+    @tf.function
+    def grads():  # no tape records the forward: it runs forward_inference, then tf.gradients asks
+        return tf.gradients(tf.reduce_sum(layer(x)), [x])[0]
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x))
+    np.testing.assert_allclose(grads(), tape.gradient(loss, x), atol=1e-6)
+
+
+def _fit_losses(kernel):
+    keras.utils.set_random_seed(1)
+    x = np.random.default_rng(0).standard_normal((64, 12, 4)).astype("float32")
+    y = x.sum(axis=(1, 2))[:, None] / 10
+    model = keras.Sequential([keras.Input((12, 4)), LSTM(16, kernel=kernel), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0, shuffle=False)
+    assert model.layers[0].kernel_choice.name == kernel
+    return history.history["loss"]
+
+
+def test_model_fit_follows_the_loops_loss_curve():
+    fused, loop = _fit_losses("onednn"), _fit_losses("xla")
+    assert fused[-1] < fused[0]
+    np.testing.assert_allclose(fused, loop, rtol=1e-4)
+
+
+def test_bidirectional_over_an_embedding_mask_runs_both_directions_fused():
+    tokens = np.array([[3, 1, 4, 1, 5, 0, 0], [2, 7, 0, 0, 0, 0, 0], [6, 2, 8, 3, 1, 8, 2], [0] * 7])
+
+    def model(lstm):
+        inp = keras.Input((None,), dtype="int32")
+        x = keras.layers.Embedding(10, 3, mask_zero=True)(inp)
+        return keras.Model(inp, keras.layers.Bidirectional(lstm(4, return_sequences=True))(x))
+
+    ref, ours = model(keras.layers.LSTM), model(lambda *a, **k: LSTM(*a, kernel="onednn", **k))
+    ours.set_weights(randomize_all(ref))
+    np.testing.assert_allclose(ours(tokens), ref(tokens), atol=1e-5)
+    bi = ours.layers[-1]
+    assert bi.forward_layer.kernel_choice.name == bi.backward_layer.kernel_choice.name == "onednn"
+
+
+def randomize_all(model):
+    rng = np.random.default_rng(4)
+    weights = [0.5 * rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()]
+    model.set_weights(weights)
+    return weights
+
+
+def test_saved_graph_holds_no_custom_op(tmp_path):
+    model = keras.Sequential([keras.Input((None, 3)), LSTM(4, kernel="onednn"), keras.layers.Dense(1)])
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32")
+    want = model(x)
+    model.export(tmp_path / "m", verbose=False)
+    assert b"KerasLstmOnednn" not in (tmp_path / "m" / "saved_model.pb").read_bytes()
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.serve(x), want, atol=1e-5)
+
+
+def test_a_machine_without_a_compiler_is_told_once_and_runs_the_loop(tmp_path):
+    script = textwrap.dedent("""
+        import warnings
+        import numpy as np
+        from keras_lstm import LSTM
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            layers = [LSTM(3), LSTM(3)]
+            for layer in layers:
+                layer(np.zeros((2, 4, 2), "float32"))
+        print([str(w.message) for w in seen if "oneDNN" in str(w.message)])
+        print(layers[0].kernel_choice)
+    """)
+    env = dict(os.environ, PATH=str(tmp_path), KERAS_LSTM_CACHE=str(tmp_path / "cache"))  # no g++ on PATH
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    warned, choice = done.stdout.strip().splitlines()[-2:]
+    warned = ast.literal_eval(warned)
+    assert len(warned) == 1 and "`g++` is not on PATH" in warned[0]  # once, naming what is missing
+    assert "name='xla'" in choice and "g++" in choice
