@@ -25,6 +25,7 @@ inference (no tape recording) allocates none. The layer itself holds nothing bet
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Optional
 
@@ -45,14 +46,22 @@ class OnednnUnavailableWarning(UserWarning):
     build.BuildError`)."""
 
 
+# One op library per process: TensorFlow refuses two libraries registering the same op, and a second
+# copy of this package (bench/fit.py --against REV imports the layer at a git revision) would build
+# its own from its own source. So the first load is kept under a process-wide name and every copy
+# runs that one: an A/B in one process compares the Python side, with the C++ loaded first.
+_PROCESS_KEY = "_keras_lstm_onednn_op_library"
 _LOADED: dict = {}
 
 
 def _ops():
     """The loaded op module, or None if it cannot be built or loaded here (warned once)."""
     if "ops" not in _LOADED:
+        shared = sys.modules.get(_PROCESS_KEY)
         try:
-            _LOADED["ops"], _LOADED["reason"] = tf.load_op_library(str(library())), None
+            _LOADED["ops"] = shared if shared is not None else tf.load_op_library(str(library()))
+            _LOADED["reason"] = None
+            sys.modules[_PROCESS_KEY] = _LOADED["ops"]
         except (BuildError, tf.errors.NotFoundError, OSError) as err:
             _LOADED["ops"], _LOADED["reason"] = None, str(err).strip()
             warnings.warn(

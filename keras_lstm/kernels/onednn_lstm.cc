@@ -8,12 +8,17 @@
 // with L = D = 1; the Keras kernel (D, 4H) and recurrent kernel (P, 4H), gate blocks i, f, g (C~), o,
 // are `ldigo`; the bias (4H) and the peephole kernel (3, H), rows i, f, o, are `ldgo`; the
 // projection kernel (H, P) is `ldio`. An empty peephole or projection tensor means the variant is off.
-// The primitive picks its own weight layouts (format `any`), reached by one reorder per call.
+// The primitive picks its own weight layouts (format `any`), reached by one reorder per call; what
+// depends only on the shapes is built once per shape (Plan).
 
 #include <omp.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "tensorflow/core/framework/op.h"
@@ -38,13 +43,17 @@ dnnl::engine& CpuEngine() {
   return engine;
 }
 
-// oneDNN's OpenMP team follows the size of TensorFlow's intra-op pool. omp_set_num_threads sets
-// the calling thread's ICV only, so nothing changes for other threads; OMP_NUM_THREADS, when the
-// user sets it, wins.
-void MatchThreads(OpKernelContext* ctx) {
+// oneDNN's OpenMP team follows the size of TensorFlow's intra-op pool, or is one thread when a step's
+// recurrent GEMM is too small to share (below kSerialFlops, threads cost more in barriers than they
+// save: batch 1, H=64 took 2.3 ms with two threads and 0.9 with one). omp_set_num_threads sets the
+// calling thread's ICV only, so nothing changes for other threads; OMP_NUM_THREADS, when set, wins.
+constexpr int64_t kSerialFlops = 1 << 20;
+
+void MatchThreads(OpKernelContext* ctx, int64_t step_flops) {
   static const bool user_set = std::getenv("OMP_NUM_THREADS") != nullptr;
   if (user_set) return;
-  const int n = ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
+  const int pool = ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
+  const int n = step_flops < kSerialFlops ? 1 : pool;
   if (n > 0 && omp_get_max_threads() != n) omp_set_num_threads(n);
 }
 
@@ -94,6 +103,13 @@ struct Problem {
     return tensorflow::OkStatus();
   }
 
+  int64_t StepFlops() const { return 2 * B * P * 4 * H; }  // one step's h·U
+
+  std::string Key(bool training) const {
+    return std::to_string(T) + "," + std::to_string(B) + "," + std::to_string(D) + "," + std::to_string(H) + "," +
+           std::to_string(P) + "," + std::to_string(peephole) + "," + std::to_string(training);
+  }
+
   static memory::desc Any(const memory::desc& d) {
     return d.is_zero() ? d : memory::desc(d.get_dims(), memory::data_type::f32, tag::any);
   }
@@ -122,17 +138,56 @@ Status Bytes(OpKernelContext* ctx, size_t n, Tensor* t) {
   return ctx->allocate_temp(tensorflow::DT_UINT8, TensorShape({static_cast<int64_t>(n)}), t);
 }
 
-// A user tensor in the layout the primitive wants: the tensor itself, or a reordered copy.
-Status InLayout(OpKernelContext* ctx, dnnl::stream& s, const memory::desc& user, const memory::desc& want,
-                const Tensor& t, Tensor* tmp, memory* out) {
-  memory user_mem(user, CpuEngine(), Ptr(t));
-  if (want.is_zero() || want == user) {
-    *out = user_mem;
-    return tensorflow::OkStatus();
+// What depends only on a call's shapes, built once per shape and op instance (oneDNN's primitive
+// cache would rebuild the descriptors at every call): the primitive, its memory descriptors, and the
+// reorders between Keras's weight layouts and the primitive's (empty where they are the same).
+struct Plan {
+  dnnl::primitive primitive;
+  memory::desc workspace, scratchpad;
+  memory::desc weights[3];       // layer, iter, projection, as the primitive reads them
+  dnnl::reorder to_weights[3];   // Keras's layout -> the primitive's
+  memory::desc diff_weights[3];  // backward: as the primitive writes the weight gradients
+  dnnl::reorder from_diff[3];    // backward: the primitive's layout -> Keras's
+  size_t forward_workspace = 0;  // backward: the bytes the forward kept
+};
+
+dnnl::reorder ReorderIfNeeded(const memory::desc& from, const memory::desc& to) {
+  if (from.is_zero() || from == to) return dnnl::reorder();
+  return dnnl::reorder(dnnl::reorder::primitive_desc(CpuEngine(), from, CpuEngine(), to));
+}
+
+class PlanCache {
+ public:
+  template <typename Build>
+  std::shared_ptr<const Plan> Get(const std::string& key, Build build) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second;
+    if (plans_.size() >= 64) plans_.clear();  // many shapes (e.g. every sequence length): start over
+    return plans_[key] = std::make_shared<const Plan>(build());
   }
-  TF_RETURN_IF_ERROR(Bytes(ctx, want.get_size(), tmp));
-  *out = memory(want, CpuEngine(), Ptr(*tmp));
-  dnnl::reorder(user_mem, *out).execute(s, user_mem, *out);
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const Plan>> plans_;
+};
+
+// The weights the primitive reads: each Keras tensor itself, or its reordered copy in `tmp`.
+Status WeightArgs(OpKernelContext* ctx, dnnl::stream& s, const Problem& p, const Plan& plan, Tensor tmp[3],
+                  memory out[3]) {
+  const memory::desc user[3] = {p.w_layer, p.w_iter, p.w_projection};
+  const int input[3] = {3, 4, 7};
+  for (int k = 0; k < 3; ++k) {
+    if (user[k].is_zero()) continue;
+    memory user_mem(user[k], CpuEngine(), Ptr(ctx->input(input[k])));
+    if (!plan.to_weights[k]) {
+      out[k] = user_mem;
+      continue;
+    }
+    TF_RETURN_IF_ERROR(Bytes(ctx, plan.weights[k].get_size(), &tmp[k]));
+    out[k] = memory(plan.weights[k], CpuEngine(), Ptr(tmp[k]));
+    plan.to_weights[k].execute(s, user_mem, out[k]);
+  }
   return tensorflow::OkStatus();
 }
 
@@ -164,42 +219,53 @@ class ForwardOp : public OpKernel {
       OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({0}), &ws));
       return;
     }
-    MatchThreads(ctx);
+    MatchThreads(ctx, p.StepFlops());
     DNNL_OK(ctx, Run(ctx, p, y, h, c, &ws));
   }
 
  private:
+  Plan Build(const Problem& p) const {
+    auto pd = p.Forward(training_, reverse_);
+    Plan plan;
+    plan.primitive = dnnl::lstm_forward(pd);
+    plan.workspace = training_ ? pd.workspace_desc() : memory::desc();
+    plan.scratchpad = pd.scratchpad_desc();
+    const memory::desc user[3] = {p.w_layer, p.w_iter, p.w_projection};
+    const memory::desc want[3] = {pd.weights_layer_desc(), pd.weights_iter_desc(), pd.weights_projection_desc()};
+    for (int k = 0; k < 3; ++k) plan.weights[k] = want[k], plan.to_weights[k] = ReorderIfNeeded(user[k], want[k]);
+    return plan;
+  }
+
   void Run(OpKernelContext* ctx, const Problem& p, Tensor* y, Tensor* h, Tensor* c, Tensor** ws) {
     dnnl::stream s(CpuEngine());
-    auto pd = p.Forward(training_, reverse_);
-    const size_t ws_size = training_ ? pd.workspace_desc().get_size() : 0;
+    auto plan = plans_.Get(p.Key(training_), [&] { return Build(p); });
+    const size_t ws_size = plan->workspace.is_zero() ? 0 : plan->workspace.get_size();
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({static_cast<int64_t>(ws_size)}), ws));
-    Tensor t_wl, t_wi, t_wp, t_scratch;
-    memory wl, wi, wp;
-    OP_REQUIRES_OK(ctx, InLayout(ctx, s, p.w_layer, pd.weights_layer_desc(), ctx->input(3), &t_wl, &wl));
-    OP_REQUIRES_OK(ctx, InLayout(ctx, s, p.w_iter, pd.weights_iter_desc(), ctx->input(4), &t_wi, &wi));
-    OP_REQUIRES_OK(ctx, InLayout(ctx, s, p.w_projection, pd.weights_projection_desc(), ctx->input(7), &t_wp, &wp));
-    OP_REQUIRES_OK(ctx, Bytes(ctx, pd.scratchpad_desc().get_size(), &t_scratch));
+    Tensor tmp[3], t_scratch;
+    memory w[3];
+    OP_REQUIRES_OK(ctx, WeightArgs(ctx, s, p, *plan, tmp, w));
+    OP_REQUIRES_OK(ctx, Bytes(ctx, plan->scratchpad.get_size(), &t_scratch));
     auto e = CpuEngine();
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC_LAYER, memory(p.x, e, Ptr(ctx->input(0)))},
         {DNNL_ARG_SRC_ITER, memory(p.h, e, Ptr(ctx->input(1)))},
         {DNNL_ARG_SRC_ITER_C, memory(p.c, e, Ptr(ctx->input(2)))},
-        {DNNL_ARG_WEIGHTS_LAYER, wl},
-        {DNNL_ARG_WEIGHTS_ITER, wi},
+        {DNNL_ARG_WEIGHTS_LAYER, w[0]},
+        {DNNL_ARG_WEIGHTS_ITER, w[1]},
         {DNNL_ARG_BIAS, memory(p.bias, e, Ptr(ctx->input(5)))},
         {DNNL_ARG_DST_LAYER, memory(p.y, e, Ptr(*y))},
         {DNNL_ARG_DST_ITER, memory(p.h, e, Ptr(*h))},
         {DNNL_ARG_DST_ITER_C, memory(p.c, e, Ptr(*c))},
-        {DNNL_ARG_SCRATCHPAD, memory(pd.scratchpad_desc(), e, Ptr(t_scratch))},
+        {DNNL_ARG_SCRATCHPAD, memory(plan->scratchpad, e, Ptr(t_scratch))},
     };
     if (p.peephole) args[DNNL_ARG_WEIGHTS_PEEPHOLE] = memory(p.w_peephole, e, Ptr(ctx->input(6)));
-    if (p.projection) args[DNNL_ARG_WEIGHTS_PROJECTION] = wp;
-    if (training_) args[DNNL_ARG_WORKSPACE] = memory(pd.workspace_desc(), e, Ptr(**ws));
-    dnnl::lstm_forward(pd).execute(s, args);
+    if (p.projection) args[DNNL_ARG_WEIGHTS_PROJECTION] = w[2];
+    if (training_) args[DNNL_ARG_WORKSPACE] = memory(plan->workspace, e, Ptr(**ws));
+    plan->primitive.execute(s, args);
     s.wait();
   }
 
+  PlanCache plans_;
   bool reverse_, training_;
 };
 
@@ -224,77 +290,99 @@ class BackwardOp : public OpKernel {
       d[2]->flat<float>() = ctx->input(14).flat<float>();
       return;
     }
-    MatchThreads(ctx);
+    MatchThreads(ctx, p.StepFlops());
     DNNL_OK(ctx, Run(ctx, p, d));
   }
 
  private:
-  void Run(OpKernelContext* ctx, const Problem& p, Tensor** d) {
-    dnnl::stream s(CpuEngine());
+  Plan Build(const Problem& p) const {
     auto fwd = p.Forward(true, reverse_);
-    OP_REQUIRES(ctx, ctx->input(11).NumElements() == static_cast<int64_t>(fwd.workspace_desc().get_size()),
-                InvalidArgument("workspace has ", ctx->input(11).NumElements(), " bytes, the primitive needs ",
-                                fwd.workspace_desc().get_size(), ": run the forward with training=True"));
     auto any = Problem::Any;
     dnnl::lstm_backward::primitive_desc pd(
         CpuEngine(), dnnl::prop_kind::backward, Problem::Direction(reverse_), p.x, p.h, p.c, any(p.w_layer),
         any(p.w_iter), p.w_peephole, any(p.w_projection), p.bias, p.y, p.h, p.c, p.x, p.h, p.c,
         any(p.w_layer), any(p.w_iter), p.w_peephole, any(p.w_projection), p.bias, p.y, p.h, p.c, fwd,
         Problem::UserScratchpad());
-    Tensor t_wl, t_wi, t_wp, t_dwl, t_dwi, t_dwp, t_scratch;
-    memory wl, wi, wp;
-    OP_REQUIRES_OK(ctx, InLayout(ctx, s, p.w_layer, pd.weights_layer_desc(), ctx->input(3), &t_wl, &wl));
-    OP_REQUIRES_OK(ctx, InLayout(ctx, s, p.w_iter, pd.weights_iter_desc(), ctx->input(4), &t_wi, &wi));
-    OP_REQUIRES_OK(ctx, InLayout(ctx, s, p.w_projection, pd.weights_projection_desc(), ctx->input(7), &t_wp, &wp));
+    Plan plan;
+    plan.primitive = dnnl::lstm_backward(pd);
+    plan.workspace = pd.workspace_desc();
+    plan.scratchpad = pd.scratchpad_desc();
+    plan.forward_workspace = fwd.workspace_desc().get_size();
+    const memory::desc user[3] = {p.w_layer, p.w_iter, p.w_projection};
+    const memory::desc want[3] = {pd.weights_layer_desc(), pd.weights_iter_desc(), pd.weights_projection_desc()};
+    const memory::desc diff[3] = {pd.diff_weights_layer_desc(), pd.diff_weights_iter_desc(),
+                                  pd.diff_weights_projection_desc()};
+    for (int k = 0; k < 3; ++k) {
+      plan.weights[k] = want[k], plan.to_weights[k] = ReorderIfNeeded(user[k], want[k]);
+      plan.diff_weights[k] = diff[k], plan.from_diff[k] = ReorderIfNeeded(diff[k], user[k]);
+    }
+    return plan;
+  }
+
+  void Run(OpKernelContext* ctx, const Problem& p, Tensor** d) {
+    dnnl::stream s(CpuEngine());
+    auto plan = plans_.Get(p.Key(true), [&] { return Build(p); });
+    OP_REQUIRES(ctx, ctx->input(11).NumElements() == static_cast<int64_t>(plan->forward_workspace),
+                InvalidArgument("workspace has ", ctx->input(11).NumElements(), " bytes, the primitive needs ",
+                                plan->forward_workspace, ": run the forward with training=True"));
+    Tensor tmp[3], t_diff[3], t_scratch;
+    memory w[3], dw[3];
+    OP_REQUIRES_OK(ctx, WeightArgs(ctx, s, p, *plan, tmp, w));
     // Weight gradients in the primitive's layouts (zeroed: it accumulates), reordered to Keras's after.
-    memory dwl, dwi, dwp;
-    OP_REQUIRES_OK(ctx, InLayout(ctx, s, p.w_layer, pd.diff_weights_layer_desc(), *d[3], &t_dwl, &dwl));
-    OP_REQUIRES_OK(ctx, InLayout(ctx, s, p.w_iter, pd.diff_weights_iter_desc(), *d[4], &t_dwi, &dwi));
-    OP_REQUIRES_OK(ctx, InLayout(ctx, s, p.w_projection, pd.diff_weights_projection_desc(), *d[7], &t_dwp, &dwp));
-    OP_REQUIRES_OK(ctx, Bytes(ctx, pd.scratchpad_desc().get_size(), &t_scratch));
+    const memory::desc user[3] = {p.w_layer, p.w_iter, p.w_projection};
+    Tensor* out[3] = {d[3], d[4], d[7]};
     auto e = CpuEngine();
+    for (int k = 0; k < 3; ++k) {
+      if (user[k].is_zero()) continue;
+      if (!plan->from_diff[k]) {
+        dw[k] = memory(user[k], e, Ptr(*out[k]));
+        continue;
+      }
+      OP_REQUIRES_OK(ctx, Bytes(ctx, plan->diff_weights[k].get_size(), &t_diff[k]));
+      std::memset(Ptr(t_diff[k]), 0, t_diff[k].TotalBytes());
+      dw[k] = memory(plan->diff_weights[k], e, Ptr(t_diff[k]));
+    }
+    OP_REQUIRES_OK(ctx, Bytes(ctx, plan->scratchpad.get_size(), &t_scratch));
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC_LAYER, memory(p.x, e, Ptr(ctx->input(0)))},
         {DNNL_ARG_SRC_ITER, memory(p.h, e, Ptr(ctx->input(1)))},
         {DNNL_ARG_SRC_ITER_C, memory(p.c, e, Ptr(ctx->input(2)))},
-        {DNNL_ARG_WEIGHTS_LAYER, wl},
-        {DNNL_ARG_WEIGHTS_ITER, wi},
+        {DNNL_ARG_WEIGHTS_LAYER, w[0]},
+        {DNNL_ARG_WEIGHTS_ITER, w[1]},
         {DNNL_ARG_BIAS, memory(p.bias, e, Ptr(ctx->input(5)))},
         {DNNL_ARG_DST_LAYER, memory(p.y, e, Ptr(ctx->input(8)))},
         {DNNL_ARG_DST_ITER, memory(p.h, e, Ptr(ctx->input(9)))},
         {DNNL_ARG_DST_ITER_C, memory(p.c, e, Ptr(ctx->input(10)))},
-        {DNNL_ARG_WORKSPACE, memory(pd.workspace_desc(), e, Ptr(ctx->input(11)))},
+        {DNNL_ARG_WORKSPACE, memory(plan->workspace, e, Ptr(ctx->input(11)))},
         {DNNL_ARG_DIFF_DST_LAYER, memory(p.y, e, Ptr(ctx->input(12)))},
         {DNNL_ARG_DIFF_DST_ITER, memory(p.h, e, Ptr(ctx->input(13)))},
         {DNNL_ARG_DIFF_DST_ITER_C, memory(p.c, e, Ptr(ctx->input(14)))},
         {DNNL_ARG_DIFF_SRC_LAYER, memory(p.x, e, Ptr(*d[0]))},
         {DNNL_ARG_DIFF_SRC_ITER, memory(p.h, e, Ptr(*d[1]))},
         {DNNL_ARG_DIFF_SRC_ITER_C, memory(p.c, e, Ptr(*d[2]))},
-        {DNNL_ARG_DIFF_WEIGHTS_LAYER, dwl},
-        {DNNL_ARG_DIFF_WEIGHTS_ITER, dwi},
+        {DNNL_ARG_DIFF_WEIGHTS_LAYER, dw[0]},
+        {DNNL_ARG_DIFF_WEIGHTS_ITER, dw[1]},
         {DNNL_ARG_DIFF_BIAS, memory(p.bias, e, Ptr(*d[5]))},
-        {DNNL_ARG_SCRATCHPAD, memory(pd.scratchpad_desc(), e, Ptr(t_scratch))},
+        {DNNL_ARG_SCRATCHPAD, memory(plan->scratchpad, e, Ptr(t_scratch))},
     };
     if (p.peephole) {
       args[DNNL_ARG_WEIGHTS_PEEPHOLE] = memory(p.w_peephole, e, Ptr(ctx->input(6)));
       args[DNNL_ARG_DIFF_WEIGHTS_PEEPHOLE] = memory(p.w_peephole, e, Ptr(*d[6]));
     }
     if (p.projection) {
-      args[DNNL_ARG_WEIGHTS_PROJECTION] = wp;
-      args[DNNL_ARG_DIFF_WEIGHTS_PROJECTION] = dwp;
+      args[DNNL_ARG_WEIGHTS_PROJECTION] = w[2];
+      args[DNNL_ARG_DIFF_WEIGHTS_PROJECTION] = dw[2];
     }
-    dnnl::lstm_backward(pd).execute(s, args);
-    const memory::desc user[3] = {p.w_layer, p.w_iter, p.w_projection};
-    const memory got[3] = {dwl, dwi, dwp};
-    Tensor* out[3] = {d[3], d[4], d[7]};
+    plan->primitive.execute(s, args);
     for (int k = 0; k < 3; ++k) {
-      if (user[k].is_zero() || got[k].get_desc() == user[k]) continue;
+      if (user[k].is_zero() || !plan->from_diff[k]) continue;
       memory dst(user[k], e, Ptr(*out[k]));
-      dnnl::reorder(got[k], dst).execute(s, const_cast<memory&>(got[k]), dst);
+      plan->from_diff[k].execute(s, dw[k], dst);
     }
     s.wait();
   }
 
+  PlanCache plans_;
   bool reverse_;
 };
 
