@@ -7,7 +7,7 @@ from keras_lstm.cli import use_tensorflow_defaults
 
 use_tensorflow_defaults()  # as `keras-lstm bench` runs (BFC CPU allocator), before any tensor exists
 
-from keras_lstm import fit_benchmark  # noqa: E402
+from keras_lstm_bench import fit as fit_benchmark  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="bench/fit.py", description=fit_benchmark.__doc__.splitlines()[0])

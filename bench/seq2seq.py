@@ -23,7 +23,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_lstm import LSTM  # noqa: E402
-from keras_lstm.fit_benchmark import StepClock  # noqa: E402
+from keras_lstm_bench.fit import StepClock  # noqa: E402
 
 T, UNITS, BATCH, START = 8, 128, 32, 10
 

@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("keras_lstm.export", "export a model as a TF Serving SavedModel version"),
     "serve": ("serving.cli", "run the local TF-Serving-compatible gRPC server"),
     "gates": ("keras_lstm.gates_plot", "draw a layer's gates over time as heatmaps"),
-    "bench": ("keras_lstm.benchmark", "benchmark the layer against keras.layers.LSTM and torch"),
+    "bench": ("keras_lstm_bench.layer", "benchmark the layer against keras.layers.LSTM and torch"),
     "parity": ("keras_lstm.parity", "check the layer against keras.layers.LSTM with the same weights"),
 }
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from keras_lstm import fit_benchmark
-from keras_lstm.revision import RevisionError, lstm_at_revision
+from keras_lstm_bench import fit as fit_benchmark
+from keras_lstm_bench.revision import RevisionError, lstm_at_revision
 
 
 def test_fit_benchmark_quick_times_every_model_and_floor(tmp_path):

@@ -13,7 +13,7 @@ with its pools idle, so interleaved rounds still see the same machine load.
         peer.call("time")                                       # -> {"ms": median ms per step}
 
 Kinds: ``layer`` (torch.nn.LSTM alone: ``time`` takes what="forward" or "train", as
-:mod:`keras_lstm.benchmark` measures them) and ``fit`` (LSTM -> Linear(H, 1), Adam, MSE, one epoch of
+:mod:`keras_lstm_bench.layer` measures them) and ``fit`` (LSTM -> Linear(H, 1), Adam, MSE, one epoch of
 ``batches`` optimiser steps per ``time``; the median step is returned).
 """
 
@@ -42,7 +42,7 @@ class TorchPeer:
 
     def __init__(self, device: str = "cpu"):
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "keras_lstm.torch_peer", device], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "keras_lstm_bench.torch_peer", device], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
 
     def call(self, cmd: str, **args) -> dict:

@@ -9,7 +9,7 @@ this process, in interleaved rounds (one epoch of each per round, the order rota
 with ``jit_compile=True``, and ``keras_lstm.LSTM(kernel="xla")`` at Keras's defaults. Each row names
 the kernel the layer ran (``kernel_choice``): "auto" takes the fused oneDNN kernel on a CPU, and a
 model compiled with ``jit_compile=True`` runs the XLA loop. torch trains the same model (nn.LSTM -> nn.Linear, Adam, MSELoss) in its
-own process (:mod:`keras_lstm.torch_peer`), one epoch per round between the Keras ones. A model's
+own process (:mod:`keras_lstm_bench.torch_peer`), one epoch per round between the Keras ones. A model's
 figure is its median step over all rounds (the first step of each epoch left out); a step is the time
 from one batch's start to the next's, as ``model.fit`` runs it, loop and data included.
 
@@ -17,7 +17,7 @@ Beside them, the floors of the forward pass, each an XLA function of its own tim
 the loop's T ``h·U`` matmuls alone, the pointwise gate math alone (one loop, no matmul), and the
 input projection ``x·W + b``; and keras_lstm's layer alone (forward; forward and backward), as
 ``keras-lstm bench`` times it. Every figure comes with the run's GEMM ceiling and load average.
-``--against REV`` adds the layer as committed at a git revision (:mod:`keras_lstm.revision`), at
+``--against REV`` adds the layer as committed at a git revision (:mod:`keras_lstm_bench.revision`), at
 Keras's default compile, to the interleaved models: a speed change measured in one process.
 Writes fit.json and fit.md.
 """
@@ -36,9 +36,9 @@ from typing import Callable
 
 import numpy as np
 
-from keras_lstm.benchmark import SHAPES, SelfTimed, Shape, gemm_ceilings_gflops, interleaved_medians_ms
-from keras_lstm.revision import lstm_at_revision
-from keras_lstm.torch_peer import TorchPeer, torch_available
+from keras_lstm_bench.layer import SHAPES, SelfTimed, Shape, gemm_ceilings_gflops, interleaved_medians_ms
+from keras_lstm_bench.revision import lstm_at_revision
+from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
 __all__ = ["MODELS", "StepClock", "floor_calls", "run_fit_benchmark", "markdown", "configure", "run"]
 

@@ -2,7 +2,7 @@
 
     keras-lstm bench [--shapes small,medium,large] [--quick] [--out bench/results]
 
-Every TensorFlow implementation runs in this one process and torch in its own (keras_lstm.torch_peer:
+Every TensorFlow implementation runs in this one process and torch in its own (keras_lstm_bench.torch_peer:
 in one process their thread pools take each other's cores), on inputs of the same shapes, timing the
 forward pass and a training step (forward, backward, the gradients of the input and of every weight),
 in interleaved rounds (one call of each implementation per round) so that all see the same machine load. Reports the
@@ -28,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from keras_lstm.torch_peer import TorchPeer, torch_available
+from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
 __all__ = ["Shape", "SHAPES", "SelfTimed", "interleaved_medians_ms", "gemm_ceilings_gflops", "run_benchmark",
            "configure", "run"]
