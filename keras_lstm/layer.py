@@ -32,20 +32,27 @@ class LSTM(keras.layers.Layer):
 
     Takes every constructor argument of ``keras.layers.LSTM`` (Keras 3) with the same meaning, order
     and defaults, including those Keras takes through ``**kwargs`` (``implementation``,
-    ``zero_output_for_mask``), then keyword-only the variants of :class:`~keras_lstm.cell.LSTMCell`
-    ``kernel`` ("auto": the fused oneDNN kernel on a CPU where it can run, else the loop; "onednn":
-    insist, an error naming what prevents it; "xla": the loop; see :mod:`keras_lstm.kernels`;
-    :attr:`kernel_choice` says what the last call ran and why), and ``jit_compile`` (default True):
-    the loop runs inside ``tf.function(jit_compile=True)``; False gives the plain graph path. ``implementation`` (1 or 2) only chooses how Keras splits its
-    matmuls, so the result is the same; this layer always does one fused matmul. ``use_cudnn``:
-    "auto" and False mean what this layer always does (no cuDNN); True is accepted, as by Keras, and
-    refused when the layer is built, as Keras refuses it where cuDNN cannot run: no cuDNN kernel
-    exists here. Every argument round-trips through ``get_config``.
+    ``zero_output_for_mask``), then keyword-only the variants of :class:`~keras_lstm.cell.LSTMCell`,
+    ``kernel`` and ``jit_compile``:
+
+    - ``kernel`` ("auto"): which code runs the recurrence (:mod:`keras_lstm.kernels`). "auto" takes
+      the fused oneDNN kernel on a CPU where it can run and the XLA loop elsewhere; "onednn" insists
+      (an error names what prevents it); "xla" takes the loop. :attr:`kernel_choice` says what the
+      last call ran, and why.
+    - ``jit_compile`` (True): the loop runs inside ``tf.function(jit_compile=True)``; False gives
+      the plain graph loop.
+    - ``implementation`` (1 or 2) only chooses how Keras splits its matmuls, so the result is the
+      same; this layer always does one fused matmul.
+    - ``use_cudnn``: "auto" and False mean what this layer always does (no cuDNN); True is
+      accepted, as by Keras, and refused when the layer is built, as Keras refuses it where cuDNN
+      cannot run: no cuDNN kernel exists here.
+
+    Every argument round-trips through ``get_config``.
 
     When the layer is traced for a SavedModel (``model.export``, ``tf.saved_model.save``, ``keras.export.
-    ExportArchive``, ``keras-lstm export``) it runs the graph path, so the saved graph holds no
-    XLA-marked function and stock TF Serving runs it; training and in-process calls keep XLA.
-    ``export_xla=True`` keeps XLA in saved graphs too, for TF Serving started with
+    ExportArchive``, ``keras-lstm export``) it runs the graph loop, so the saved graph holds no custom
+    op and no XLA-marked function, and stock TF Serving runs it; training and in-process calls keep
+    their kernel. ``export_xla=True`` keeps XLA in saved graphs, for TF Serving started with
     ``--xla_cpu_compilation_enabled`` (or ``--xla_gpu_compilation_enabled``).
 
     Weights: ``kernel`` (input_dim, 4·units), ``recurrent_kernel`` (units, 4·units), ``bias`` (4·units),
