@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from keras_lstm_bench.layer import SHAPES, SelfTimed, Shape, gemm_ceilings_gflops, interleaved_medians_ms
+from keras_lstm_bench.layer import SHAPES, SelfTimed, Shape, gemm_ceilings_gflops, interleaved_medians_ms, layer_calls
 from keras_lstm_bench.revision import lstm_at_revision
 from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
@@ -150,27 +150,9 @@ def floor_calls(shape: Shape) -> dict[str, Callable[[], object]]:
         "input projection": lambda: input_projection(x, W, b),
     }
     for kernel in ("onednn", "xla"):
-        calls.update(_layer_calls(kernel, LSTM(H, return_sequences=True, kernel=kernel), x))
+        forward, train = layer_calls(lambda: LSTM(H, return_sequences=True, kernel=kernel), shape)
+        calls.update({f"{kernel} layer forward": forward, f"{kernel} layer forward+backward": train})
     return calls
-
-
-def _layer_calls(kernel: str, layer, x) -> dict:
-    import tensorflow as tf
-
-    layer(x)
-
-    @tf.function
-    def layer_forward():
-        return tf.reduce_sum(layer(x))
-
-    @tf.function
-    def layer_train():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(layer(x))
-        return tf.add_n([tf.reduce_sum(g) for g in tape.gradient(loss, layer.trainable_weights)])
-
-    return {f"{kernel} layer forward": lambda: layer_forward().numpy(),
-            f"{kernel} layer forward+backward": lambda: layer_train().numpy()}
 
 
 def _case_rows(shape: Shape, return_sequences: bool, peer, rounds: int, batches: int, models: dict) -> list[dict]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
-__all__ = ["Shape", "SHAPES", "SelfTimed", "interleaved_medians_ms", "gemm_ceilings_gflops", "run_benchmark",
+__all__ = ["Shape", "SHAPES", "SelfTimed", "interleaved_medians_ms", "gemm_ceilings_gflops", "layer_calls", "run_benchmark",
            "configure", "run"]
 
 
@@ -116,7 +116,7 @@ def _tf_impls(shape: Shape, gpu: bool) -> dict[str, Callable]:
     return impls
 
 
-def _tf_calls(make_layer: Callable, shape: Shape) -> tuple[Callable, Callable]:
+def layer_calls(make_layer: Callable, shape: Shape) -> tuple[Callable, Callable]:  # also bench/fit.py's floors
     """(forward, training step) of one Keras layer, each returning once its result is on the host."""
     import tensorflow as tf
 
@@ -167,7 +167,7 @@ def run_benchmark(shape_names: list[str], reps: int, out_dir: Path, with_torch: 
 
 
 def _shape_rows(shape: Shape, gpu: bool, peer: TorchPeer | None, reps: int, ceiling: float) -> list[dict]:
-    calls = {impl: _tf_calls(make, shape) for impl, make in _tf_impls(shape, gpu).items()}
+    calls = {impl: layer_calls(make, shape) for impl, make in _tf_impls(shape, gpu).items()}
     if peer is not None:
         calls["torch.nn.LSTM"] = _torch_calls(peer, shape)
     fwd_ms = interleaved_medians_ms({impl: f for impl, (f, _) in calls.items()}, reps)
