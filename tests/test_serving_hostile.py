@@ -422,9 +422,18 @@ def test_hostile_rest_bodies(served):
         s.expect("methods", good, {400}, method=method)
     s.canary(model, rng)
 
-    # 4. Bodies over --max-message-bytes: refused by the HTTP server (413) before they are read; one that only
-    # claims it in Content-Length too. A chunked body is read like any other.
-    s.expect("oversize", b"[" + b"0," * MAX_MESSAGE_BYTES + b"0]", {413})
+    # 4. Bodies over --max-message-bytes: refused by the HTTP server (413) once their headers are read, and the
+    # connection closed; a client still sending the rest may see the close (a reset) before the 413. One that
+    # only claims the size in Content-Length gets the 413. A chunked body is read like any other.
+    oversize = b"[" + b"0," * MAX_MESSAGE_BYTES + b"0]"
+    try:
+        answer = raw_http(proc, f"POST {REST_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(oversize)}\r\n"
+                                "\r\n".encode() + oversize)
+    except TimeoutError:
+        raise
+    except OSError:  # broken pipe, reset, or not connected any more at the half-close
+        answer = b"closed"
+    assert answer == b"closed" or answer.startswith(b"HTTP/1.1 413"), answer[:200]
     answer = raw_http(proc, f"POST {REST_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {2**40}\r\n\r\n{{}}".encode())
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     chunked = good[:40], good[40:]
