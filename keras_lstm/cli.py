@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("keras_lstm.train.cli", "train a model on a task (adding, copy, charlm, co2)"),
     "sample": ("keras_lstm.train.sample", "generate text from a charlm run"),
     "export": ("keras_lstm.export", "export a model as a TF Serving SavedModel version"),
-    "serve": ("serving.cli", "run the local TF-Serving-compatible gRPC server"),
+    "serve": ("serving.cli", "run the local TF-Serving-compatible gRPC and REST server"),
     "gates": ("keras_lstm.gates_plot", "draw a layer's gates over time as heatmaps"),
     "bench": ("keras_lstm_bench.layer", "benchmark the layer against keras.layers.LSTM and torch"),
     "parity": ("keras_lstm.parity", "check the layer against keras.layers.LSTM with the same weights"),

@@ -1,4 +1,4 @@
-"""`keras-lstm serve`: the local TF-Serving-compatible gRPC server.
+"""`keras-lstm serve`: the local TF-Serving-compatible gRPC (and REST) server.
 
     keras-lstm serve --model-config models/models.config
     keras-lstm serve --model-base models/adding --model-name adding
@@ -6,7 +6,8 @@
 Flags mirror tensorflow_model_server's (--port, --model_config_file -> --model-config,
 --enable_batching, --batching_parameters_file, --file_system_poll_wait_seconds,
 --model_config_file_poll_wait_seconds, --tensorflow_intra_op_parallelism,
---tensorflow_inter_op_parallelism). It binds
+--tensorflow_inter_op_parallelism, --rest_api_port, --rest_api_num_threads, --rest_api_timeout_in_ms,
+--monitoring_config_file). It binds
 127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM stops it cleanly: health turns
 NOT_SERVING and new calls get UNAVAILABLE for --drain-seconds, requests in flight finish
 (up to --grace-seconds), then it exits 0.
@@ -57,6 +58,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="require 'authorization: Bearer TOKEN' call metadata, like an auth proxy would "
                           "(default: $SERVING_AUTH_TOKEN; unset: no check)")
     net.add_argument("--ssl-client-ca", type=Path, help="require client certificates signed by this CA (PEM)")
+    rest = parser.add_argument_group("REST API (TF Serving's, beside gRPC: docs/rest.md)")
+    rest.add_argument("--rest-api-port", type=_port, default=0, metavar="PORT",
+                      help="serve TF Serving's REST API on this port of --host (0: off, TF Serving's default)")
+    rest.add_argument("--rest-api-num-threads", type=_positive, default=4 * (os.cpu_count() or 1), metavar="N",
+                      help="threads answering REST requests (default: %(default)s, 4 per core as TF Serving)")
+    rest.add_argument("--rest-api-timeout-in-ms", type=_millis, default=30000, metavar="MS",
+                      help="deadline of each REST predict (0: none; default: %(default)s, as TF Serving)")
+    rest.add_argument("--monitoring-config-file", type=Path, metavar="FILE",
+                      help="MonitoringConfig text file (models/monitoring.config); with prometheus_config enabled, "
+                           "Prometheus metrics are served on the REST port at its path")
     from serving.admission import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_SEQUENCE_LENGTH
 
     limits = parser.add_argument_group("request limits (what one request may make the server hold)")
@@ -87,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Heavy imports (TensorFlow) only once the arguments are known to be usable.
     sources = _sources(args)
+    if args.rest_api_port and args.rest_api_port == args.port:
+        raise SystemExit(f"serve: --rest-api-port {args.rest_api_port} cannot be the same as --port")
     import tensorflow as tf
 
     set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
@@ -109,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, max_message_bytes=args.max_message_bytes, grpc_threads=args.grpc_threads,
         ssl_cert=args.ssl_cert, ssl_key=args.ssl_key, ssl_client_ca=args.ssl_client_ca, auth_token=args.auth_token,
         limits=RequestLimits(max_elements=args.max_request_elements, max_sequence_length=args.max_sequence_length),
+        rest_api_port=args.rest_api_port, rest_api_threads=args.rest_api_num_threads,
+        rest_api_timeout_s=args.rest_api_timeout_in_ms / 1000 or None, metrics_path=_metrics_path(args),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -123,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
     if batching is not None:
         log.info("batching: %s", batching)
     log.info("serving gRPC on %s:%d (%s)", args.host, server.port, "TLS" if args.ssl_cert else "plaintext")
+    if server.rest is not None:
+        log.info("serving REST on %s:%d (plaintext, as TF Serving's)%s", args.host, server.rest.port,
+                 f"; Prometheus metrics at {options.metrics_path}" if options.metrics_path else "")
     if args.port_file is not None:
         tmp = args.port_file.with_suffix(".tmp")
         tmp.write_text(str(server.port))
@@ -135,6 +153,35 @@ def run(args: argparse.Namespace) -> int:
     server.stop(args.grace_seconds, args.drain_seconds)
     log.info("stopped")
     return 0
+
+
+def _metrics_path(args: argparse.Namespace) -> str | None:
+    """The Prometheus path --monitoring-config-file asks for, if any; refused when unreadable."""
+    if args.monitoring_config_file is None:
+        return None
+    from google.protobuf import text_format
+
+    from serving.metrics import monitoring_path
+
+    try:
+        path = monitoring_path(args.monitoring_config_file)
+    except (OSError, text_format.ParseError) as err:
+        raise SystemExit(f"serve: --monitoring-config-file {args.monitoring_config_file}: {err}") from None
+    if path is not None and not args.rest_api_port:
+        log.warning("--monitoring-config-file enables Prometheus, but the REST API is off (--rest-api-port 0), "
+                    "so no metrics are served")
+    return path
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number, 0 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a port number, 0 (off) to 65535")
+    return value
 
 
 def _at_least_zero(convert: Callable[[str], float], expected: str) -> Callable[[str], float]:
@@ -153,6 +200,7 @@ def _at_least_zero(convert: Callable[[str], float], expected: str) -> Callable[[
 
 
 _seconds = _at_least_zero(float, "a number of seconds, 0 or more")
+_millis = _at_least_zero(int, "a whole number of milliseconds, 0 (none) or more")
 
 
 def _positive(text: str) -> int:

@@ -1,13 +1,20 @@
-"""The local server's two interceptors: a bearer-token check and the shutdown drain."""
+"""The local server's two interceptors: a bearer-token check and the shutdown drain (which the REST API
+shares through ``Drain.call``)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from typing import Iterator
 
 import grpc
 
-__all__ = ["BearerAuth", "Drain"]
+from serving.errors import UnavailableError
+
+__all__ = ["BearerAuth", "Drain", "REFUSED"]
+
+REFUSED = "the server is shutting down; retry on another replica"
 
 
 class BearerAuth(grpc.ServerInterceptor):
@@ -55,22 +62,38 @@ class Drain(grpc.ServerInterceptor):
         inner = handler.unary_unary
 
         def counted(request: object, context: grpc.ServicerContext) -> object:
-            with self._changed:
-                admitted = not self._draining
-                if admitted:
-                    self._in_flight += 1
-            if not admitted:  # abort raises: a refused call is never counted, so never uncounted below
-                context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another replica")
+            if not self._enter():  # abort raises: a refused call is never counted, so never uncounted below
+                context.abort(grpc.StatusCode.UNAVAILABLE, REFUSED)
             try:
                 return inner(request, context)
             finally:
-                with self._changed:
-                    self._in_flight -= 1
-                    self._changed.notify_all()
+                self._exit()
 
         return grpc.unary_unary_rpc_method_handler(
             counted, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
+        """Count a call of another API (the REST API) in flight; UnavailableError while draining."""
+        if not self._enter():
+            raise UnavailableError(REFUSED, code=grpc.StatusCode.UNAVAILABLE)
+        try:
+            yield
+        finally:
+            self._exit()
+
+    def _enter(self) -> bool:
+        with self._changed:
+            if self._draining:
+                return False
+            self._in_flight += 1
+            return True
+
+    def _exit(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
 
     def drain(self, drain_s: float, grace_s: float) -> int:
         """Refuse new calls; wait drain_s, then up to grace_s for the calls in flight. Returns how many are left."""

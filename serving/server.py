@@ -7,16 +7,18 @@ into a status (INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION with a message
 the input, as TF Serving words it); nothing a client sends can stop the server.
 
 Every request takes the same path: ``_statuses`` (a status for every failure, its message cut to
-1 KB, a traceback in the log only for the server's own bugs), ``admission.model_spec_of`` and the
-manager (the model spec), ``admission.decode_inputs`` (every claim of the tensors checked against the
-signature, the limits and the bytes sent before any array is built), and a run under the request's
-deadline. Bodies gRPC cannot parse are logged by ``serving.unparseable``, one line at a time.
+1 KB, a traceback in the log only for the server's own bugs) around ``serving.service`` (the model spec,
+every claim of the tensors checked against the signature, the limits and the bytes sent before any array is
+built, and a run under the request's deadline). With ``rest_api_port`` set, TF Serving's REST API
+(``serving.rest``) answers on that port through the same ``Service``, the same batcher and the same drain.
+Bodies gRPC cannot parse are logged by ``serving.unparseable``, one line at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from concurrent import futures
 from dataclasses import dataclass
@@ -24,7 +26,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import grpc
-import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import (
@@ -38,15 +39,18 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving import tensors, unparseable
-from serving.admission import RequestLimits, decode_inputs, model_spec_of, output_fetches
+from serving import unparseable
+from serving.admission import RequestLimits
 from serving.batching import Batcher, BatchingOptions
 from serving.channel import DEFAULT_MAX_MESSAGE_BYTES
-from serving.errors import BadRequestError, ServingError, bound_details, clip
+from serving.errors import BadRequestError, ServingError, bound_details
 from serving.interceptors import BearerAuth, Drain
 from serving.manager import ModelManager
+from serving.metrics import Metrics
 from serving.model_config import ModelSource
-from serving.servable import Servable
+from serving.rest import RestApi, RestOptions
+from serving.rest_server import RestServer
+from serving.service import Service
 
 __all__ = ["ServerOptions", "LocalServer"]
 
@@ -70,6 +74,10 @@ class ServerOptions:
     ssl_client_ca: Path | None = None  # set: clients must present a certificate signed by it
     auth_token: str | None = None  # set: every RPC but health checks needs "authorization: Bearer <token>"
     limits: RequestLimits = RequestLimits()
+    rest_api_port: int = 0  # TF Serving's --rest_api_port: 0 is off
+    rest_api_threads: int = 4 * (os.cpu_count() or 1)  # TF Serving's --rest_api_num_threads default
+    rest_api_timeout_s: float | None = 30.0  # TF Serving's --rest_api_timeout_in_ms default; None: no deadline
+    metrics_path: str | None = None  # from --monitoring-config-file: Prometheus metrics on the REST port
 
 
 @contextlib.contextmanager
@@ -85,50 +93,17 @@ def _statuses(context: grpc.ServicerContext, method: str) -> Iterator[None]:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager, batcher: Batcher | None, limits: RequestLimits) -> None:
-        self._manager = manager
-        self._batcher = batcher
-        self._limits = limits
+    def __init__(self, service: Service) -> None:
+        self._service = service
 
     def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext) -> predict_pb2.PredictResponse:
         with _statuses(context, "Predict"):
-            spec = model_spec_of(request)
-            with self._manager.acquire(spec) as servable:
-                signature = spec.signature_name or "serving_default"
-                sig = servable.signature(signature)
-                inputs = decode_inputs(sig, request.inputs, self._limits)
-                fetches = output_fetches(sig, request.output_filter)
-                outputs = self._run(servable, signature, inputs, fetches, context.time_remaining())
-                response = predict_pb2.PredictResponse()
-                _fill_spec(response.model_spec, servable, signature)
-                for name in fetches:
-                    tensors.to_proto(outputs[name], into=response.outputs[name])
-                return response
-
-    def _run(self, servable: Servable, signature: str, inputs: dict[str, np.ndarray], fetches: tuple[str, ...],
-             timeout_s: float | None) -> dict[str, np.ndarray]:
-        batchable = inputs and all(v.ndim >= 1 for v in inputs.values())
-        if self._batcher is None or not batchable:
-            return servable.run(signature, inputs, fetches, timeout_s=timeout_s)
-        outputs = self._batcher.submit(servable, signature, inputs, timeout_s=timeout_s)
-        return {name: outputs[name] for name in fetches}
+            return self._service.predict(request, timeout_s=context.time_remaining(), api="GRPC")
 
     def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
                          context: grpc.ServicerContext) -> get_model_metadata_pb2.GetModelMetadataResponse:
         with _statuses(context, "GetModelMetadata"):
-            spec = model_spec_of(request)
-            if not request.metadata_field:  # the request is checked before the model is looked up, as TF Serving does
-                raise BadRequestError("GetModelMetadataRequest must specify at least one metadata_field",
-                                      code=grpc.StatusCode.INVALID_ARGUMENT)
-            for field in request.metadata_field:
-                if field != "signature_def":
-                    raise BadRequestError(f"Metadata field {clip(field)} is not supported",
-                                          code=grpc.StatusCode.INVALID_ARGUMENT)
-            with self._manager.acquire(spec) as servable:
-                response = get_model_metadata_pb2.GetModelMetadataResponse()
-                _fill_spec(response.model_spec, servable, "")
-                response.metadata["signature_def"].Pack(servable.signature_defs)
-                return response
+            return self._service.metadata(request)
 
     def Classify(self, request: object, context: grpc.ServicerContext) -> None:
         context.abort(grpc.StatusCode.UNIMPLEMENTED, "Classify is not supported by the local server; use Predict")
@@ -142,20 +117,15 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, manager: ModelManager, resolve_config: ConfigResolver | None) -> None:
-        self._manager = manager
+    def __init__(self, service: Service, resolve_config: ConfigResolver | None) -> None:
+        self._service = service
+        self._manager = service.manager
         self._resolve_config = resolve_config
 
     def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest,
                        context: grpc.ServicerContext) -> get_model_status_pb2.GetModelStatusResponse:
         with _statuses(context, "GetModelStatus"):
-            response = get_model_status_pb2.GetModelStatusResponse()
-            state_enum = get_model_status_pb2.ModelVersionStatus.State
-            for version, state in self._manager.status(model_spec_of(request)):
-                entry = response.model_version_status.add(version=version, state=state_enum.Value(state.state))
-                entry.status.error_code = state.error_code.value[0]
-                entry.status.error_message = state.error_message
-            return response
+            return self._service.status(request)
 
     def HandleReloadConfigRequest(self, request: model_management_pb2.ReloadConfigRequest,
                                   context: grpc.ServicerContext) -> model_management_pb2.ReloadConfigResponse:
@@ -172,15 +142,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             return model_management_pb2.ReloadConfigResponse()  # status: OK (error_code 0)
 
 
-def _fill_spec(spec, servable: Servable, signature: str) -> None:  # spec: model_pb2.ModelSpec
-    spec.name = servable.name
-    spec.version.value = servable.version
-    if signature:
-        spec.signature_name = signature
-
-
 class LocalServer:
-    """gRPC server + model manager + batcher; `start()` then `stop(grace_s, drain_s)`."""
+    """gRPC server (+ REST server) + model manager + batcher; `start()` then `stop(grace_s, drain_s)`."""
 
     def __init__(self, manager: ModelManager, options: ServerOptions, batching: BatchingOptions | None,
                  resolve_config: ConfigResolver | None = None) -> None:
@@ -200,15 +163,22 @@ class LocalServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(manager, self.batcher, options.limits), self._server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager, resolve_config), self._server)
+        self.metrics = Metrics()
+        service = Service(manager, self.batcher, options.limits, self.metrics)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(service), self._server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service, resolve_config), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (*_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self._server,
         )
         self.port = self._bind()
+        self.rest: RestServer | None = None
+        if options.rest_api_port:
+            app = RestApi(service, self._drain, RestOptions(options.rest_api_timeout_s, options.auth_token,
+                                                            options.metrics_path), self.metrics)
+            self.rest = RestServer(app, host=options.host, port=options.rest_api_port,
+                                   threads=options.rest_api_threads, max_body_bytes=options.max_message_bytes)
 
     def _bind(self) -> int:
         address = f"[{self.options.host}]:{self.options.port}" if ":" in self.options.host \
@@ -233,6 +203,8 @@ class LocalServer:
         """Load the models (blocking), then start answering."""
         self.manager.start()
         self._server.start()
+        if self.rest is not None:
+            self.rest.start()
         for service in ("", *_SERVICES):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
@@ -245,6 +217,8 @@ class LocalServer:
         if left:
             log.warning("%d calls still running after %.0fs; cancelling them", left, grace_s)
         self._server.stop(max(0.0, grace_s - (time.monotonic() - started))).wait()
+        if self.rest is not None:
+            self.rest.stop()
         if self.batcher is not None:
             self.batcher.stop()
         self.manager.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,12 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 FEATURES, UNITS = 3, 4
 
 
-def build_model(seed: int, *, streamable: bool = True) -> keras.Model:
-    """Input (None, FEATURES) -> LSTM(UNITS) -> Dense(1), every weight drawn from ``seed``; with
+def build_model(seed: int, *, streamable: bool = True, features: int = FEATURES) -> keras.Model:
+    """Input (None, features) -> LSTM(UNITS) -> Dense(1), every weight drawn from ``seed``; with
     ``streamable=False`` the LSTM is Bidirectional, so the export has no step signature."""
     lstm = LSTM(UNITS, name="lstm")
     model = keras.Sequential([
-        keras.Input((None, FEATURES)),
+        keras.Input((None, features)),
         lstm if streamable else keras.layers.Bidirectional(lstm),
         keras.layers.Dense(1, name="head"),
     ])
@@ -41,10 +42,10 @@ def build_model(seed: int, *, streamable: bool = True) -> keras.Model:
     return model
 
 
-def export_version(path: Path, seed: int, *, streamable: bool = True) -> keras.Model:
+def export_version(path: Path, seed: int, *, streamable: bool = True, features: int = FEATURES) -> keras.Model:
     """Export ``build_model(seed)`` with keras-lstm's export and publish it as the version dir ``path``
     (one rename, as the export publishes). Returns the model."""
-    model = build_model(seed, streamable=streamable)
+    model = build_model(seed, streamable=streamable, features=features)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as base:
         export_model(model, base, "m", version=1).rename(path)
@@ -62,6 +63,13 @@ def reference(model: keras.Model, sequences: np.ndarray, lengths: np.ndarray | N
     mask = None if lengths is None else np.arange(sequences.shape[1])[None, :] < np.asarray(lengths)[:, None]
     out, h, c = twin(sequences, mask=mask)
     return {"outputs": np.asarray(head(out)), "h": np.asarray(h), "c": np.asarray(c)}
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for flags where 0 means off, such as --rest-api-port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def copy_version(src: Path, dst: Path) -> None:

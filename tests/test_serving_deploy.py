@@ -7,6 +7,8 @@ with `--mount` pointing the container path /models at a temporary directory.
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
+import json
 import shutil
 import subprocess
 import threading
@@ -15,7 +17,7 @@ import time
 import grpc
 import numpy as np
 import pytest
-from serving_helpers import FEATURES, REPO, ServerProcess, export_version
+from serving_helpers import FEATURES, REPO, ServerProcess, export_version, free_port
 
 import serving
 from serving import Client
@@ -48,13 +50,14 @@ def server(tmp_path_factory, certs):
     work = tmp_path_factory.mktemp("deploy")
     (work / "models" / "adding").mkdir(parents=True)
     export_version(work / "models" / "adding" / "1", seed=1)
-    d = certs["dir"]
+    d, rest_port = certs["dir"], free_port()
     proc = ServerProcess([
         "--model-config", str(REPO / "models" / "models.config"), "--mount", f"{work / 'models'}:/models",
         "--batching-parameters-file", str(REPO / "models" / "batching.config"),
         "--ssl-cert", str(d / "server.pem"), "--ssl-key", str(d / "server.key"), "--ssl-client-ca", str(d / "ca.pem"),
-        "--auth-token", "test-token",
+        "--auth-token", "test-token", "--rest-api-port", str(rest_port),
     ], work, entry=("keras_lstm.cli", "serve"))
+    proc.rest = f"127.0.0.1:{rest_port}"
     try:
         proc.wait_listening()
         yield proc
@@ -89,6 +92,22 @@ def test_without_the_right_credentials_the_server_is_unavailable(server, certs, 
         with pytest.raises(serving.UnavailableError) as info:
             client.status(timeout_s=5)
         assert info.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_rest_api_wants_the_same_bearer_token(server, certs):
+    """--auth-token guards the REST API as it guards gRPC (REST is plaintext, as TF Serving's)."""
+    with tls_client(server, certs) as client:
+        client.wait_until_ready(timeout_s=60)
+    for headers, status in [({}, 401), ({"Authorization": "Bearer wrong"}, 401),
+                            ({"Authorization": "Bearer test-token"}, 200)]:
+        connection = http.client.HTTPConnection(server.rest, timeout=30)
+        connection.request("GET", "/v1/models/adding", headers=headers)
+        answer = connection.getresponse()
+        body = json.loads(answer.read())
+        connection.close()
+        assert answer.status == status, body
+        assert ("error" in body) == (status == 401), body
+    assert body["model_version_status"][0]["state"] == "AVAILABLE"
 
 
 def test_sigterm_finishes_requests_in_flight(server, certs):

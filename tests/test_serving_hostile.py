@@ -5,13 +5,18 @@ the test asserts the status code of every request of the class (TF Serving's, wh
 well-formed message gets INTERNAL, that no error message exceeds 1 KB, that the claims without data
 leave the server's resident memory where it was, that a deadline stops the run, that the log holds
 no traceback and at most one rate-limited line per window for unparseable bodies, and that canary
-requests, sent before, between and among the hostile ones, still equal the Keras oracle.
+requests, sent before, between and among the hostile ones, still equal the Keras oracle. The same server
+answers TF Serving's REST API (issue 24): ``test_hostile_rest_bodies`` sends it hostile HTTP bodies, with the
+same checks (TF Serving's HTTP status per class, bounded error bodies, canaries, no traceback).
 """
 
 from __future__ import annotations
 
 import collections
+import http.client
+import json
 import re
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +25,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from serving_helpers import FEATURES, UNITS, ServerProcess, export_version, reference
+from serving_helpers import FEATURES, UNITS, ServerProcess, export_version, free_port, reference
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
@@ -43,11 +48,14 @@ RSS_GROWTH_BOUND_KB = 64 * 1024  # the claims below would take 100s of MB (or TB
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     model = export_version(root / "models" / MODEL / "1", seed=7)
+    rest_port = free_port()
     proc = ServerProcess([
         "--model-base", str(root / "models" / MODEL), "--model-name", MODEL, "--enable-batching",
         "--max-message-bytes", str(MAX_MESSAGE_BYTES), "--max-request-elements", str(MAX_ELEMENTS),
         "--max-sequence-length", str(MAX_STEPS), "--file-system-poll-wait-seconds", "0", "--log-level", "DEBUG",
+        "--rest-api-port", str(rest_port),
     ], root)
+    proc.rest = f"127.0.0.1:{rest_port}"
     try:
         proc.wait_listening()
         channel = grpc.insecure_channel(proc.target, options=[("grpc.max_receive_message_length", 64 << 20),
@@ -299,3 +307,160 @@ def test_hostile_requests(served):
     for kind, codes in s.seen.items():
         print(f"  {kind:32s} {dict(codes)}")
     print(f"  resident memory growth over the claims: {rss_growth} kB; {lines} unparseable-body log lines in {elapsed:.1f}s")
+
+
+# -- the REST API (issue 24): the same server, hostile HTTP bodies ------------------------------------------------
+REST_PREDICT = f"/v1/models/{MODEL}:predict"
+
+
+def rest(proc, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(proc.rest, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def raw_http(proc, data: bytes) -> bytes:
+    """Bytes sent as they are on a fresh connection (lying headers); the answer's bytes."""
+    host, port = proc.rest.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class RestSender:
+    """REST calls; records (class, status), checks every error body is {"error": message} of at most 1 KB."""
+
+    def __init__(self, proc) -> None:
+        self.proc = proc
+        self.seen: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self._lock = threading.Lock()
+
+    def expect(self, kind: str, body: bytes, statuses: set, path: str = REST_PREDICT, method: str = "POST",
+               headers: dict | None = None) -> bytes:
+        status, out = rest(self.proc, method, path, body, headers)
+        with self._lock:
+            self.seen[kind][status] += 1
+        assert status in statuses, f"{kind}: {status} {out[:300]!r}"
+        if status != 200 and status not in (413, 431):  # those two are waitress's own text answers
+            answer = json.loads(out)
+            assert list(answer) == ["error"] and len(answer["error"].encode()) <= 1024, (kind, out[:300])
+        return out
+
+    def canary(self, model, rng) -> None:
+        x = seqs(rng, batch=int(rng.integers(1, 4)), steps=int(rng.integers(1, 9)))
+        out = json.loads(self.expect("canary", json.dumps({"inputs": x.tolist()}).encode(), {200}))["outputs"]
+        want = reference(model, x)
+        for key in want:
+            np.testing.assert_allclose(np.array(out[key], np.float32), want[key], atol=1e-5)
+
+
+def test_hostile_rest_bodies(served):
+    proc, _, model = served
+    rng = np.random.default_rng(24)
+    s = RestSender(proc)
+    s.canary(model, rng)
+    good = json.dumps({"instances": seqs(rng).tolist()}).encode()
+
+    # 1. Bytes that are not JSON, truncated and bit-flipped bodies: 400, or 200 where a flip left valid JSON.
+    bodies = [rng.bytes(int(rng.integers(1, 200))) for _ in range(30)]
+    bodies += [good[: int(rng.integers(0, len(good)))] for _ in range(30)]
+    for _ in range(30):
+        flipped = bytearray(good)
+        for at in rng.integers(0, len(good), size=int(rng.integers(1, 4))):
+            flipped[at] ^= 1 << int(rng.integers(0, 8))
+        bodies.append(bytes(flipped))
+    for body in bodies:
+        s.expect("bytes", body, {200, 400})
+    s.canary(model, rng)
+
+    # 2. Wrong nesting, ragged lists, wrong JSON types, numbers the dtype cannot hold, base64 where no string is
+    # taken, deep nesting, huge keys and digits: 400 before any array is built.
+    x = seqs(rng).tolist()
+    deep: object = 0.5
+    for _ in range(500):
+        deep = [deep]
+    bad = [
+        b"[" * 200_000 + b"]" * 200_000, b'{"inputs": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        {"inputs": deep}, {"inputs": [[[0.5, 0.5, 0.5], [0.5]]]}, {"inputs": [[[0.5, 0.5, [0.5]]]]},
+        {"instances": [x[0], x[1][:2]]}, {"instances": [{"sequences": x[0]}, x[1]]}, {"inputs": [[["a", 1, 2]]]},
+        {"inputs": [[[None, 1, 2]]]}, {"inputs": [[[True, 1, 2]]]}, {"inputs": [[[1e39, 1, 2]]]},
+        {"inputs": [[[2**24 + 1, 1, 2]]]}, {"inputs": [[[{"b64": "AAAA"}, 1, 2]]]}, {"inputs": {"sequences": {}}},
+        {"signature_name": "padded", "inputs": {"sequences": x, "lengths": [2**31, 1]}},
+        {"signature_name": "padded", "inputs": {"sequences": x, "lengths": [0.5, 1]}},
+        {"signature_name": ["padded"], "inputs": x}, {"instances": x, "inputs": x}, {"instances": []},
+        {"instances": "x"}, {"inputs": {"k" * 500_000: 1}}, {"instances": [{"k" * 500_000: 1}]}, [1, 2], "text",
+        b'{"inputs": [[[' + b"9" * 5000 + b', 1, 2]]]}', b"\xff\xfe{}", b"", b"{}",
+    ]
+    for body in bad:
+        s.expect("malformed", body if isinstance(body, bytes) else json.dumps(body).encode(), {400})
+    s.canary(model, rng)
+
+    # 3. The gRPC side's checks and limits, through REST: wrong shapes 400; init_state's batch over the element
+    # limit 429 (RESOURCE_EXHAUSTED); unknown names 404 / 400 with their messages cut short.
+    for body in [{"inputs": np.ones((1, 2, FEATURES + 1)).tolist()}, {"inputs": np.ones((2, FEATURES)).tolist()},
+                 {"inputs": 1.0}, {"signature_name": "step", "inputs": {"x": [[1.0] * FEATURES] * 2,
+                                                                        "h": [[0.0] * UNITS] * 3, "c": [[0.0] * UNITS] * 2}}]:
+        s.expect("checks", json.dumps(body).encode(), {400})
+    for batch_size in (2**31 - 1, MAX_ELEMENTS):
+        s.expect("limits", json.dumps({"signature_name": "init_state", "inputs": {"batch_size": batch_size}}).encode(),
+                 {429})
+    huge = "n" * 100_000
+    s.expect("huge names", good, {404}, path=f"/v1/models/{huge}:predict")
+    s.expect("huge names", b"", {404}, path=f"/v1/models/{huge}", method="GET")
+    s.expect("huge names", good, {400}, path=f"/v1/models/{MODEL}/labels/{huge}:predict")
+    s.expect("huge names", json.dumps({"signature_name": huge, "inputs": x}).encode(), {400})
+    s.expect("huge names", good, {400}, path=f"/v1/models/{MODEL}/versions/{'9' * 5000}:predict")
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+        s.expect("methods", good, {400}, method=method)
+    s.canary(model, rng)
+
+    # 4. Bodies over --max-message-bytes: refused by the HTTP server (413) once their headers are read, and the
+    # connection closed; a client still sending the rest may see the close (a reset) before the 413. One that
+    # only claims the size in Content-Length gets the 413. A chunked body is read like any other.
+    oversize = b"[" + b"0," * MAX_MESSAGE_BYTES + b"0]"
+    try:
+        answer = raw_http(proc, f"POST {REST_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(oversize)}\r\n"
+                                "\r\n".encode() + oversize)
+    except TimeoutError:
+        raise
+    except OSError:  # broken pipe, reset, or not connected any more at the half-close
+        answer = b"closed"
+    assert answer == b"closed" or answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    answer = raw_http(proc, f"POST {REST_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {2**40}\r\n\r\n{{}}".encode())
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    chunked = good[:40], good[40:]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunked) + b"0\r\n\r\n"
+    answer = raw_http(proc, f"POST {REST_PREDICT} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                            "Transfer-Encoding: chunked\r\n\r\n".encode() + body)
+    assert answer.startswith(b"HTTP/1.1 200") and b'"predictions"' in answer, answer[:300]
+    garbage = raw_http(proc, b"\x16\x03\x01 not http at all\r\n\r\n")
+    assert garbage.startswith(b"HTTP/1.") and b" 400 " in garbage.split(b"\r\n", 1)[0], garbage[:200]
+    s.canary(model, rng)
+
+    # 5. Eight threads: hostile bodies mixed with canaries, every canary exact.
+    hostile = [b if isinstance(b, bytes) else json.dumps(b).encode() for b in bad[2:20]] + bodies[:30]
+
+    def mixed(i: int) -> None:
+        local = np.random.default_rng(200 + i)
+        for j in range(5):
+            s.canary(model, local)
+            rest(proc, "POST", REST_PREDICT, hostile[(i * 5 + j) % len(hostile)])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(mixed, range(8)))
+    s.canary(model, rng)
+
+    log_text = proc.log()
+    assert "Traceback" not in log_text and "ERROR serving.server" not in log_text, log_text[-3000:]
+    assert "ERROR waitress" not in log_text, log_text[-3000:]
+    print("\nhostile REST bodies per class (HTTP status: count):")
+    for kind, statuses in s.seen.items():
+        print(f"  {kind:16s} {dict(statuses)}")

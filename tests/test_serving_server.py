@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import http.client
+import json
 import signal
 import time
 
@@ -18,7 +20,7 @@ import pytest
 import tensorflow as tf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from serving_helpers import FEATURES, ServerProcess, copy_version, export_version, reference
+from serving_helpers import FEATURES, ServerProcess, copy_version, export_version, free_port, reference
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -354,10 +356,11 @@ def unused_port():
 
 def test_sigterm_drains_before_closing(tmp_path, versions):
     """SIGTERM: for --drain-seconds, health says NOT_SERVING and model calls get UNAVAILABLE (the status
-    clients retry elsewhere), never CANCELLED as gRPC's own stop() would answer; then it exits 0."""
+    clients retry elsewhere), never CANCELLED as gRPC's own stop() would answer, on REST 503; then it exits 0."""
     copy_version(versions[0][1], tmp_path / "adding" / "1")
+    rest_port = free_port()
     proc = ServerProcess(["--model-base", str(tmp_path / "adding"), "--model-name", "adding",
-                          "--drain-seconds", "10"], tmp_path)
+                          "--drain-seconds", "10", "--rest-api-port", str(rest_port)], tmp_path)
     try:
         proc.wait_listening()
         with Client(proc.target, model="adding", max_attempts=1) as c, grpc.insecure_channel(proc.target) as channel:
@@ -371,6 +374,11 @@ def test_sigterm_drains_before_closing(tmp_path, versions):
                 c.predict(seqs(), timeout_s=5)
             assert info.value.code == grpc.StatusCode.UNAVAILABLE
             assert "shutting down" in str(info.value)
+            rest = http.client.HTTPConnection(f"127.0.0.1:{rest_port}", timeout=10)  # the REST API drains alike
+            rest.request("POST", "/v1/models/adding:predict", json.dumps({"inputs": seqs().tolist()}))
+            answer = rest.getresponse()
+            assert answer.status == 503 and "shutting down" in json.loads(answer.read())["error"]
+            rest.close()
             assert proc.proc.poll() is None  # still draining, not gone
         assert proc.proc.wait(timeout=60) == 0, proc.log()
     finally:

@@ -1,0 +1,172 @@
+"""TF Serving's REST API as a WSGI application: a thin adapter over ``serving.service``, the gRPC side's path.
+
+Routes, as TF Serving's http_rest_api_handler matches them (case-insensitive, names and labels %-decoded):
+
+    POST /v1/models/NAME[/versions/V | /labels/L]:predict       -> Service.predict (row or columnar JSON)
+    GET  /v1/models/NAME[/versions/V | /labels/L]               -> Service.status (GetModelStatusResponse)
+    GET  /v1/models/NAME[/versions/V | /labels/L]/metadata      -> Service.metadata (GetModelMetadataResponse)
+    GET  <the monitoring config's path>                         -> Prometheus metrics, when configured
+
+``:classify`` and ``:regress`` answer UNIMPLEMENTED (as the gRPC side's Classify and Regress); another path
+under /v1/ is TF Serving's INVALID_ARGUMENT "Malformed request", any other path 404. Bodies are JSON
+(``serving.json_tensor``), and status and metadata are the response messages rendered by protobuf's
+json_format as TF Serving renders them (``always_print_primitive_fields``; metadata with proto field names).
+
+Every failure is ``{"error": "<message>"}`` (the message at most 1 KB, as on gRPC) with the HTTP status TF
+Serving's http_server.cc gives its status code (``HTTP_STATUS``): a bad request 400, an unknown model 404, a
+full batch queue or a draining server 503, a passed deadline 504, a request over the element limit (for
+``init_state``) 429. A bug in the server answers 500 and logs its traceback; nothing a client sends does.
+"""
+
+from __future__ import annotations
+
+import hmac
+import http
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable
+from urllib.parse import unquote, urlsplit
+
+import grpc
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2, predict_pb2
+
+from serving import json_tensor
+from serving.errors import (BadRequestError, ServingError, UnauthenticatedError, UnimplementedError, bound_details,
+                            clip)
+from serving.interceptors import Drain
+from serving.metrics import Metrics
+from serving.service import Service
+
+__all__ = ["RestApi", "RestOptions", "HTTP_STATUS", "http_status"]
+
+log = logging.getLogger("serving.server")
+C = grpc.StatusCode
+# TF Serving's ToHTTPStatusCode (model_servers/http_server.cc), code by code.
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    C.OK: 200, C.CANCELLED: 499, C.UNKNOWN: 500, C.INVALID_ARGUMENT: 400, C.DEADLINE_EXCEEDED: 504,
+    C.NOT_FOUND: 404, C.ALREADY_EXISTS: 409, C.PERMISSION_DENIED: 403, C.RESOURCE_EXHAUSTED: 429,
+    C.FAILED_PRECONDITION: 400, C.ABORTED: 409, C.OUT_OF_RANGE: 400, C.UNIMPLEMENTED: 501, C.INTERNAL: 500,
+    C.UNAVAILABLE: 503, C.DATA_LOSS: 500, C.UNAUTHENTICATED: 401,
+}
+# TF Serving's kPredictionApiGegex and kModelStatusApiRegex (model_servers/http_rest_api_util.cc).
+_PREDICT = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)", re.I)
+_STATUS = re.compile(r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(?:/(metadata))?", re.I)
+_API = re.compile(r"/v1/.*", re.I | re.S)
+_JSON = "application/json"
+_INT64_MAX = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class RestOptions:
+    """``keras-lstm serve --rest-api-timeout-in-ms``, ``--auth-token`` and ``--monitoring-config-file``."""
+
+    timeout_s: float | None = 30.0  # each predict's deadline (TF Serving's --rest_api_timeout_in_ms; None: none)
+    auth_token: str | None = None  # set: /v1/ needs "Authorization: Bearer <token>", as gRPC's call metadata
+    metrics_path: str | None = None  # set: Prometheus metrics served there
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    """The HTTP status TF Serving answers for a status code."""
+    return HTTP_STATUS.get(code, 500)
+
+
+class RestApi:
+    """The WSGI application; each call runs on one of the HTTP server's worker threads."""
+
+    def __init__(self, service: Service, drain: Drain, options: RestOptions, metrics: Metrics | None = None) -> None:
+        self._service = service
+        self._drain = drain
+        self._options = options
+        self._metrics = metrics
+        self._token = f"Bearer {options.auth_token}".encode() if options.auth_token else None
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "")
+        path = urlsplit(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")).path
+        content_type = _JSON
+        try:
+            if self._options.metrics_path and path == self._options.metrics_path and self._metrics is not None:
+                status, body, content_type = 200, self._metrics.page(), self._metrics.content_type
+            elif _API.fullmatch(path):
+                self._authorize(environ)
+                with self._drain.call():
+                    status, body = 200, self._route(method, path, environ)
+            else:
+                status, body = 404, json_tensor.error_json(f"Not found: {clip(path)}; the REST API answers under /v1/")
+        except ServingError as err:
+            status, body = http_status(err.code), json_tensor.error_json(bound_details(err.details))
+        except Exception as err:  # noqa: BLE001 - a bug must fail one request, never the server
+            log.exception("REST %s %s failed", method, clip(path))
+            status, body = 500, json_tensor.error_json(bound_details(f"{type(err).__name__}: {err}"))
+        start_response(_status_line(status), [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _authorize(self, environ: dict) -> None:
+        if self._token is None:
+            return
+        sent = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(sent, self._token):
+            raise UnauthenticatedError("missing or wrong 'Authorization: Bearer' header", code=C.UNAUTHENTICATED)
+
+    def _route(self, method: str, path: str, environ: dict) -> bytes:
+        if method == "POST" and (match := _PREDICT.fullmatch(path)):
+            name, version, label, verb = match.groups()
+            spec = _model_spec(name, version, label)
+            if verb.lower() != "predict":
+                raise UnimplementedError(f"{verb.capitalize()} is not supported by the local server; use predict",
+                                         code=C.UNIMPLEMENTED)
+            return self._predict(spec, environ["wsgi.input"].read())
+        if method == "GET" and (match := _STATUS.fullmatch(path)):
+            name, version, label, metadata = match.groups()
+            if not name:  # TF Serving does not list every model either
+                raise BadRequestError("Missing model name in request.", code=C.INVALID_ARGUMENT)
+            spec = _model_spec(name, version, label)
+            return self._metadata(spec) if metadata else self._status(spec)
+        raise BadRequestError(f"Malformed request: {clip(method, 16)} {clip(path)}", code=C.INVALID_ARGUMENT)
+
+    def _predict(self, spec: model_pb2.ModelSpec, body: bytes) -> bytes:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.CopyFrom(spec)
+        form = json_tensor.fill_predict_request(
+            body, lambda signature: self._service.input_signature(request.model_spec, signature), request)
+        response = self._service.predict(request, timeout_s=self._options.timeout_s, api="REST")
+        return json_tensor.predict_response_json(response.outputs, form)
+
+    def _status(self, spec: model_pb2.ModelSpec) -> bytes:
+        response = self._service.status(get_model_status_pb2.GetModelStatusRequest(model_spec=spec))
+        return json_format.MessageToJson(response, always_print_fields_with_no_presence=True, indent=1).encode()
+
+    def _metadata(self, spec: model_pb2.ModelSpec) -> bytes:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec, metadata_field=["signature_def"])
+        response = self._service.metadata(request)
+        signature_defs = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_defs)
+        as_dict = {"model_spec": _dict(response.model_spec), "metadata": {"signature_def": _dict(signature_defs)}}
+        return json.dumps(as_dict, indent=1).encode()
+
+
+def _dict(message: object) -> dict:
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True,
+                                     preserving_proto_field_name=True)
+
+
+def _model_spec(name: str, version: str | None, label: str | None) -> model_pb2.ModelSpec:
+    """The ModelSpec of a URL's parts (TF Serving's ParseModelInfo: %-decoded name and label, int64 version)."""
+    spec = model_pb2.ModelSpec(name=unquote(name, errors="replace"))
+    if version is not None:
+        if len(version) > 19 or int(version) > _INT64_MAX:
+            raise BadRequestError(f"Failed to convert version: {clip(version)} to numeric.", code=C.INVALID_ARGUMENT)
+        spec.version.value = int(version)
+    if label is not None:
+        spec.version_label = unquote(label, errors="replace")
+    return spec
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Client Closed Request" if status == 499 else f"{status} Error"

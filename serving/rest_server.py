@@ -1,0 +1,47 @@
+"""The HTTP server under the REST API: waitress, started beside the gRPC server in the same process.
+
+Why waitress: the process already answers gRPC on a pool of threads that block in the batcher or in
+``Session.run``; a WSGI application on a threaded server does the same, calling the same blocking
+``serving.service`` from its worker threads, with no event loop to bridge. waitress reads each request whole on
+its one I/O thread before a worker sees it, so a slow or stalled client holds no worker (a thread-per-connection
+server such as cheroot's, or werkzeug's development server, would give it one); it bounds the body
+(``max_request_body_size``, set to ``--max-message-bytes``: a longer body is answered 413 before it is read
+further), parses HTTP/1.1 with keep-alive and chunked bodies, and is pure Python with no dependencies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import waitress
+
+__all__ = ["RestServer"]
+
+log = logging.getLogger("serving.server")
+
+
+class RestServer:
+    """A WSGI application served on host:port by waitress's worker threads; ``start()`` then ``stop()``."""
+
+    def __init__(self, app: Callable, *, host: str, port: int, threads: int, max_body_bytes: int) -> None:
+        self._map: dict = {}  # waitress's socket map, ours so that stop() can close the open connections
+        self._server = waitress.create_server(
+            app, map=self._map, host=host, port=port, threads=threads, max_request_body_size=max_body_bytes,
+            asyncore_use_poll=True, ident="keras-lstm", clear_untrusted_proxy_headers=True,
+        )
+        self.port = int(self._server.effective_port)
+        self._thread = threading.Thread(target=self._server.run, name="rest-io", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Close the listening socket and every connection, then stop the workers (the caller has drained the
+        requests in flight)."""
+        self._server.close()
+        for channel in list(self._map.values()):
+            channel.handle_close()
+        self._thread.join(timeout_s)
+        self._server.task_dispatcher.shutdown(timeout=timeout_s)
