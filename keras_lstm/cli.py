@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         parser.print_help()
         return 2
-    if args.tensorflow_logs:
+    if vars(args).pop("tensorflow_logs"):  # the commands see only their own arguments
         _show_tensorflow_logs()
     quiet.import_tensorflow()
     if COMMANDS[args.command][0].startswith("keras_lstm"):

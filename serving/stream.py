@@ -51,7 +51,8 @@ def init_inputs(batch_size: int) -> dict[str, np.ndarray]:
 
 
 def step_inputs(x_t: object, state: StreamState) -> dict[str, np.ndarray]:
-    x = x_t if isinstance(x_t, np.ndarray) else np.asarray(x_t, dtype=np.float32)
+    """The `step` signature's inputs; `x_t`'s dtype is left to the client's conversion (`serving.conform`)."""
+    x = np.asarray(x_t)
     if x.ndim == 1:
         x = x[None, :]  # (F,) -> (1, F)
     return {"x": x, "h": state.h, "c": state.c}
