@@ -31,7 +31,7 @@ __all__ = ["main", "COMMANDS", "TENSORFLOW_DEFAULTS", "use_tensorflow_defaults"]
 # - TF_CPU_ALLOCATOR_USE_BFC=true: TensorFlow's own BFC allocator for CPU tensors, which keeps freed memory for
 #   reuse. With plain malloc the large buffers of every step go back to the OS and return as fresh pages, and on
 #   the medium benchmark shape the page faults cost more than the recurrence's arithmetic: the layer's forward
-#   pass takes ~87 ms with malloc and ~54 ms with BFC (README, "Speed"). It is read at TensorFlow's first CPU
+#   pass takes ~87 ms with malloc and ~54 ms with BFC (docs/layer.md). It is read at TensorFlow's first CPU
 #   allocation, so it must be set before any tensor exists.
 TENSORFLOW_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_CPU_ALLOCATOR_USE_BFC": "true"}
 _SET_HERE: set[str] = set()  # the defaults this process set (not the user)

@@ -8,7 +8,7 @@
    the latency;
 6. shut the server down with SIGTERM and check that it exits cleanly.
 
-Every step runs the same command the README gives, as a subprocess. ``--quick`` trains for a few
+Every step runs the same command the README and docs/index.md give, as a subprocess. ``--quick`` trains for a few
 steps only (the test suite runs the whole path this way; the model is then not trained, but every
 command and every check runs); ``--workdir DIR`` writes the run and ``models/`` under DIR instead of
 the repository. The demo checks what it serves: the served predictions equal the trained
