@@ -72,7 +72,8 @@ def conform(name: str, value: object, info: TensorInfo | None, *, guess: bool = 
         with np.errstate(invalid="ignore", over="ignore"):
             inexact = converted.astype(array.dtype) != array
         if inexact.any():
-            _refuse(name, array, target, f"{array[inexact].flat[0].item()!r} is not exactly representable in {target.name}")
+            _refuse(name, array, target,
+                    f"{array[inexact].flat[0].item()!r} is not exactly representable in {target.name}")
         return converted
     if wanted in "iu" and source in "iu":
         limits = np.iinfo(target)

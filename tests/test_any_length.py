@@ -69,3 +69,19 @@ def test_served_model_answers_any_length_as_keras_does(served, name):
             want = np.asarray(model(x))
             assert served_out.shape == want.shape, (length, served_out.shape, want.shape)
             np.testing.assert_allclose(served_out, want, atol=1e-5, err_msg=f"{name} at length {length}")
+
+
+@pytest.mark.parametrize("name", ["charlm", "copy"])
+def test_a_stream_of_any_length_ends_where_the_whole_sequence_does(served, name):
+    """Streams of token ids ([batch] per step, charlm) and of features ([batch, features], copy), longer
+    than T: the last step's output equals the whole sequence's last output."""
+    target, models = served
+    vocabulary = models[name].get_layer("embedding").input_dim if name == "charlm" else 0
+    x = _inputs(name, np.random.default_rng(5), 2 * T, vocabulary)
+    with Client(target, model=name, timeout_s=30.0) as client:
+        client.wait_until_ready(timeout_s=120)
+        whole = client.predict(x)["outputs"]
+        with client.stream(batch_size=2) as stream:
+            for t in range(x.shape[1]):
+                y_t = stream.step(x[:, t].tolist())  # a list: converted to int32 / float32
+    np.testing.assert_allclose(y_t, whole[:, -1], atol=1e-5)
