@@ -1,6 +1,6 @@
 """What `from serving import Client` costs: seconds to import and resident memory, each in a fresh process.
 
-    python bench/client_import.py --client-python client-env/bin/python     # README's numbers (5 repeats)
+    python bench/client_import.py --client-python client-env/bin/python     # the numbers in docs/client.md (5 repeats)
 
 Cases: the client's own environment (keras-lstm-client, no TensorFlow; run outside the repository so that
 the installed package is the one imported), the main environment (TensorFlow installed, not imported), and

@@ -1,4 +1,4 @@
-"""model.fit benchmark script: LSTM -> Dense(1), Adam, MSE (see keras_lstm/fit_benchmark.py)."""
+"""model.fit benchmark script: LSTM -> Dense(1), Adam, MSE (see keras_lstm_bench/fit.py)."""
 
 import argparse
 import sys

@@ -1,4 +1,4 @@
-"""Layer benchmark script: the same as `keras-lstm bench` (see keras_lstm/benchmark.py)."""
+"""Layer benchmark script: the same as `keras-lstm bench` (see keras_lstm_bench/layer.py)."""
 
 import argparse
 import sys

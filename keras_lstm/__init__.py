@@ -1,26 +1,105 @@
 """keras-lstm: the LSTM of the classic gate walkthrough as an XLA-compiled Keras 3 layer.
 
     from keras_lstm import LSTM, LSTMCell, LSTMState
+
+Importing the package is cheap: the names below are loaded from their modules on first use (PEP 562),
+so `keras-lstm --help` and the light modules (the CLI, the training config, the export's argument
+parsing) never import TensorFlow. The layer, the cell and Chrono are still registered with Keras for
+`keras.saving.load_model` whatever the order of imports: when Keras is already imported, everything
+is loaded at once; otherwise it is loaded right after Keras's own import finishes (a one-shot import
+hook, removed once used).
+The backend check runs at import either way: under another Keras backend, `import keras_lstm` raises
+`KerasBackendError`.
 """
 
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_lstm.backend import require_tensorflow_backend  # noqa: E402
+from keras_lstm.backend import check_backend_setting  # noqa: E402
 
-require_tensorflow_backend()  # one clear error under KERAS_BACKEND=jax or torch, before anything else
+check_backend_setting()  # one clear error under KERAS_BACKEND=jax or torch, before anything else
 
-from keras_lstm import initializers  # noqa: E402
-from keras_lstm.cell import LSTMCell  # noqa: E402
-from keras_lstm.config import LSTMConfig  # noqa: E402
-from keras_lstm.errors import KerasBackendError, LSTMArgumentError, XLAUnavailableError  # noqa: E402
-from keras_lstm.layer import LSTM  # noqa: E402
-from keras_lstm.step import GATES, LSTMState  # noqa: E402
-from keras_lstm.trace import GateTrace, trace  # noqa: E402
+# public name -> the submodule (relative to this package) that defines it
+_EXPORTS = {
+    "LSTM": "layer", "LSTMCell": "cell", "LSTMState": "step", "LSTMConfig": "config", "GATES": "step",
+    "trace": "trace", "GateTrace": "trace", "initializers": None,
+    "LSTMArgumentError": "errors", "XLAUnavailableError": "errors", "KerasBackendError": "errors",
+}
 
-__all__ = [
-    "LSTM", "LSTMCell", "LSTMState", "LSTMConfig", "GATES", "trace", "GateTrace", "initializers",
-    "LSTMArgumentError", "XLAUnavailableError", "KerasBackendError",
-]
+__all__ = [*_EXPORTS, "load_all"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _EXPORTS[name]
+    value = importlib.import_module(f"{__name__}.{module or name}")
+    if module is not None:
+        value = getattr(value, name)
+    globals()[name] = value
+    load_all()  # the first name used registers the others with Keras too
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+_loaded = False
+
+
+def load_all() -> None:
+    """Import every public name now, which registers the layer, the cell and Chrono with Keras (for
+    `keras.saving.load_model`). Imports TensorFlow. Called for you when a name is first used or Keras is
+    imported; a no-op while one of this package's modules is still being imported (it finishes first)."""
+    global _loaded
+    if _loaded or _importing_own_module():
+        return
+    _loaded = True
+    from keras_lstm.backend import require_tensorflow_backend
+
+    require_tensorflow_backend()
+    for name in _EXPORTS:
+        __getattr__(name)
+
+
+def _importing_own_module() -> bool:
+    prefix = __name__ + "."
+    return any(getattr(getattr(module, "__spec__", None), "_initializing", False)
+               for name, module in list(sys.modules.items()) if name.startswith(prefix))
+
+
+class _LoadAfterKeras(importlib.abc.MetaPathFinder):
+    """When `keras` is imported, wraps its loader so that, once Keras's module has run, this package's
+    names are loaded (and registered with Keras); then it leaves `sys.meta_path`. TensorFlow's import
+    only looks Keras up (`find_spec`), which loads nothing, so the hook waits for the real import."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return None  # not a plain install: leave it to the other finders
+        run_keras = spec.loader.exec_module
+
+        def exec_module(module):
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            run_keras(module)
+            load_all()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:  # Keras is paid for already: behave as an eager package
+    load_all()
+elif not any(isinstance(finder, _LoadAfterKeras) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _LoadAfterKeras())

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from keras_lstm.errors import KerasBackendError
 
-__all__ = ["require_tensorflow_backend"]
+__all__ = ["require_tensorflow_backend", "check_backend_setting"]
+
+
+def check_backend_setting() -> None:
+    """The import-time check, without importing Keras: Keras's backend if Keras is imported, else the
+    ``KERAS_BACKEND`` it will read (``import keras_lstm`` sets it to tensorflow when it is unset; it takes
+    precedence over ``~/.keras/keras.json``). Raises :class:`KerasBackendError` for any other backend."""
+    if "keras" in sys.modules:
+        require_tensorflow_backend()
+        return
+    name = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if name != "tensorflow":
+        raise KerasBackendError(name)
 
 
 def require_tensorflow_backend() -> None:

@@ -5,8 +5,13 @@ Each sub-command lives in its own module, which exposes two functions:
     configure(parser: argparse.ArgumentParser) -> None   # add its arguments
     run(args: argparse.Namespace) -> int                 # do the work, return an exit code
 
-Modules are imported only when their command runs, so `keras-lstm --help` stays fast and a
+Modules are imported only when their command runs, and import nothing heavy at module level, so
+`keras-lstm --help` and `keras-lstm COMMAND --help` answer without importing TensorFlow, and a
 command's heavy imports (TensorFlow, gRPC, matplotlib) are paid only by that command.
+
+Output is the command's own: TensorFlow is imported through :func:`keras_lstm.quiet.import_tensorflow`
+before the command runs, so its start-up lines stay out of the terminal; `keras-lstm --verbose COMMAND`
+or `KERAS_LSTM_VERBOSE=1` shows them.
 """
 
 from __future__ import annotations
@@ -16,22 +21,38 @@ import importlib
 import os
 import sys
 
+from keras_lstm import quiet
+
 __all__ = ["main", "COMMANDS", "TENSORFLOW_DEFAULTS", "use_tensorflow_defaults"]
 
 # What every keras-lstm command (and the bench/ scripts) sets for TensorFlow unless the environment already does:
-# - TF_CPP_MIN_LOG_LEVEL=2: no start-up chatter (0 shows it).
+# - TF_CPP_MIN_LOG_LEVEL=2: no INFO or WARNING lines from TensorFlow's C++ (its errors still show); not set
+#   when the user asks for the logs (keras_lstm.quiet.verbose()).
 # - TF_CPU_ALLOCATOR_USE_BFC=true: TensorFlow's own BFC allocator for CPU tensors, which keeps freed memory for
 #   reuse. With plain malloc the large buffers of every step go back to the OS and return as fresh pages, and on
 #   the medium benchmark shape the page faults cost more than the recurrence's arithmetic: the layer's forward
-#   pass takes ~87 ms with malloc and ~54 ms with BFC (README, "Speed"). It is read at TensorFlow's first CPU
+#   pass takes ~87 ms with malloc and ~54 ms with BFC (docs/layer.md). It is read at TensorFlow's first CPU
 #   allocation, so it must be set before any tensor exists.
 TENSORFLOW_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_CPU_ALLOCATOR_USE_BFC": "true"}
+_SET_HERE: set[str] = set()  # the defaults this process set (not the user)
 
 
 def use_tensorflow_defaults() -> None:
-    """Set each of :data:`TENSORFLOW_DEFAULTS` that the environment does not set already."""
+    """Set each of :data:`TENSORFLOW_DEFAULTS` that the environment does not set already (the log level
+    only while the user has not asked for TensorFlow's logs)."""
     for name, value in TENSORFLOW_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+        if name == "TF_CPP_MIN_LOG_LEVEL" and quiet.verbose():
+            continue
+        if name not in os.environ:
+            os.environ[name] = value
+            _SET_HERE.add(name)
+
+
+def _show_tensorflow_logs() -> None:
+    os.environ[quiet.VERBOSE_ENV] = "1"  # inherited by the server's and the demo's subprocesses too
+    if "TF_CPP_MIN_LOG_LEVEL" in _SET_HERE:
+        del os.environ["TF_CPP_MIN_LOG_LEVEL"]
+        _SET_HERE.discard("TF_CPP_MIN_LOG_LEVEL")
 
 
 use_tensorflow_defaults()
@@ -50,8 +71,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
     parser = argparse.ArgumentParser(prog="keras-lstm", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", dest="tensorflow_logs", action="store_true",
+                        help=f"show TensorFlow's start-up logs (also: {quiet.VERBOSE_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    chosen = argv[0] if argv else None
+    chosen = next((a for a in argv if not a.startswith("-")), None)  # the command, after any --verbose
     module = None
     for name, (module_name, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -68,12 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         parser.print_help()
         return 2
+    if vars(args).pop("tensorflow_logs"):  # the commands see only their own arguments
+        _show_tensorflow_logs()
+    quiet.import_tensorflow()
+    if COMMANDS[args.command][0].startswith("keras_lstm"):
+        import keras_lstm
+
+        keras_lstm.load_all()  # the layer registered with Keras before the command loads any model
     from keras_lstm.errors import LSTMArgumentError
 
     try:
         return int(module.run(args) or 0)
     except LSTMArgumentError as err:  # a bad argument: one clear line, no traceback
-        print(f"keras-lstm {argv[0]}: error: {err}", file=sys.stderr)
+        print(f"keras-lstm {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -8,16 +8,20 @@
    the latency;
 6. shut the server down with SIGTERM and check that it exits cleanly.
 
-Every step runs the same command the README gives, as a subprocess. ``--quick`` trains for a few
+Every step runs the same command the README and docs/index.md give, as a subprocess. ``--quick`` trains for a few
 steps only (the test suite runs the whole path this way; the model is then not trained, but every
 command and every check runs); ``--workdir DIR`` writes the run and ``models/`` under DIR instead of
 the repository. The demo checks what it serves: the served predictions equal the trained
 ``model.keras`` run in process, and the stream's last output equals the whole sequence's.
+
+Its output is its own story: TensorFlow's start-up lines are kept out (:mod:`keras_lstm.quiet`), in
+its own process and in every command it runs; ``--verbose`` (or ``KERAS_LSTM_VERBOSE=1``) shows them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import statistics
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_lstm import quiet
 from keras_lstm.cli import use_tensorflow_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +68,7 @@ def wait_for_port(port_file: Path, server: subprocess.Popen, timeout_s: float = 
 
 def query(port: int, run_dir: Path, latency_calls: int) -> float:
     """Query the server; returns the largest difference found by the demo's two checks."""
+    quiet.import_tensorflow()
     import keras
 
     import keras_lstm  # noqa: F401  (registers the layer for loading)
@@ -109,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="train -> export -> serve -> query over gRPC")
     parser.add_argument("--quick", action="store_true", help="train a few steps only (checks the path, not the model)")
     parser.add_argument("--workdir", type=Path, default=ROOT, help="where .demo/ and models/ go (default: the repo)")
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"show TensorFlow's start-up logs (also: {quiet.VERBOSE_ENV}=1)")
     args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ[quiet.VERBOSE_ENV] = "1"  # the commands it runs inherit it
     run_dir, models = args.workdir / ".demo" / "adding-run", args.workdir / "models"
     epochs, steps, latency_calls = ("1", "4", 5) if args.quick else ("12", "60", 50)
     use_tensorflow_defaults()

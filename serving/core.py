@@ -4,7 +4,8 @@ Each client call is a *plan*: a generator that yields the operations it needs, `
 channel, with its timeout) or `Sleep` (a pause), and is sent each Call's response or thrown its
 `grpc.RpcError`; it returns the call's result. The plan builds the requests, checks inputs against the cached
 metadata, parses the answers, picks the channel (round-robin), decides retries (UNAVAILABLE only, bounded
-attempts, inside one deadline) and tracks that deadline. A client only performs the operations:
+attempts, inside one deadline) and tracks that deadline. Inputs are converted to the signature's dtypes by
+the one rule of `serving.conform` before they are checked and sent. A client only performs the operations:
 
     op = advance(plan, reply, error)        # -> Call | Sleep | Done(value)
 
@@ -23,7 +24,7 @@ import grpc
 import numpy as np
 from google.protobuf.message import Message
 
-from serving import requests, wire
+from serving import conform, requests, wire
 from serving.channel import DEFAULT_MAX_MESSAGE_BYTES, ChannelConfig, RoundRobin, backoff_s, is_retryable
 from serving.errors import (
     BadRequestError,
@@ -145,7 +146,11 @@ class Core:
         if self.options.validate:
             selector = (version, version_label)
             meta = self._cached(selector) or (yield from self._fetch_metadata(selector, deadline))
-            requests.check_inputs(signature_of(meta, signature), inputs)
+            expected = signature_of(meta, signature)
+            inputs = conform.conform_inputs(inputs, expected)  # the dtypes the signature takes, where value-safe
+            requests.check_inputs(expected, inputs)
+        else:
+            inputs = conform.conform_inputs(inputs, None)  # no metadata: float32 / int32 assumed
         request = requests.predict_request(self.model, inputs, signature=signature, version=version,
                                            version_label=version_label, output_filter=output_filter)
         return requests.parse_predict((yield from self.call(wire.PREDICT, request, deadline)))

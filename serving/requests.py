@@ -115,22 +115,16 @@ def model_spec(
     return spec
 
 
-def sequence_inputs(sequences: object, lengths: object | None) -> tuple[str, dict[str, np.ndarray]]:
+def sequence_inputs(sequences: object, lengths: object | None) -> tuple[str, dict[str, object]]:
     """Map predict()'s arguments to a signature and its inputs.
 
     Without lengths: `serving_default` with `sequences`; with lengths: `padded` with
-    `sequences` and `lengths` (int32). Lists become float32 / int32; arrays keep their
-    dtype so that a wrong dtype is reported, never silently cast.
+    `sequences` and `lengths`. The values are passed on as they were given: the client converts
+    them to the signature's dtypes by one rule (`serving.conform`) before checking and sending.
     """
-    seqs = sequences if isinstance(sequences, np.ndarray) else np.asarray(sequences, dtype=np.float32)
     if lengths is None:
-        return DEFAULT_SIGNATURE, {"sequences": seqs}
-    lens = np.asarray(lengths)
-    if lens.dtype.kind in "iu" and lens.dtype != np.int32:
-        if lens.size and (lens.min() < 0 or lens.max() > np.iinfo(np.int32).max):
-            raise BadRequestError('input "lengths": values out of int32 range', code=_INVALID)
-        lens = lens.astype(np.int32)
-    return PADDED_SIGNATURE, {"sequences": seqs, "lengths": lens}
+        return DEFAULT_SIGNATURE, {"sequences": sequences}
+    return PADDED_SIGNATURE, {"sequences": sequences, "lengths": lengths}
 
 
 def predict_request(

@@ -1,7 +1,7 @@
 """Step-by-step inference with the `step` signature; the LSTM state (h, c) lives in the client.
 
     with client.stream(batch_size=1) as s:
-        for x_t in xs:            # x_t: [batch, features] (a 1-D x_t is one row)
+        for x_t in xs:            # x_t: [batch, features] (a 1-D x_t is one row); token models: [batch] ids
             y_t = s.step(x_t)     # y_t: [batch, outputs]
 
 Opening a stream pins the model version (resolved from `version=`, `version_label=` or
@@ -20,7 +20,7 @@ from serving.core import Core, Plan
 from serving.errors import StreamingNotSupportedError
 from serving.requests import ModelMetadata
 
-__all__ = ["Stream", "AsyncStream", "StreamState", "STEP_SIGNATURE", "INIT_SIGNATURE"]
+__all__ = ["Stream", "AsyncStream", "StreamState", "STEP_SIGNATURE", "INIT_SIGNATURE", "step_inputs", "step_rank"]
 
 STEP_SIGNATURE = "step"
 INIT_SIGNATURE = "init_state"
@@ -50,20 +50,29 @@ def init_inputs(batch_size: int) -> dict[str, np.ndarray]:
     return {"batch_size": np.asarray(batch_size, dtype=np.int32)}
 
 
-def step_inputs(x_t: object, state: StreamState) -> dict[str, np.ndarray]:
-    x = x_t if isinstance(x_t, np.ndarray) else np.asarray(x_t, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]  # (F,) -> (1, F)
+def step_rank(meta: ModelMetadata) -> int:
+    """The rank of the `step` signature's `x`: 2 for features ([batch, features]), 1 for token ids ([batch])."""
+    shape = meta.signatures[STEP_SIGNATURE].inputs["x"].shape
+    return 2 if shape is None else len(shape)
+
+
+def step_inputs(x_t: object, state: StreamState, x_rank: int = 2) -> dict[str, np.ndarray]:
+    """The `step` signature's inputs. An `x_t` one rank short is one row: (F,) -> (1, F) for features, a
+    single id -> (1,) for tokens. Its dtype is left to the client's conversion (`serving.conform`)."""
+    x = np.asarray(x_t)
+    if x.ndim == x_rank - 1:
+        x = x[None, ...]
     return {"x": x, "h": state.h, "c": state.c}
 
 
 # -- plans (serving.core): what opening, resetting and stepping a stream send -----------------------
 def open_plan(core: Core, batch_size: int, *, version: int | None, version_label: str | None,
-              timeout_s: float | None) -> Plan[tuple[int, StreamState]]:
-    """Pin the version (one GetModelMetadata), then the zero state (`init_state`)."""
+              timeout_s: float | None) -> Plan[tuple[int, int, StreamState]]:
+    """Pin the version (one GetModelMetadata), then the zero state (`init_state`); returns (version, the
+    rank of `x`, state)."""
     meta = yield from core.metadata(version=version, version_label=version_label, timeout_s=timeout_s)
     pinned = check_streamable(meta)
-    return pinned, (yield from init_plan(core, batch_size, pinned, timeout_s))
+    return pinned, step_rank(meta), (yield from init_plan(core, batch_size, pinned, timeout_s))
 
 
 def init_plan(core: Core, batch_size: int, version: int, timeout_s: float | None) -> Plan[StreamState]:
@@ -71,9 +80,9 @@ def init_plan(core: Core, batch_size: int, version: int, timeout_s: float | None
     return StreamState(out["h"], out["c"])
 
 
-def step_plan(core: Core, x_t: object, state: StreamState, version: int,
-              timeout_s: float | None) -> Plan[tuple[np.ndarray, StreamState]]:
-    out = yield from core.run(STEP_SIGNATURE, step_inputs(x_t, state), version=version, timeout_s=timeout_s)
+def step_plan(core: Core, x_t: object, state: StreamState, version: int, timeout_s: float | None,
+              x_rank: int = 2) -> Plan[tuple[np.ndarray, StreamState]]:
+    out = yield from core.run(STEP_SIGNATURE, step_inputs(x_t, state, x_rank), version=version, timeout_s=timeout_s)
     return out["outputs"], StreamState(out["h"], out["c"])
 
 
@@ -87,15 +96,16 @@ class Stream:
         self._core = core
         self._batch_size = batch_size
         self._timeout_s = timeout_s
-        self.version, self.state = perform(open_plan(core, batch_size, version=version,
-                                                     version_label=version_label, timeout_s=timeout_s))
+        self.version, self._x_rank, self.state = perform(open_plan(core, batch_size, version=version,
+                                                                   version_label=version_label,
+                                                                   timeout_s=timeout_s))
 
     def reset(self) -> None:
         self.state = self._perform(init_plan(self._core, self._batch_size, self.version, self._timeout_s))
 
     def step(self, x_t: object, *, timeout_s: float | None = None) -> np.ndarray:
         outputs, self.state = self._perform(step_plan(self._core, x_t, self.state, self.version,
-                                                      timeout_s or self._timeout_s))
+                                                      timeout_s or self._timeout_s, self._x_rank))
         return outputs
 
     def close(self) -> None:
@@ -112,27 +122,28 @@ class AsyncStream:
     """The same over an `AsyncClient`: `async with await client.stream(...) as s`."""
 
     def __init__(self, perform: Callable[[Plan[T]], Awaitable[T]], core: Core, batch_size: int, *, version: int,
-                 timeout_s: float | None, state: StreamState) -> None:
+                 timeout_s: float | None, state: StreamState, x_rank: int = 2) -> None:
         self._perform = perform
         self._core = core
         self._batch_size = batch_size
         self._timeout_s = timeout_s
+        self._x_rank = x_rank
         self.version = version
         self.state = state
 
     @classmethod
     async def open(cls, perform: Callable[[Plan[T]], Awaitable[T]], core: Core, batch_size: int, *,
                    version: int | None, version_label: str | None, timeout_s: float | None) -> "AsyncStream":
-        pinned, state = await perform(open_plan(core, batch_size, version=version, version_label=version_label,
-                                                timeout_s=timeout_s))
-        return cls(perform, core, batch_size, version=pinned, timeout_s=timeout_s, state=state)
+        pinned, x_rank, state = await perform(open_plan(core, batch_size, version=version,
+                                                        version_label=version_label, timeout_s=timeout_s))
+        return cls(perform, core, batch_size, version=pinned, timeout_s=timeout_s, state=state, x_rank=x_rank)
 
     async def reset(self) -> None:
         self.state = await self._perform(init_plan(self._core, self._batch_size, self.version, self._timeout_s))
 
     async def step(self, x_t: object, *, timeout_s: float | None = None) -> np.ndarray:
         outputs, self.state = await self._perform(step_plan(self._core, x_t, self.state, self.version,
-                                                            timeout_s or self._timeout_s))
+                                                            timeout_s or self._timeout_s, self._x_rank))
         return outputs
 
     async def __aenter__(self) -> "AsyncStream":

@@ -30,7 +30,7 @@ def _randomise(model: keras.Model, seed: int) -> keras.Model:
 
 
 def plain() -> keras.Model:
-    """Sequential: one LSTM with every default, a dense head (the README's first model)."""
+    """Sequential: one LSTM with every default, a dense head (the first model of docs/layer.md)."""
     return _randomise(keras.Sequential([keras.Input((None, FEATURES)), LSTM(4), keras.layers.Dense(2)]), seed=4)
 
 

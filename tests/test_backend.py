@@ -58,3 +58,17 @@ def test_building_the_layer_after_switching_backend_is_refused():
 def test_unset_backend_becomes_tensorflow():
     """With KERAS_BACKEND unset, importing keras_lstm before Keras picks TensorFlow, and the check passes."""
     assert run("import keras_lstm, keras; print(keras.config.backend())", None) == "tensorflow"
+
+
+# `import keras_lstm` is light (no TensorFlow), yet the layer is registered for keras.saving.load_model
+# whatever the order of imports.
+REGISTERED = """
+import sys, keras_lstm
+light = "tensorflow" not in sys.modules
+import keras
+print(light, all(keras.saving.get_registered_object(f"keras_lstm>{n}") is not None for n in ("LSTM", "LSTMCell", "Chrono")))
+"""
+
+
+def test_import_is_light_and_the_layer_is_registered_when_keras_comes_after():
+    assert run(REGISTERED, None) == "True True"

@@ -1,6 +1,6 @@
 """The client installed the documented way into a fresh virtual environment with no TensorFlow in it.
 
-The environment is built with the README's two commands (`python -m venv`, then `pip install ./clients/python`
+The environment is built with the two commands of docs/client.md (`python -m venv`, then `pip install ./clients/python`
 from the repository root; pip's cache makes it quick, and only the package registry is reached). A script run
 there, outside the repository, checks that `import tensorflow` fails, then calls predict, predict with lengths,
 metadata, status, a stream and the asyncio client against a real `keras-lstm serve` process that serves a real
@@ -79,7 +79,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _install(venv: Path) -> float:
-    """The README's commands, as written (from the repository root); returns the seconds they took."""
+    """docs/client.md's commands, as written (from the repository root); returns the seconds they took."""
     started = time.monotonic()
     commands = ([sys.executable, "-m", "venv", str(venv)], [str(venv / "bin" / "pip"), "install", "./clients/python"])
     for command in commands:
@@ -169,7 +169,7 @@ def test_answers_equal_tensorflow_serving_s_own_stubs_bit_for_bit(setup, answers
 
 
 def test_import_cost_benchmark_runs_in_both_environments(setup, tmp_path):
-    """bench/client_import.py (the README's import time and memory), once per case; numbers printed, not judged."""
+    """bench/client_import.py (the import time and memory in docs/client.md), once per case; numbers printed, not judged."""
     done = subprocess.run([sys.executable, "bench/client_import.py", "--client-python", str(setup["python"]),
                            "--repeats", "1", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                           timeout=240)

@@ -130,6 +130,31 @@ def test_stream_equals_whole_sequence(client):
     np.testing.assert_allclose(s.state.c, whole["c"], atol=1e-5)
 
 
+def test_the_client_takes_what_users_hand_it(server, client):
+    """float64 arrays, Python lists, int64 lengths and integer features reach the server as the signature's
+    float32 / int32 (serving.conform), with the sync client, a client without validation and a stream;
+    what cannot be converted value-safely is refused before sending, naming the input and both dtypes."""
+    x = seqs(batch=2, time_=4, seed=9)
+    want = client.predict(x, lengths=np.array([4, 3], np.int32))
+    as_given = client.predict(x.astype(np.float64).tolist(), lengths=np.array([4, 3], np.int64))
+    np.testing.assert_array_equal(as_given["outputs"], want["outputs"])
+    with Client(server.target, model="adding", validate=False) as unchecked:  # no metadata: float32 / int32
+        np.testing.assert_array_equal(unchecked.predict(x.astype(np.float64), lengths=[4, 3])["outputs"],
+                                      want["outputs"])
+    integers = np.arange(2 * 4 * FEATURES, dtype=np.int64).reshape(2, 4, FEATURES) % 3 - 1
+    np.testing.assert_array_equal(client.predict(integers)["outputs"],
+                                  client.predict(integers.astype(np.float32))["outputs"])
+    with client.stream(batch_size=2) as s:
+        for t in range(x.shape[1]):
+            y = s.step(x[:, t].astype(np.float64).tolist())
+    np.testing.assert_allclose(y, client.predict(x)["outputs"], atol=1e-5)
+    with pytest.raises(serving.BadRequestError, match='"sequences": expects float32 but int64 is provided, '
+                                                      "and converting it would change a value: 16777217"):
+        client.predict(np.full((1, 2, FEATURES), 2**24 + 1, np.int64))
+    with pytest.raises(serving.BadRequestError, match='"lengths": expects int32 but int64 .* out of int32'):
+        client.predict(x, lengths=[4, 2**40])
+
+
 def test_stream_needs_step_signature(server):
     with Client(server.target, model="nostream") as c:
         with pytest.raises(serving.StreamingNotSupportedError, match="no step / init_state"):
@@ -188,7 +213,7 @@ def test_health_reflection_and_unimplemented(server):
 
 # -- bad requests ----------------------------------------------------------------------------
 BAD = {
-    "wrong dtype": ("serving_default", {"sequences": seqs().astype(np.float64)}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": expects float32 but float64'),
+    "wrong dtype": ("serving_default", {"sequences": seqs() > 0}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": expects float32 but bool'),
     "wrong rank": ("serving_default", {"sequences": seqs()[:, 0]}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": expects rank 3'),
     "wrong feature size": ("serving_default", {"sequences": np.zeros((2, 5, 4), np.float32)}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": feature size must be 3'),
     "missing input": ("padded", {"sequences": seqs()}, grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {lengths}"),
@@ -294,8 +319,10 @@ def test_async_client(server, versions):
             async with await c.stream(batch_size=2) as s:
                 for t in range(x.shape[1]):
                     y = await s.step(x[:, t])
-            with pytest.raises(serving.BadRequestError):
-                await c.predict(x.astype(np.float64))
+            as_float64 = await c.predict(x.astype(np.float64))  # converted to float32 (serving.conform)
+            np.testing.assert_array_equal(as_float64["outputs"], outs[0]["outputs"])
+            with pytest.raises(serving.BadRequestError, match='"sequences": expects float32 but bool'):
+                await c.predict(x > 0)
             return outs, y, (await c.metadata()).version
 
     outs, y, version = asyncio.run(main())

@@ -272,8 +272,11 @@ def test_predict_plan_fetches_metadata_once_checks_inputs_then_parses():
 
     again = core.predict(x, [4, 2])  # cached metadata: straight to Predict
     assert advance(again).method is wire.PREDICT
-    with pytest.raises(serving.BadRequestError, match="expects float32"):
-        advance(core.predict(x.astype(np.float64), [4, 2]))  # checked before anything is sent
+    converted = advance(core.predict(x.astype(np.float64), np.array([4, 2], np.int64)))  # serving.conform
+    assert tensors.to_array(converted.request.inputs["sequences"]).dtype == np.float32
+    assert tensors.to_array(converted.request.inputs["lengths"]).dtype == np.int32
+    with pytest.raises(serving.BadRequestError, match="expects float32 but bool"):
+        advance(core.predict(x > 0, [4, 2]))  # checked before anything is sent
 
 
 def test_a_closed_core_refuses_calls():

@@ -1,4 +1,4 @@
-"""Each task trains a few steps and its loss falls; the run directory holds what the README promises;
+"""Each task trains a few steps and its loss falls; the run directory holds what docs/training.md promises;
 chrono solves what the Keras defaults cannot within the same budget (issue 8)."""
 
 import json

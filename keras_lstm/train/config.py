@@ -22,7 +22,7 @@ __all__ = ["TrainConfig", "TASKS", "TASK_DEFAULTS", "add_arguments", "from_args"
 TASKS = ("adding", "copy", "charlm", "co2")
 MIN_LENGTH = 10
 
-# Task defaults for the fields left None. init: chosen by the long-memory benchmark (README).
+# Task defaults for the fields left None. init: chosen by the long-memory benchmark (docs/training.md).
 TASK_DEFAULTS: dict[str, dict] = {
     "adding": dict(length=100, units=64, init="chrono", learning_rate=1e-2, steps_per_epoch=100, epochs=50,
                    validation_size=512, early_stopping=0),

@@ -2,6 +2,10 @@
 
 Every training batch is a pure function of ``(seed, batch index)``, so a resumed run sees exactly the
 batches the uninterrupted run would have seen.
+
+Every model takes sequences of any length (its input's time dimension is None): trained at ``-T``, it
+answers shorter and longer sequences, in process and once exported (the serving signatures' time
+dimension is unknown too).
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ class Adding(Task):
         return x, y
 
     def build_model(self):
-        inputs = keras.Input((tasks.adding_length(self.cfg.length), 2), name="pairs")
+        inputs = keras.Input((None, 2), name="pairs")  # trained on T + T/10 steps; any length runs
         h = keras.layers.Masking(tasks.PAD, name="mask")(inputs)
         h = recurrent_layer(self.cfg, return_sequences=False)(h)
         return keras.Model(inputs, keras.layers.Dense(1, dtype="float32", name="sum")(h), name="adding")
@@ -134,7 +138,7 @@ class Copy(Task):
         return tasks.copy_batch(self.rng(VALIDATION, 0), self.cfg.validation_size, self.cfg.length)
 
     def build_model(self):
-        inputs = keras.Input((tasks.copy_length(self.cfg.length), tasks.COPY_CLASSES), name="symbols")
+        inputs = keras.Input((None, tasks.COPY_CLASSES), name="symbols")  # trained on T + 20 steps
         h = recurrent_layer(self.cfg, return_sequences=True)(inputs)
         logits = keras.layers.Dense(tasks.COPY_CLASSES, dtype="float32", name="logits")(h)
         return keras.Model(inputs, logits, name="copy")
@@ -255,7 +259,7 @@ class CO2(Task):
         return self._windows(self.val_targets)
 
     def build_model(self):
-        inputs = keras.Input((self.cfg.length, 1), name="monthly_change")
+        inputs = keras.Input((None, 1), name="monthly_change")  # trained on windows of T months
         h = recurrent_layer(self.cfg, return_sequences=False)(inputs)
         return keras.Model(inputs, keras.layers.Dense(1, dtype="float32", name="next_change")(h), name="co2")
 
