@@ -18,7 +18,7 @@ from keras_lstm.backend import require_tensorflow_backend
 from keras_lstm.cell import LSTMCell
 from keras_lstm.config import CELL_FIELDS, LSTMConfig, bind_arguments, constructor_signature
 from keras_lstm.errors import LSTMArgumentError
-from keras_lstm.kernels import KernelChoice, choose, run
+from keras_lstm.kernels.select import KernelChoice, choose, run
 
 __all__ = ["LSTM"]
 

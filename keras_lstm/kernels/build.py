@@ -115,6 +115,10 @@ def library() -> Path:
 
 def main() -> int:
     """``python -m keras_lstm.kernels.build``: build (or find) the op and say where, or why not."""
+    from keras_lstm.quiet import import_tensorflow, quiet_environment
+
+    quiet_environment()
+    import_tensorflow()  # without TensorFlow's start-up lines in `make install`'s output
     try:
         print(f"keras_lstm fused CPU kernel: {library()}")
     except BuildError as err:

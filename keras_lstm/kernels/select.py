@@ -1,0 +1,97 @@
+"""The one function that picks a kernel for a call and says why (see :mod:`keras_lstm.kernels`),
+and the one that runs it, with the per-batch fallback for masks."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from keras_lstm.config import LSTMConfig
+from keras_lstm.errors import LSTMArgumentError
+from keras_lstm.kernels import graph, onednn, xla
+from keras_lstm.kernels.context import in_xla_context, traced_for_saving
+from keras_lstm.step import default_activations
+
+__all__ = ["KERNEL_ARGUMENTS", "KernelChoice", "choose", "run"]
+
+KERNEL_ARGUMENTS = ("auto", "onednn", "xla")
+_KERNELS = {"onednn": onednn, "xla": xla, "graph": graph}
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelChoice:
+    """Which kernel a call runs and why. ``fallback``: the kernel a batch takes where ``name`` cannot
+    run it (masks with holes or left padding), decided per batch; None when there is none."""
+
+    name: str
+    reason: str
+    fallback: Optional[str] = None
+
+
+def _onednn_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                    has_mask: bool, recurrent_dropout: bool) -> Optional[tuple[str, str]]:
+    """(argument, why) for the first thing that keeps this call off the fused kernel, or None."""
+    if tf.config.list_logical_devices("GPU"):
+        return "device", "a GPU is visible: the fused kernel is CPU-only, and XLA runs the loop on the GPU"
+    if dtype != "float32":
+        return "dtype", f"the compute dtype is {dtype}; the fused kernel runs float32 only"
+    if not default_activations(activation, recurrent_activation):
+        return "activation", "oneDNN's LSTM has σ gates and tanh only"
+    for name in ("coupled_gates", "layer_norm", "cell_clip", "projection_clip"):
+        if getattr(cfg, name) not in (False, None):
+            return name, f"oneDNN's LSTM has no {name}"
+    if recurrent_dropout:
+        return "recurrent_dropout", "it masks h_{t-1} inside the step, where oneDNN's LSTM has no hook"
+    if has_mask and (cfg.return_state or cfg.stateful):
+        return "mask", "under a mask, the per-row cell state (return_state, stateful) is only the loop's: " \
+                       "oneDNN returns C at the full length"
+    reason = onednn.unavailable_reason()
+    if reason is not None:
+        return "kernel", f"the fused kernel is not available here: {reason}"
+    return None
+
+
+def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Callable, dtype: str,
+           has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+    """The kernel for one call (one trace), from the layer's config and the call's context."""
+    loop = "xla" if cfg.jit_compile else "graph"
+    if traced_for_saving():
+        if cfg.export_xla and cfg.jit_compile:
+            return KernelChoice("xla", "traced for a SavedModel with export_xla=True")
+        return KernelChoice("graph", "traced for a SavedModel: stock TF Serving runs no custom op and no XLA")
+    if in_xla_context():
+        if cfg.kernel == "onednn":
+            raise LSTMArgumentError("kernel", "onednn", "'auto' or 'xla' inside an XLA compilation (e.g. "
+                                                        "model.compile(jit_compile=True)), where no custom op can run")
+        return KernelChoice("xla", "inside an XLA compilation: the loop is compiled with the rest of the step")
+    if cfg.kernel == "xla":
+        return KernelChoice(loop, f"kernel='xla'{'' if cfg.jit_compile else ' with jit_compile=False'}")
+    blocker = _onednn_blocker(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
+    if blocker is not None:
+        argument, why = blocker
+        if cfg.kernel == "onednn":
+            raise LSTMArgumentError("kernel", "onednn", f"'auto' or 'xla' for this call: `{argument}` keeps it "
+                                                        f"off the fused kernel ({why})")
+        return KernelChoice(loop, f"`{argument}`: {why}")
+    if has_mask and cfg.kernel == "auto":
+        return KernelChoice("onednn", "a CPU; a batch whose mask is right-padded runs fused, any other mask "
+                                      f"the {loop} loop", fallback=loop)
+    return KernelChoice("onednn", f"kernel={cfg.kernel!r} on a CPU")
+
+
+def run(choice: KernelChoice, x, mask, *args, **kwargs):
+    """Run the chosen kernel (with its per-batch fallback, if any) under the kernels' contract."""
+    kernel = _KERNELS[choice.name]
+    if mask is None or choice.name != "onednn":
+        return kernel.run(x, mask, *args, **kwargs)
+    padded = onednn.right_padded(mask)
+    if choice.fallback is None:  # kernel="onednn" insists
+        check = tf.debugging.Assert(padded, ["kernel='onednn' runs right-padded masks only; this batch's mask "
+                                             "has holes or left padding: pass kernel='auto' or 'xla'"])
+        with tf.control_dependencies([check]):
+            return kernel.run(tf.identity(x), mask, *args, **kwargs)
+    fallback = _KERNELS[choice.fallback]
+    return tf.cond(padded, lambda: kernel.run(x, mask, *args, **kwargs),
+                   lambda: fallback.run(x, mask, *args, **kwargs))
