@@ -2,13 +2,13 @@
 
     python bench/fit.py [--shapes small,medium,large] [--rounds 3] [--batches 8] [--quick]
 
-For each shape and ``return_sequences`` in (False, True), five Keras models train side by side in
+For each shape and ``return_sequences`` in (False, True), six Keras models train side by side in
 this process, in interleaved rounds (one epoch of each per round, the order rotating):
 ``keras.layers.LSTM`` and ``keras_lstm.LSTM``, each compiled with Keras's defaults
 (``compile("adam", "mse")``: ``jit_compile="auto"``, which is no XLA on a CPU-only TensorFlow) and
-with ``jit_compile=True``, and ``keras_lstm.LSTM(kernel="xla")`` at Keras's defaults. Each row names
-the kernel the layer ran (``kernel_choice``): "auto" takes the fused oneDNN kernel on a CPU, and a
-model compiled with ``jit_compile=True`` runs the XLA loop. torch trains the same model (nn.LSTM -> nn.Linear, Adam, MSELoss) in its
+with ``jit_compile=True``, and ``keras_lstm.LSTM(kernel="onednn")`` and ``(kernel="xla")`` at
+Keras's defaults. Each row names the kernel the layer ran (``kernel_choice``); a model compiled with
+``jit_compile=True`` runs the XLA loop. torch trains the same model (nn.LSTM -> nn.Linear, Adam, MSELoss) in its
 own process (:mod:`keras_lstm_bench.torch_peer`), one epoch per round between the Keras ones. A model's
 figure is its median step over all rounds (the first step of each epoch left out); a step is the time
 from one batch's start to the next's, as ``model.fit`` runs it, loop and data included.
@@ -47,6 +47,7 @@ MODELS = {
     "keras.layers.LSTM": ("keras", "auto", None),
     "keras.layers.LSTM jit": ("keras", True, None),
     "keras_lstm": ("ours", "auto", "auto"),
+    "keras_lstm onednn": ("ours", "auto", "onednn"),
     "keras_lstm xla": ("ours", "auto", "xla"),
     "keras_lstm jit": ("ours", True, "auto"),
 }

@@ -107,6 +107,7 @@ def _tf_impls(shape: Shape, gpu: bool) -> dict[str, Callable]:
 
     impls = {
         "keras_lstm": lambda: LSTM(shape.H, return_sequences=True),  # kernel="auto"
+        "keras_lstm oneDNN": lambda: LSTM(shape.H, return_sequences=True, kernel="onednn"),
         "keras_lstm XLA": lambda: LSTM(shape.H, return_sequences=True, kernel="xla"),
         "keras_lstm graph": lambda: LSTM(shape.H, return_sequences=True, kernel="xla", jit_compile=False),
         "keras.layers.LSTM": lambda: keras.layers.LSTM(shape.H, return_sequences=True, use_cudnn=False),

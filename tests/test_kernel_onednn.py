@@ -181,19 +181,46 @@ def test_a_machine_without_a_compiler_is_told_once_and_runs_the_loop(tmp_path):
     script = textwrap.dedent("""
         import warnings
         import numpy as np
-        from keras_lstm import LSTM
+        import tensorflow as tf
+        from keras_lstm import LSTM, LSTMArgumentError
+        x = tf.zeros((2, 4, 2))
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            layers = [LSTM(3), LSTM(3)]
+            layers = [LSTM(512), LSTM(512)]  # training at 512 units: where "auto" would take the fused kernel
             for layer in layers:
-                layer(np.zeros((2, 4, 2), "float32"))
-        print([str(w.message) for w in seen if "oneDNN" in str(w.message)])
-        print(layers[0].kernel_choice)
+                with tf.GradientTape():
+                    layer(x)
+        print("WARNED", [str(w.message) for w in seen if "oneDNN" in str(w.message)])
+        print("CHOICE", layers[0].kernel_choice)
+        try:
+            LSTM(4, kernel="onednn")(x)
+        except LSTMArgumentError as err:
+            print("REFUSED", " ".join(str(err).split()))
     """)
     env = dict(os.environ, PATH=str(tmp_path), KERAS_LSTM_CACHE=str(tmp_path / "cache"))  # no g++ on PATH
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    warned, choice = done.stdout.strip().splitlines()[-2:]
-    warned = ast.literal_eval(warned)
+    said = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.split(" ", 1)[0] in
+                ("WARNED", "CHOICE", "REFUSED"))
+    warned, choice, refused = ast.literal_eval(said["WARNED"]), said["CHOICE"], said["REFUSED"]
     assert len(warned) == 1 and "`g++` is not on PATH" in warned[0]  # once, naming what is missing
     assert "name='xla'" in choice and "g++" in choice
+    assert "kernel" in refused and "g++" in refused
+
+
+def test_auto_takes_the_fused_kernel_for_training_at_512_units_with_a_per_batch_fallback():
+    x = tf.constant(np.random.default_rng(0).standard_normal((B, T, D)), tf.float32)
+    holes = np.ones((B, T), bool)
+    holes[1, 2] = False
+    ref, ours = keras.layers.LSTM(512, return_sequences=True), LSTM(512, return_sequences=True)
+    ref(x), ours(x)
+    assert ours.kernel_choice.name == "xla"  # inference: the loop measured faster
+    ours.set_weights(ref.get_weights())
+    for mask in (None, np.arange(T)[None, :] < np.array([7, 4, 0, 1])[:, None], holes):
+        with tf.GradientTape() as tape:
+            out = ours(x, mask=mask)
+            loss = tf.reduce_sum(out)
+        want = ("onednn", None) if mask is None else ("onednn", "xla")
+        assert (ours.kernel_choice.name, ours.kernel_choice.fallback) == want
+        np.testing.assert_allclose(out, ref(x, mask=mask), atol=1e-5)
+        assert all(g is not None for g in tape.gradient(loss, ours.trainable_weights))

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Callable, Optional
 
 import tensorflow as tf
+from tensorflow.python.eager import record  # could_possibly_record: no public API tells whether a tape records
 
 from keras_lstm.config import LSTMConfig
 from keras_lstm.errors import LSTMArgumentError
@@ -14,10 +15,18 @@ from keras_lstm.kernels import graph, onednn, xla
 from keras_lstm.kernels.context import in_xla_context, traced_for_saving
 from keras_lstm.step import default_activations
 
-__all__ = ["KERNEL_ARGUMENTS", "KernelChoice", "choose", "run"]
+__all__ = ["KERNEL_ARGUMENTS", "FUSED_MIN_UNITS", "KernelChoice", "choose", "run"]
 
 KERNEL_ARGUMENTS = ("auto", "onednn", "xla")
 _KERNELS = {"onednn": onednn, "xla": xla, "graph": graph}
+
+# kernel="auto" takes the fused kernel only where it measured faster than the XLA loop: training (a tape
+# records) with at least this many units. On the 2-core AVX2 development machine (oneDNN 3.2, the PyPI
+# build this project pins) the fused kernel lost everywhere else: forward at batch 1 1.9 against 1.2 ms,
+# at B=64 H=256 99.9 against 66.7 ms; training at B=64 H=256 257 against 196 ms, in model.fit 163 against
+# 140 ms, and a T=8 H=128 seq2seq 20.1 against 12.6 ms per step; it won training at B=128 H=512 (965
+# against 1095 ms, model.fit 878 against 1004). See docs/kernels.md for the runs.
+FUSED_MIN_UNITS = 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +56,6 @@ def _onednn_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation:
     if has_mask and (cfg.return_state or cfg.stateful):
         return "mask", "under a mask, the per-row cell state (return_state, stateful) is only the loop's: " \
                        "oneDNN returns C at the full length"
-    reason = onednn.unavailable_reason()
-    if reason is not None:
-        return "kernel", f"the fused kernel is not available here: {reason}"
     return None
 
 
@@ -69,6 +75,11 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
     if cfg.kernel == "xla":
         return KernelChoice(loop, f"kernel='xla'{'' if cfg.jit_compile else ' with jit_compile=False'}")
     blocker = _onednn_blocker(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
+    if blocker is None and cfg.kernel == "auto" and not (record.could_possibly_record() and cfg.units >= FUSED_MIN_UNITS):
+        return KernelChoice(loop, f"measured faster than oneDNN 3.2's fused LSTM on a CPU for inference and for "
+                                  f"training below {FUSED_MIN_UNITS} units (docs/kernels.md); kernel='onednn' insists")
+    if blocker is None and onednn.unavailable_reason() is not None:
+        blocker = "kernel", f"the fused kernel is not available here: {onednn.unavailable_reason()}"
     if blocker is not None:
         argument, why = blocker
         if cfg.kernel == "onednn":
@@ -76,9 +87,10 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
                                                         f"off the fused kernel ({why})")
         return KernelChoice(loop, f"`{argument}`: {why}")
     if has_mask and cfg.kernel == "auto":
-        return KernelChoice("onednn", "a CPU; a batch whose mask is right-padded runs fused, any other mask "
-                                      f"the {loop} loop", fallback=loop)
-    return KernelChoice("onednn", f"kernel={cfg.kernel!r} on a CPU")
+        return KernelChoice("onednn", f"training with {cfg.units} units on a CPU; a batch whose mask is right-padded "
+                                      f"runs fused, any other mask the {loop} loop", fallback=loop)
+    return KernelChoice("onednn", f"kernel={cfg.kernel!r}: training with {cfg.units} units on a CPU"
+                        if cfg.kernel == "auto" else "kernel='onednn'")
 
 
 def run(choice: KernelChoice, x, mask, *args, **kwargs):
