@@ -15,9 +15,8 @@ from keras_lstm.kernels import graph, onednn, xla
 from keras_lstm.kernels.context import in_xla_context, traced_for_saving
 from keras_lstm.step import default_activations
 
-__all__ = ["KERNEL_ARGUMENTS", "FUSED_MIN_UNITS", "KernelChoice", "choose", "run"]
+__all__ = ["FUSED_MIN_UNITS", "KernelChoice", "choose", "run"]
 
-KERNEL_ARGUMENTS = ("auto", "onednn", "xla")
 _KERNELS = {"onednn": onednn, "xla": xla, "graph": graph}
 
 # kernel="auto" takes the fused kernel only where it measured faster than the XLA loop: training (a tape
