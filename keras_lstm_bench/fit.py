@@ -168,8 +168,8 @@ def _case_rows(shape: Shape, return_sequences: bool, peer, rounds: int, batches:
                   return_sequences=return_sequences, batches=batches)
         calls["torch"] = SelfTimed(lambda: peer.call("time", what="fit")["ms"])
     ms = interleaved_medians_ms(calls, rounds, warmup=1)
-    kernels = {name: getattr(getattr(m.layers[0], "kernel_choice", None), "name", "keras") for name, m in
-               keras_models.items()}
+    kernels = {name: getattr(getattr(m.layers[0], "kernel_choice", None), "name",
+                             "keras" if name.startswith("keras.layers") else "?") for name, m in keras_models.items()}
     return [{
         "shape": shape.name, **asdict(shape), "return_sequences": return_sequences, "impl": impl, "step_ms": t,
         "kernel": kernels.get(impl, "torch"),
