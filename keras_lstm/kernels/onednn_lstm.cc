@@ -283,7 +283,8 @@ class BackwardOp : public OpKernel {
     Tensor* d[8];
     for (int k = 0; k < 8; ++k) {
       OP_REQUIRES_OK(ctx, ctx->allocate_output(k, ctx->input(k).shape(), &d[k]));
-      std::memset(Ptr(*d[k]), 0, d[k]->TotalBytes());  // oneDNN accumulates into the weight gradients
+      // oneDNN accumulates into the weight gradients (3..7); it writes dx, dh0 and dc0 whole.
+      if (k >= 3) std::memset(Ptr(*d[k]), 0, d[k]->TotalBytes());
     }
     if (p.B == 0 || p.T == 0) {
       d[1]->flat<float>() = ctx->input(13).flat<float>();

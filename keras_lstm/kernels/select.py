@@ -77,8 +77,9 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
     if blocker is None and cfg.kernel == "auto" and not (record.could_possibly_record() and cfg.units >= FUSED_MIN_UNITS):
         return KernelChoice(loop, f"measured faster than oneDNN 3.2's fused LSTM on a CPU for inference and for "
                                   f"training below {FUSED_MIN_UNITS} units (docs/kernels.md); kernel='onednn' insists")
-    if blocker is None and onednn.unavailable_reason() is not None:
-        blocker = "kernel", f"the fused kernel is not available here: {onednn.unavailable_reason()}"
+    unavailable = onednn.unavailable_reason() if blocker is None else None
+    if unavailable is not None:
+        blocker = "kernel", f"the fused kernel is not available here: {unavailable}"
     if blocker is not None:
         argument, why = blocker
         if cfg.kernel == "onednn":
