@@ -3,7 +3,8 @@ wheel (``libtensorflow_cc.so.2`` and ``tensorflow/include``) calls ``tensorflow:
 ``Session::Run`` on the SignatureDef's tensor names, as ``tensorflow_model_server`` does.
 
 ``run_signatures(export_dir, [(signature, inputs), ...])`` runs the jobs in one process and returns each
-one's outputs as NumPy arrays, or raises ``CcRunError`` with TensorFlow's status. The binary is built
+one's outputs as NumPy arrays, or raises ``CcRunError`` with TensorFlow's status. As TF Serving, it
+runs no XLA-compiled function unless ``xla_cpu_compilation_enabled`` (the server's flag) is given. The binary is built
 once per TensorFlow version and source (about 20 s with g++) and cached under ``build/``, the way the
 layer's fused kernel is (``keras_lstm.kernels.build.cached_build``).
 """
@@ -49,7 +50,8 @@ def binary() -> Path:
         raise CcRunError(str(err)) from err
 
 
-def run_signatures(export_dir: str | Path, jobs: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> list[dict]:
+def run_signatures(export_dir: str | Path, jobs: Sequence[tuple[str, Mapping[str, np.ndarray]]],
+                   xla_cpu_compilation_enabled: bool = False) -> list[dict]:
     """Load ``export_dir`` once in C++ and run each (signature, inputs) job; outputs by alias."""
     with tempfile.TemporaryDirectory() as work:
         dirs = []
@@ -61,7 +63,8 @@ def run_signatures(export_dir: str | Path, jobs: Sequence[tuple[str, Mapping[str
             for alias, array in inputs.items():
                 (job / "in" / f"{alias}.pb").write_bytes(tf.make_tensor_proto(np.asarray(array)).SerializeToString())
             dirs.append(job)
-        done = subprocess.run([str(binary()), str(export_dir), *map(str, dirs)], capture_output=True, text=True,
+        flags = ["--xla_cpu_compilation_enabled"] if xla_cpu_compilation_enabled else []
+        done = subprocess.run([str(binary()), *flags, str(export_dir), *map(str, dirs)], capture_output=True, text=True,
                               timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         if done.returncode != 0:
             raise CcRunError(f"{export_dir}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")

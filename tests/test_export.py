@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from cc_loader import run_signatures
+from cc_loader import CcRunError, run_signatures
 from google.protobuf import text_format
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
@@ -32,12 +32,15 @@ from keras_lstm import LSTM
 from keras_lstm.export import export_model
 from keras_lstm.export.graphcheck import serving_blockers
 from keras_lstm.export.warmup import WARMUP_FILE
+from keras_lstm.kernels import block
 
 HERE = Path(__file__).resolve().parent
 
 _BLOCKER = dynamic_time_blocker()
 pytestmark = pytest.mark.skipif(bool(_BLOCKER), reason=_BLOCKER)
 BATCH, TIME, LENGTHS = 3, 5, (5, 3, 1)
+# Above every zoo LSTM's block.max_batch (the smallest has 4 units): such a batch takes the graph loop's branch.
+BIG_BATCH = block.MAX_BATCH_UNITS // 4 + 1
 TOL = 1e-5
 
 
@@ -87,18 +90,16 @@ def exported(tmp_path_factory):
         }
         if entry.steppable:
             case["stream"] = job(path, "stream", {"sequences": x})
-        warmup = []
-        for record in tf.data.TFRecordDataset(str(path / WARMUP_FILE)).as_numpy_iterator():
-            request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
-            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-            warmup.append((request.model_spec.signature_name, job(path, request.model_spec.signature_name, inputs)))
-        case["warmup"] = warmup
+        case["big_default"] = job(path, "serving_default", {"sequences": _tiled(x)})
+        case["big_padded"] = job(path, "padded", {"sequences": _tiled(xp), "lengths": _tiled(np.array(LENGTHS, np.int32))})
+        case["warmup"] = [(sig, job(path, sig, inputs)) for sig, inputs in _warmup_records(path)]
         cases[name] = case
     xla_model = ZOO["stacked"].build()
     xla_path = export_model(xla_model, base, "stacked_xla", xla=True)
     x = cases["stacked"]["x"]
     cases["stacked_xla"] = {"path": xla_path, "keras": np.asarray(xla_model(x)),
-                            "default": job(xla_path, "serving_default", {"sequences": x})}
+                            "default": job(xla_path, "serving_default", {"sequences": x}),
+                            "warmup": [(sig, job(xla_path, sig, inputs)) for sig, inputs in _warmup_records(xla_path)]}
 
     work = tmp_path_factory.mktemp("runner")
     (work / "jobs.pkl").write_bytes(pickle.dumps(jobs))
@@ -107,6 +108,20 @@ def exported(tmp_path_factory):
                    check=True, env=env, timeout=300)
     out = pickle.loads((work / "out.pkl").read_bytes())
     return {"base": base, "cases": cases, "jobs": jobs, "results": out["results"], "signatures": out["signatures"]}
+
+
+def _tiled(a: np.ndarray) -> np.ndarray:
+    """BIG_BATCH rows: a's rows over and over."""
+    return np.concatenate([a] * -(-BIG_BATCH // len(a)))[:BIG_BATCH]
+
+
+def _warmup_records(path: Path) -> list:
+    """(signature, inputs) of every record of the export's warmup file, in order."""
+    out = []
+    for record in tf.data.TFRecordDataset(str(path / WARMUP_FILE)).as_numpy_iterator():
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        out.append((request.model_spec.signature_name, {k: tf.make_ndarray(v) for k, v in request.inputs.items()}))
+    return out
 
 
 def _close(actual, expected, what):
@@ -152,12 +167,21 @@ def test_signatures_per_model(exported):
         assert set(sigs[name]) == expected, name
 
 
+@pytest.mark.parametrize("name", list(ZOO))
+def test_batches_above_the_block_ops_limit_give_the_same_results(exported, name):
+    """Stock exports run BlockLSTMV2 up to block.max_batch rows and the graph loop above (a tf.cond on the
+    batch): a batch of the small batch's rows repeated, above the limit, gives its results repeated."""
+    case, res = exported["cases"][name], exported["results"]
+    for big, small in (("big_default", "default"), ("big_padded", "padded")):
+        for alias, value in res[case[small]].items():
+            _close(res[case[big]][alias], _tiled(value), f"{big} {alias}")
+
+
 def test_warmup_requests_cover_the_signatures_and_run(exported):
     for name, case in exported["cases"].items():
-        if "warmup" not in case:
-            continue
+        steppable = ZOO["stacked" if name == "stacked_xla" else name].steppable
         names = {sig for sig, _ in case["warmup"]}
-        assert names == ({"serving_default", "padded", "step", "init_state"} if case["entry"].steppable
+        assert names == ({"serving_default", "padded", "step", "init_state"} if steppable
                          else {"serving_default", "padded"})
         for sig, index in case["warmup"]:
             assert exported["results"][index]["h"].shape[0] == 1, (name, sig)
@@ -170,7 +194,7 @@ def test_cc_loader_runs_every_signature_as_tf_serving_does(exported, name):
     case = exported["cases"][name]
     path = str(case["path"])
     indices = [k for k, (p, kind, _) in enumerate(exported["jobs"]) if p == path and kind != "stream"]
-    got = run_signatures(path, [exported["jobs"][k][1:] for k in indices])
+    got = run_signatures(path, [exported["jobs"][k][1:] for k in indices], xla_cpu_compilation_enabled=name == "stacked_xla")
     assert {exported["jobs"][k][1] for k in indices} >= {"serving_default"}
     for k, outputs in zip(indices, got):
         want = exported["results"][k]
@@ -187,6 +211,16 @@ def test_no_xla_or_cudnn_in_the_graph_unless_asked(exported):
             assert any("_XlaMustCompile" in b for b in blockers), "the check must see the opt-in XLA marks"
         else:
             assert blockers == [], blockers
+
+
+def test_xla_export_fails_clearly_on_a_server_without_xla_compilation(exported):
+    """TF Serving without --xla_cpu_compilation_enabled (tensorflow::DisableXlaCompilation) loads an --xla
+    export, then fails its first Session::Run, the warmup replay, with a status that says so: no wrong results.
+    (Its warmup replay, and every signature, runs with the flag in test_cc_loader_runs_every_signature...)"""
+    case = exported["cases"]["stacked_xla"]
+    sig, index = case["warmup"][0]
+    with pytest.raises(CcRunError, match="XLA compilation disabled"):
+        run_signatures(case["path"], [exported["jobs"][index][1:]])
 
 
 def test_xla_export_gives_the_same_outputs(exported):

@@ -125,9 +125,9 @@ def _forward(zx, h0, c0, w: LSTMWeights, small, mask, rdrop, *, spec: _LoopSpec,
         if mask is not None:
             h_new = tf.where(mask[t], h_new, h)
             c_new = tf.where(mask[t], c_new, c)
-        return (h_new, c_new), [h_new, c_new] + saved
+        return (h_new, c_new), [h_new] + ([c_new] if save else []) + saved
 
-    like = [h0, c0] + ([zx[0]] if save else [])
+    like = [h0] + ([c0, zx[0]] if save else [])
     if Wp is not None and save:
         like += [c0, h0] if clip_p is not None else [c0]
     (_, c_last), outs = _loop(fwd, n, (h0, c0), like, spec.unroll, spec.in_place)
@@ -245,8 +245,8 @@ def run_recurrence(
     compiled: run the forward and the backward loop each as an XLA-compiled function (with in_place),
     the gradient being defined around them, so that each returns only what the other needs (under
     an enclosing XLA compilation, leave it False: the loops are compiled with the rest).
-    save_for_gradient: False when no gradient will be asked (then a compiled forward writes no
-    per-step gates; were a gradient asked after all, the forward is rerun to save them).
+    save_for_gradient: False when no gradient will be asked (then the forward writes no per-step
+    gates or cell states; were a gradient asked after all, the forward is rerun to save them).
 
     Returns hs (T, B, P), the carried h after every step, and the last cell state c_T (B, H).
     """
@@ -266,7 +266,7 @@ def run_recurrence(
         lw = loop_w._replace(recurrent_kernel=U, projection_kernel=rest[0] if Wp is not None else None)
         small = list(rest[1:] if Wp is not None else rest)
         hs, c_last, saved = forward(
-            zx, h0, c0, lw, small, mask, recurrent_dropout_mask, spec=spec, save=save_for_gradient or not compiled
+            zx, h0, c0, lw, small, mask, recurrent_dropout_mask, spec=spec, save=save_for_gradient
         )
 
         def grad(d_hs, d_c_last):
@@ -348,11 +348,10 @@ def sequence_function(jit_compile: bool) -> Callable:
     (Keras's ``jit_compile="auto"`` is no XLA on a CPU) nothing uses dx. With the gradient defined
     around the two compiled loops, the forward returns only the per-step tensors the backward reads
     (a compiled function differentiated by TensorFlow also returns copies of its inputs), and none
-    when no tape records: the trace for inference writes no gates."""
-    if not jit_compile:
-        return tf.function(lstm_sequence, autograph=False)
+    when no tape records: the trace for inference writes no gates (nor, in the graph loop, any per-step
+    tensor but h)."""
     traced = tf.function(
-        functools.partial(lstm_sequence, recurrence=functools.partial(run_recurrence, compiled=True)),
+        functools.partial(lstm_sequence, recurrence=functools.partial(run_recurrence, compiled=jit_compile)),
         autograph=False,
     )
 

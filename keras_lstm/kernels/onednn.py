@@ -8,13 +8,10 @@ recurrent_kernel (·, 4H) with gate blocks i, f, g, o are ``ldigo`` (oneDNN's ga
 the bias ``ldgo``, the peephole kernel (3, H), rows i, f, o, ``ldgo``, the projection (H, P) ``ldio``.
 ``go_backwards`` is oneDNN's right-to-left direction.
 
-Masks: oneDNN has no sequence lengths, but a right-padded row's outputs up to its length do not
-depend on the steps after it, so the primitive runs the full length and each row's output is taken
-at its own length (carried forward over the padding, or zeros under ``zero_output_for_mask``); the
-gradient is exact for the same reason. Under ``go_backwards`` each row is first reversed within its
-length (``tf.reverse_sequence``) and run left to right: Keras's backward pass meets the padding
-first, keeps its zero state there, then reads the row from its end. Masks with holes or left
-padding go to the XLA loop (see :mod:`keras_lstm.kernels`), decided per batch.
+Masks: oneDNN has no sequence lengths; a right-padded mask runs the full length and each row's
+output is taken at its own length (:mod:`keras_lstm.kernels.padding`), and the gradient is exact for
+the same reason. Masks with holes or left padding go to the XLA loop (see :mod:`keras_lstm.kernels`),
+decided per batch.
 
 Memory: the training forward's workspace (oneDNN's record of every step's gates and states, about
 20·H floats per step and row: 130 MB at B=64, T=100, H=256 and 512 MB at B=128, T=100, H=512, as
@@ -33,10 +30,11 @@ import tensorflow as tf
 
 from tensorflow.python.eager import record  # could_possibly_record: no public API tells whether a tape records
 
+from keras_lstm.kernels import padding
 from keras_lstm.kernels.build import BuildError, library
 from keras_lstm.step import LSTMWeights
 
-__all__ = ["OnednnUnavailableWarning", "unavailable_reason", "run", "right_padded"]
+__all__ = ["OnednnUnavailableWarning", "unavailable_reason", "run", "batch_runs"]
 
 
 class OnednnUnavailableWarning(UserWarning):
@@ -113,18 +111,16 @@ except KeyError:  # registered by another copy of this module (bench/fit.py --ag
     pass
 
 
-def right_padded(mask: tf.Tensor) -> tf.Tensor:
-    """mask (B, T) -> scalar bool: every row is some steps then only padding (rows of no steps count)."""
-    mask = tf.cast(mask, tf.bool)
-    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # (B,)
-    return tf.reduce_all(tf.equal(mask, tf.sequence_mask(lengths, tf.shape(mask)[1])))
+def batch_runs(x, mask, cfg):
+    """Scalar bool: whether this batch can run here (a mask must be right-padded); None: always."""
+    return None if mask is None else padding.right_padded(mask)
 
 
 def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeights, *, cfg,
         zero_output_for_mask: bool = False, **_):
     """The layer on the fused kernel: x (B, T, D) -> (output, h_T (B, P), c_T (B, H)).
 
-    ``mask`` (B, T), if given, must be right-padded (:func:`right_padded`); then h_T is each row's
+    ``mask`` (B, T), if given, must be right-padded (:func:`batch_runs`); then h_T is each row's
     last unmasked h, and c_T is not a per-row state (the chooser sends ``return_state`` and
     ``stateful`` under a mask to the XLA loop). The workspace is kept only when a tape may record."""
     training = record.could_possibly_record()
@@ -139,21 +135,11 @@ def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeig
         y = tf.reverse(y, [0]) if cfg.go_backwards else y  # Keras's order: processing order
         return tf.transpose(y, [1, 0, 2]), h, c
 
-    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # (B,)
+    lengths = padding.lengths_of(mask)  # (B,)
     if cfg.go_backwards:
-        xt = tf.reverse_sequence(xt, lengths, seq_axis=0, batch_axis=1)
+        xt = padding.reverse_rows(xt, lengths)
     y, _, c = _fused(xt, h0, c0, w, reverse=False, training=training)
     y = tf.transpose(y, [1, 0, 2])  # (B, T, P)
-    n = tf.shape(y)[1]
-    has_steps = (lengths > 0)[:, None]  # (B, 1)
-    h = tf.where(has_steps, tf.gather(y, tf.maximum(lengths - 1, 0), batch_dims=1), h0)  # each row's last h
-    steps = tf.range(n)[None, :] if cfg.return_sequences else tf.fill([1, 1], n - 1)  # the outputs wanted
-    if cfg.go_backwards:  # processing step s reads row step s - (T - length); before it, padding (zeros)
-        source = steps - (n - lengths[:, None])
-        valid = source >= 0
-    else:  # a padded step carries the row's last output forward, or is zero
-        source = tf.minimum(steps, lengths[:, None] - 1)
-        valid = (steps < lengths[:, None]) | (has_steps & (not zero_output_for_mask))
-    out = tf.gather(y, tf.maximum(source, 0), batch_dims=1)  # (B, T or 1, P)
-    out = tf.where(valid[:, :, None], out, tf.zeros_like(out))
-    return (out if cfg.return_sequences else out[:, 0]), h, c
+    out = padding.masked_outputs(y, lengths, return_sequences=cfg.return_sequences, go_backwards=cfg.go_backwards,
+                                 zero_output_for_mask=zero_output_for_mask)
+    return out, padding.at_lengths(y, lengths, h0), c

@@ -1,5 +1,5 @@
 """The one function that picks a kernel for a call and says why (see :mod:`keras_lstm.kernels`),
-and the one that runs it, with the per-batch fallback for masks."""
+and the one that runs it, with the per-batch fallback (masks the kernel cannot run, batch sizes)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from tensorflow.python.eager import record  # could_possibly_record: no public A
 
 from keras_lstm.config import LSTMConfig
 from keras_lstm.errors import LSTMArgumentError
-from keras_lstm.kernels import graph, onednn, xla
+from keras_lstm.kernels import block, graph, onednn, xla
 from keras_lstm.kernels.context import in_xla_context, traced_for_saving
 from keras_lstm.step import default_activations
 
 __all__ = ["FUSED_MIN_UNITS", "KernelChoice", "choose", "run"]
 
-_KERNELS = {"onednn": onednn, "xla": xla, "graph": graph}
+_KERNELS = {"onednn": onednn, "xla": xla, "graph": graph, "block": block}
 
 # kernel="auto" takes the fused kernel only where it measured faster than the XLA loop: training (a tape
 # records) with at least this many units. On the 2-core AVX2 development machine (oneDNN 3.2, the PyPI
@@ -36,6 +36,20 @@ class KernelChoice:
     name: str
     reason: str
     fallback: Optional[str] = None
+
+
+def _block_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str) -> Optional[str]:
+    """Why a SavedModel trace cannot run TensorFlow's BlockLSTMV2 (:mod:`keras_lstm.kernels.block`), or None."""
+    if dtype != "float32":
+        return f"the compute dtype is {dtype}"
+    if not default_activations(activation, recurrent_activation):
+        return "BlockLSTMV2 has σ gates and tanh only"
+    for name in ("coupled_gates", "layer_norm", "projection_units"):
+        if getattr(cfg, name):
+            return f"BlockLSTMV2 has no {name}"
+    if cfg.cell_clip is not None and cfg.cell_clip <= 0:
+        return f"cell_clip={cfg.cell_clip} (BlockLSTMV2 reads a clip <= 0 as none)"
+    return None
 
 
 def _onednn_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
@@ -65,7 +79,13 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
     if traced_for_saving():
         if cfg.export_xla and cfg.jit_compile:
             return KernelChoice("xla", "traced for a SavedModel with export_xla=True")
-        return KernelChoice("graph", "traced for a SavedModel: stock TF Serving runs no custom op and no XLA")
+        why = _block_blocker(cfg, activation, recurrent_activation, dtype)
+        if why is None:
+            return KernelChoice("block", f"traced for a SavedModel: stock TensorFlow's BlockLSTMV2 up to batch "
+                                         f"{block.max_batch(cfg.units)} (right-padded masks), the graph loop above",
+                                fallback="graph")
+        return KernelChoice("graph", f"traced for a SavedModel (stock TF Serving runs no custom op and no XLA); "
+                                     f"not BlockLSTMV2: {why}")
     if in_xla_context():
         if cfg.kernel == "onednn":
             raise LSTMArgumentError("kernel", "onednn", "'auto' or 'xla' inside an XLA compilation (e.g. "
@@ -94,16 +114,15 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
 
 
 def run(choice: KernelChoice, x, mask, *args, **kwargs):
-    """Run the chosen kernel (with its per-batch fallback, if any) under the kernels' contract."""
+    """Run the chosen kernel, and its fallback for the batches it cannot run (decided in the graph)."""
     kernel = _KERNELS[choice.name]
-    if mask is None or choice.name != "onednn":
+    runs = getattr(kernel, "batch_runs", lambda *_: None)(x, mask, kwargs["cfg"])
+    if runs is None:
         return kernel.run(x, mask, *args, **kwargs)
-    padded = onednn.right_padded(mask)
     if choice.fallback is None:  # kernel="onednn" insists
-        check = tf.debugging.Assert(padded, ["kernel='onednn' runs right-padded masks only; this batch's mask "
-                                             "has holes or left padding: pass kernel='auto' or 'xla'"])
+        check = tf.debugging.Assert(runs, ["kernel='onednn' runs right-padded masks only; this batch's mask "
+                                           "has holes or left padding: pass kernel='auto' or 'xla'"])
         with tf.control_dependencies([check]):
             return kernel.run(tf.identity(x), mask, *args, **kwargs)
     fallback = _KERNELS[choice.fallback]
-    return tf.cond(padded, lambda: kernel.run(x, mask, *args, **kwargs),
-                   lambda: fallback.run(x, mask, *args, **kwargs))
+    return tf.cond(runs, lambda: kernel.run(x, mask, *args, **kwargs), lambda: fallback.run(x, mask, *args, **kwargs))

@@ -1,7 +1,10 @@
 // Runs signatures of a SavedModel the way TF Serving's server does: tensorflow::LoadSavedModel
 // (MetaGraph into a Session, restore op, init op), then Session::Run on the SignatureDef's tensor names.
 //
-//   run_saved_model EXPORT_DIR JOB_DIR...
+//   run_saved_model [--xla_cpu_compilation_enabled] EXPORT_DIR JOB_DIR...
+//
+// As tensorflow_model_server does, it calls tensorflow::DisableXlaCompilation() unless given
+// --xla_cpu_compilation_enabled, so that a function marked for XLA fails in Session::Run.
 //
 // Each JOB_DIR holds a file `signature` (the signature's name) and `in/<alias>.pb`, one binary
 // TensorProto per input of that signature. Each output is written to `JOB_DIR/out/<alias>.pb`; a job
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "tensorflow/cc/saved_model/loader.h"
+#include "tensorflow/compiler/jit/flags.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor.pb.h"
 #include "tensorflow/core/public/session_options.h"
@@ -71,18 +75,25 @@ std::string RunJob(const tensorflow::SavedModelBundle& bundle, const std::string
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::cerr << "usage: run_saved_model EXPORT_DIR JOB_DIR..." << std::endl;
+  int first = 1;
+  bool xla_cpu_compilation_enabled = false;
+  if (argc > 1 && std::string(argv[1]) == "--xla_cpu_compilation_enabled") {
+    xla_cpu_compilation_enabled = true;
+    first = 2;
+  }
+  if (argc < first + 1) {
+    std::cerr << "usage: run_saved_model [--xla_cpu_compilation_enabled] EXPORT_DIR JOB_DIR..." << std::endl;
     return 1;
   }
+  if (!xla_cpu_compilation_enabled) tensorflow::DisableXlaCompilation();  // TF Serving's main.cc does the same
   tensorflow::SavedModelBundle bundle;
-  absl::Status status = tensorflow::LoadSavedModel(tensorflow::SessionOptions(), tensorflow::RunOptions(), argv[1],
-                                                   {"serve"}, &bundle);
+  absl::Status status = tensorflow::LoadSavedModel(tensorflow::SessionOptions(), tensorflow::RunOptions(),
+                                                   argv[first], {"serve"}, &bundle);
   if (!status.ok()) {
     std::cerr << "LoadSavedModel: " << status.ToString() << std::endl;
     return 1;
   }
-  for (int k = 2; k < argc; ++k) {
+  for (int k = first + 1; k < argc; ++k) {
     std::string error = RunJob(bundle, argv[k]);
     if (!error.empty()) WriteFile(std::string(argv[k]) + "/error", error);
   }
