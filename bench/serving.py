@@ -13,8 +13,12 @@ inputs, with Keras's random initial weights. It measures serving, not accuracy. 
                 path: session loader, ``Session.run`` on the SignatureDef's tensor names), NumPy in and out,
                 called from the threads (what the server does per request, without gRPC)
 ``unbatched``   ``keras-lstm serve`` as a subprocess, through ``serving.Client``
-``batched``     the same, with ``--batching-parameters-file`` (:data:`BATCHING`)
+``batched``     the same, with ``--batching-parameters-file models/batching.config`` (what TF Serving is given)
 ==============  ================================================================================================
+
+Each server also reports, per cell, its own time per request: TF Serving's ``request_latency`` minus its
+``runtime_latency`` (the model's Session.run; with batching also the wait for the batch), read from its Prometheus
+page (``--monitoring-config-file models/monitoring.config``) before and after the cell.
 
 The server's per-request model call is also timed on its own, interleaved, on the path it takes now (the session
 path above) and on the path it took before (``tf.saved_model.load(...).signatures["serving_default"]``, kept here
@@ -53,14 +57,11 @@ from keras_lstm.cli import use_tensorflow_defaults  # noqa: E402
 
 use_tensorflow_defaults()  # the in-process side runs as the server does (`keras-lstm serve`: BFC CPU allocator)
 
-__all__ = ["BenchConfig", "BATCHING", "run_benchmark", "main"]
+__all__ = ["BenchConfig", "BATCHING_FILE", "run_benchmark", "main"]
 
 MODEL_NAME = "bench"
-# BatchingParameters for the batched server: up to 64 rows (two batch-32 requests), wait at most 2 ms for a
-# batch to fill, two batches at a time (this machine's cores), room for every request of a 32-way load.
-# One batch thread was tried: batch 1 went from 547 to ~600-680 req/s, but batch 32 lost the second core
-# (0.72x the unbatched server's throughput), so two it stays.
-BATCHING = {"max_batch_size": 64, "batch_timeout_micros": 2000, "num_batch_threads": 2, "max_enqueued_batches": 100}
+BATCHING_FILE = REPO / "models" / "batching.config"  # TF Serving's batching config (docker/), for the batched server
+MONITORING_FILE = REPO / "models" / "monitoring.config"
 GRPC_OVERHEAD_TARGET_MS = 1.0  # p50 client - p50 in-process, batch 1, concurrency 1, unbatched server
 BATCHING_SPEEDUP_TARGET = 3.0  # req/s batched / unbatched at the highest concurrency
 
@@ -99,6 +100,7 @@ class Row:
     bench_cpu_ms: float  # CPU time of this process (the client, or the in-process model) per request
     server_cpu_ms: float | None  # CPU time of the server process per request; None in-process
     load_avg_1m: float  # the machine's 1-minute load average after the cell
+    server_own_ms: float | None = None  # the server's request_latency - runtime_latency per request; None in-process
 
 
 # -- load -----------------------------------------------------------------------------------------------------------
@@ -195,15 +197,21 @@ def sequences(batch: int, config: BenchConfig) -> np.ndarray:
     return np.random.default_rng(batch).normal(size=(batch, config.time_steps, config.features)).astype(np.float32)
 
 
-def measure(mode: str, call_for: CallFor, config: BenchConfig, server_pid: int | None = None) -> list[Row]:
+def measure(mode: str, call_for: CallFor, config: BenchConfig, server: "LocalServer | None" = None) -> list[Row]:
     """One Row per (batch, concurrency) cell."""
+    server_pid = server.proc.pid if server else None
     clocks = {"bench": time.process_time} | ({"server": process_cpu_s(server_pid)} if server_pid else {})
     rows = []
     for batch in config.batches:
         call = call_for(sequences(batch, config))
         for concurrency in config.concurrencies:
+            before = server.own_time() if server else None
             latencies, wall, cpu = closed_loop(call, concurrency, config.requests, config.warmup_per_thread, clocks)
-            rows.append(summarise(mode, batch, concurrency, latencies, wall, cpu))
+            row = summarise(mode, batch, concurrency, latencies, wall, cpu)
+            if server:
+                after = server.own_time()
+                row = replace(row, server_own_ms=(after[1] - before[1]) / max(after[0] - before[0], 1) / 1e3)
+            rows.append(row)
             print(_table_line(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -221,11 +229,6 @@ def export_bench_model(base: Path, config: BenchConfig) -> Path:
     return export_model(model, base, MODEL_NAME)
 
 
-def batching_text(params: dict[str, int]) -> str:
-    """BatchingParameters in protobuf text format (wrapper fields: `name { value: N }`)."""
-    return "".join(f"{name} {{ value: {value} }}\n" for name, value in params.items())
-
-
 class LocalServer:
     """`keras-lstm serve` on a free loopback port with version polling off, as a context manager.
 
@@ -233,13 +236,19 @@ class LocalServer:
     sends SIGTERM (requests in flight finish) and waits for it."""
 
     def __init__(self, model_base: Path, workdir: Path, config: BenchConfig, batching_file: Path | None = None) -> None:
+        import socket
+
         self.tag = "batched" if batching_file else "unbatched"
+        with socket.socket() as probe:  # a free port for the REST API, which serves the metrics page
+            probe.bind(("127.0.0.1", 0))
+            self.rest_port = probe.getsockname()[1]
         self.port_file, self.log_path = workdir / f"port-{self.tag}", workdir / f"server-{self.tag}.log"
         self.args = [sys.executable, "-m", "keras_lstm.cli", "serve", "--model-base", str(model_base),
                      "--model-name", MODEL_NAME, "--port", "0", "--port-file", str(self.port_file),
                      "--file-system-poll-wait-seconds", "0", "--log-level", "WARNING",
                      "--tensorflow-intra-op-parallelism", str(config.intra_op_threads),
-                     "--tensorflow-inter-op-parallelism", str(config.inter_op_threads)]
+                     "--tensorflow-inter-op-parallelism", str(config.inter_op_threads),
+                     "--rest-api-port", str(self.rest_port), "--monitoring-config-file", str(MONITORING_FILE)]
         if batching_file is not None:
             self.args += ["--batching-parameters-file", str(batching_file)]
 
@@ -257,6 +266,26 @@ class LocalServer:
                                    f"{self.log_path.read_text()}")
             time.sleep(0.1)
         return f"127.0.0.1:{self.port_file.read_text()}"
+
+    def own_time(self) -> tuple[float, float]:
+        """(requests, µs): Predicts of serving_default over gRPC so far, and the sum of their request_latency
+        minus their runtime_latency (TF Serving's metrics: the server's own time), from its Prometheus page."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        page = urllib.request.urlopen(f"http://127.0.0.1:{self.rest_port}/monitoring/prometheus/metrics", timeout=30)
+        sums = {}
+        for family in text_string_to_metric_families(page.read().decode()):
+            for sample in family.samples:
+                labels = sample.labels
+                if labels.get("signature_name") == "serving_default" and "GRPC" in (labels.get("entrypoint"),
+                                                                                    labels.get("API")):
+                    sums[sample.name] = sample.value
+        count = sums.get(":tensorflow:serving:request_latency_count", 0.0)
+        own = sums.get(":tensorflow:serving:request_latency_sum", 0.0) - sums.get(
+            ":tensorflow:serving:runtime_latency_sum", 0.0)
+        return count, own
 
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
@@ -318,13 +347,25 @@ def targets(rows: list[Row], paired: dict, config: BenchConfig) -> list[dict]:
 
 
 _HEADER = ("| mode | batch | concurrency | p50 ms | p99 ms | req/s | rows/s | bench CPU ms/req "
-           "| server CPU ms/req | load 1m |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+           "| server CPU ms/req | server's own ms/req | load 1m |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def _batching_parameters() -> dict:
+    """models/batching.config, the batched server's (and TF Serving's) BatchingParameters, as a dict."""
+    from google.protobuf import json_format
+
+    from serving.config_protos import BatchingParameters, parse_text_file
+
+    fields = json_format.MessageToDict(parse_text_file(BATCHING_FILE, BatchingParameters),
+                                       preserving_proto_field_name=True)
+    return {k: int(v) if isinstance(v, str) and v.isdigit() else v for k, v in fields.items()}  # int64 are strings
 
 
 def _table_line(r: Row) -> str:
     server_cpu = "-" if r.server_cpu_ms is None else f"{r.server_cpu_ms:.2f}"
+    own = "-" if r.server_own_ms is None else f"{r.server_own_ms:.2f}"
     return (f"| {r.mode} | {r.batch} | {r.concurrency} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.req_s:.1f} "
-            f"| {r.rows_s:.0f} | {r.bench_cpu_ms:.2f} | {server_cpu} | {r.load_avg_1m:.2f} |")
+            f"| {r.rows_s:.0f} | {r.bench_cpu_ms:.2f} | {server_cpu} | {own} | {r.load_avg_1m:.2f} |")
 
 
 def markdown(result: dict) -> str:
@@ -340,7 +381,9 @@ def markdown(result: dict) -> str:
         f"load average {env['load_before'][0]:.2f} before, {env['load_after'][0]:.2f} after. "
         f"TensorFlow threads, in-process and in both servers: intra-op {config['intra_op_threads']}, inter-op "
         f"{config['inter_op_threads']} (0: TensorFlow's choice). "
-        f"Batching: {', '.join(f'{k} {v}' for k, v in result['batching'].items())}. The gRPC overhead is taken "
+        f"Batching (models/batching.config): {', '.join(f'{k} {v}' for k, v in result['batching'].items())}. "
+        "The server's own ms/req is its request_latency minus its runtime_latency (TF Serving's metrics; "
+        "with batching the runtime includes the wait for the batch). The gRPC overhead is taken "
         "against the unbatched server: the batched one holds a lone request for up to batch_timeout_micros. "
         "Server-side batching is meant for small requests; the batch-32 ratio is there for completeness.",
         "",
@@ -378,8 +421,7 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
         version_dir = export_bench_model(work / "models", config)
-        batching_file = work / "batching.config"
-        batching_file.write_text(batching_text(BATCHING))
+        batching_file = BATCHING_FILE
         local = in_process_caller(version_dir)
         handler = handler_paths(version_dir, sequences(1, config), config.requests, max(10, config.warmup_per_thread))
         rows = measure("in-process", local, config)
@@ -388,18 +430,18 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
         with LocalServer(version_dir.parent, work, config) as server, \
                 Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
             client.wait_until_ready(timeout_s=120.0)
-            rows += measure("unbatched", lambda x: (lambda: client.predict(x)), config, server.proc.pid)
+            rows += measure("unbatched", lambda x: (lambda: client.predict(x)), config, server)
             x = sequences(1, config)
             paired = paired_overhead(local(x), lambda: client.predict(x), config.requests, config.warmup_per_thread)
         with LocalServer(version_dir.parent, work, config, batching_file) as server, \
                 Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
             client.wait_until_ready(timeout_s=120.0)
-            rows += measure("batched", lambda x: (lambda: client.predict(x)), config, server.proc.pid)
+            rows += measure("batched", lambda x: (lambda: client.predict(x)), config, server)
     import grpc
 
     result = {
         "config": asdict(config),
-        "batching": BATCHING,
+        "batching": _batching_parameters(),
         "environment": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
                         "grpcio": grpc.__version__, "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC"),
                         "load_before": load_before, "load_after": os.getloadavg(),

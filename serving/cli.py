@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["configure", "run", "main", "thread_count", "set_tensorflow_threads"]
+__all__ = ["configure", "run", "main", "thread_count", "set_tensorflow_threads", "disable_xla_compilation"]
 
 log = logging.getLogger("serving.server")
 
@@ -90,6 +90,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                             help="threads running independent ops of the model's graph, shared by all requests "
                                  "(0: TensorFlow picks; 1 spends less CPU per request when requests already "
                                  "keep every core busy)")
+    tf_threads.add_argument("--xla-cpu-compilation-enabled", action="store_true",
+                            help="run functions marked for XLA (exports made with `keras-lstm export --xla`), as "
+                                 "TF Serving's --xla_cpu_compilation_enabled; without it they fail, as there")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -103,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
+    if not args.xla_cpu_compilation_enabled:
+        disable_xla_compilation()
     from serving.admission import RequestLimits
     from serving.batching import BatchingOptions
     from serving.config_protos import BatchingParameters, parse_text_file
@@ -221,6 +226,23 @@ def set_tensorflow_threads(intra_op: int, inter_op: int) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(intra_op)
     tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+
+
+def disable_xla_compilation() -> None:
+    """What ``tensorflow_model_server`` does unless started with ``--xla_cpu_compilation_enabled``: call
+    ``tensorflow::DisableXlaCompilation()`` (TensorFlow's C++ library, process-wide), after which a function
+    marked for XLA fails in ``Session::Run`` with "XLA compilation disabled". No Python API exposes it, so it is
+    called by its C++ name in the library TensorFlow loaded; a TensorFlow without it gets a warning."""
+    import ctypes
+
+    import tensorflow as tf
+
+    library = Path(tf.__file__).resolve().parent / "libtensorflow_cc.so.2"
+    try:
+        getattr(ctypes.CDLL(str(library)), "_ZN10tensorflow21DisableXlaCompilationEv")()
+    except (OSError, AttributeError) as err:
+        logging.getLogger("serving.server").warning(
+            "cannot disable XLA compilation as TF Serving does (%s): exports made with --xla will run here", err)
 
 
 def _mounts(args: argparse.Namespace):  # -> list[Mount]

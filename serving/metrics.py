@@ -2,8 +2,10 @@
 
 TF Serving counts requests per model and status (``/tensorflow/serving/request_count``) and keeps their wall time
 in microseconds per model, API and entrypoint (``/tensorflow/serving/request_latency``, buckets 10 * 1.8**i, 33 of
-them); its Prometheus exporter names them ``:tensorflow:serving:request_count`` and
-``:tensorflow:serving:request_latency``. The local server keeps the same two, with the same buckets, labelled
+them), and the wall time of the model's run within each (``/tensorflow/serving/runtime_latency``: Session::Run,
+with batching the wait for the batch too); its Prometheus exporter names them ``:tensorflow:serving:request_count``,
+``:tensorflow:serving:request_latency`` and ``:tensorflow:serving:runtime_latency``. Their difference is the
+server's own time per request. The local server keeps the same three, with the same buckets, labelled
 also by signature, through the Prometheus client library in a registry of its own. The library writes a
 counter's samples with the ``_total`` suffix (``:tensorflow:serving:request_count_total``), as the exposition
 format asks; TF Serving's exporter writes them without it.
@@ -45,11 +47,18 @@ class Metrics:
             "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
             ["model_name", "signature_name", "API", "entrypoint"], buckets=LATENCY_BUCKETS_US,
             registry=self.registry)
+        self._runtime = Histogram(
+            ":tensorflow:serving:runtime_latency",
+            "Distribution of wall time (in microseconds) for Tensorflow runtime.",
+            ["model_name", "signature_name", "API", "runtime"], buckets=LATENCY_BUCKETS_US, registry=self.registry)
 
     def record_predict(self, model: str, signature: str, entrypoint: str, code: grpc.StatusCode,
                        seconds: float) -> None:
         self._count.labels(model, signature, "Predict", entrypoint, code.name).inc()
         self._latency.labels(model, signature, "Predict", entrypoint).observe(seconds * 1e6)
+
+    def record_runtime(self, model: str, signature: str, entrypoint: str, seconds: float) -> None:
+        self._runtime.labels(model, signature, entrypoint, "TF1").observe(seconds * 1e6)
 
     def page(self) -> bytes:
         """The Prometheus text exposition of every metric."""

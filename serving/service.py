@@ -8,7 +8,7 @@ is one prediction path: ``admission.model_spec_of`` and the manager (the model s
 (every claim checked before any array is built), ``admission.output_fetches``, then the batcher or the servable,
 under the request's deadline, with one set of limits. Failures are raised as ``ServingError`` carrying their
 gRPC status code; each API turns that into its own status (gRPC status, HTTP code). Every Predict is counted and
-timed in ``serving.metrics``, labelled with the API it came from.
+timed in ``serving.metrics``, labelled with the API it came from, and so is its model run.
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ class Service:
                 labels[1] = signature
                 inputs = decode_inputs(sig, request.inputs, self.limits)
                 fetches = output_fetches(sig, request.output_filter)
+                run_started = time.monotonic()
                 outputs = self._run(servable, signature, inputs, fetches, timeout_s)
+                if self._metrics is not None:
+                    self._metrics.record_runtime(servable.name, signature, api, time.monotonic() - run_started)
                 response = predict_pb2.PredictResponse()
                 _fill_spec(response.model_spec, servable, signature)
                 for name in fetches:

@@ -79,7 +79,7 @@ def test_compose_runs_what_the_issue_asks():
     flags = _flags(COMPOSE)
     assert {"--model_config_file=/models/models.config", "--enable_batching=true",
             "--batching_parameters_file=/models/batching.config",
-            "--monitoring_config_file=/models/monitoring.config"} <= flags
+            "--monitoring_config_file=/models/monitoring.config", "--xla_cpu_compilation_enabled=true"} <= flags
     cmd = DOCKERFILE[DOCKERFILE.index("CMD ["):]
     assert flags == _flags(cmd[:cmd.index("]")]), "compose command and Dockerfile CMD disagree"
     for flag in flags:  # every file the container reads is in models/

@@ -327,3 +327,16 @@ def test_prometheus_metrics_count_both_apis(served):
     latency = [s for s in families[":tensorflow:serving:request_latency"].samples
                if s.name.endswith("_count") and s.labels["entrypoint"] == "REST"]
     assert sum(s.value for s in latency) >= 10
+    # The model's run within each request that reached it, as TF Serving's runtime_latency: never longer.
+    def sums(family, by):
+        out = {}
+        for s in families[family].samples:
+            key = (s.labels["model_name"], s.labels["signature_name"], s.labels[by], s.name.rsplit("_", 1)[-1])
+            out[key] = s.value
+        return out
+
+    request, runtime = sums(":tensorflow:serving:request_latency", "entrypoint"), sums(
+        ":tensorflow:serving:runtime_latency", "API")
+    key = ("adding", "serving_default", "GRPC")
+    assert runtime[(*key, "count")] == counts[(*key, "OK")]
+    assert 0 < runtime[(*key, "sum")] < request[(*key, "sum")]

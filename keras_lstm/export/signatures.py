@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_lstm.export.plan import ExportPlan
 from keras_lstm.export.walk import run_sequences, run_step, zero_state
+from keras_lstm.kernels.context import tracing_for_saving
 
 __all__ = ["SIGNATURES", "STEP_SIGNATURES", "ServingModule"]
 
@@ -38,7 +39,8 @@ class ServingModule(tf.Module):
 
     def __init__(self, plan: ExportPlan):
         super().__init__(name="keras_lstm_export")
-        self.functions = {name: fn.get_concrete_function() for name, fn in _functions(plan).items()}
+        with tracing_for_saving():  # the layers take the kernels a SavedModel holds (keras_lstm.kernels)
+            self.functions = {name: fn.get_concrete_function() for name, fn in _functions(plan).items()}
         captured = {id(v): v for fn in self.functions.values() for v in fn.variables}
         self.captured_variables = list(captured.values())
 

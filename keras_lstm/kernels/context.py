@@ -4,11 +4,15 @@ Both are read from TensorFlow's tracing state (no public API tells either), once
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 
 import tensorflow as tf
 
-__all__ = ["in_xla_context", "traced_for_saving"]
+__all__ = ["in_xla_context", "traced_for_saving", "tracing_for_saving"]
+
+_SAVING = threading.local()
 
 _KERAS_EXPORT_PACKAGE = "keras.src.export."
 
@@ -23,6 +27,7 @@ def in_xla_context() -> bool:
 def traced_for_saving() -> bool:
     """True while the layer is traced for a SavedModel.
 
+    ``keras_lstm.export`` traces its signatures inside :func:`tracing_for_saving`.
     ``tf.saved_model.save`` traces inside its save context. ``model.export`` and
     ``keras.export.ExportArchive.write_out`` trace their endpoints just before entering it, so a
     trace called from Keras's export package counts too."""
@@ -30,7 +35,7 @@ def traced_for_saving() -> bool:
 
     if tf.executing_eagerly():
         return False
-    if save_context.in_save_context():
+    if getattr(_SAVING, "active", False) or save_context.in_save_context():
         return True
     frame = sys._getframe(1)
     while frame is not None:
@@ -38,3 +43,14 @@ def traced_for_saving() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+@contextlib.contextmanager
+def tracing_for_saving():
+    """Traces inside count as traces for a SavedModel (:func:`traced_for_saving`), in this thread."""
+    before = getattr(_SAVING, "active", False)
+    _SAVING.active = True
+    try:
+        yield
+    finally:
+        _SAVING.active = before
