@@ -99,6 +99,7 @@ def exported(tmp_path_factory):
     x = cases["stacked"]["x"]
     cases["stacked_xla"] = {"path": xla_path, "keras": np.asarray(xla_model(x)),
                             "default": job(xla_path, "serving_default", {"sequences": x}),
+                            "padded": job(xla_path, "padded", jobs[cases["stacked"]["padded"]][2]),
                             "warmup": [(sig, job(xla_path, sig, inputs)) for sig, inputs in _warmup_records(xla_path)]}
 
     work = tmp_path_factory.mktemp("runner")
@@ -224,8 +225,11 @@ def test_xla_export_fails_clearly_on_a_server_without_xla_compilation(exported):
 
 
 def test_xla_export_gives_the_same_outputs(exported):
-    case = exported["cases"]["stacked_xla"]
-    _close(exported["results"][case["default"]]["outputs"], case["keras"], "outputs")
+    """Also with the batch run as slices (select.XLA_SHARDS) and under a mask."""
+    case, res = exported["cases"]["stacked_xla"], exported["results"]
+    _close(res[case["default"]]["outputs"], case["keras"], "outputs")
+    for alias, value in res[exported["cases"]["stacked"]["padded"]].items():
+        _close(res[case["padded"]][alias], value, f"padded {alias} vs the stock export")
 
 
 def test_models_config_lists_every_export_and_keeps_other_entries(exported):

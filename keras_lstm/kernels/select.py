@@ -27,6 +27,11 @@ _KERNELS = {"onednn": onednn, "xla": xla, "graph": graph, "block": block}
 # against 1095 ms, model.fit 878 against 1004). See docs/kernels.md for the runs.
 FUSED_MIN_UNITS = 512
 
+# An XLA-compiled loop runs on one core (its CPU time equals its wall time). In a saved graph (the --xla export)
+# a batch of two or more rows is cut into this many slices, each its own compiled call, which TensorFlow's
+# executor runs at once on its inter-op threads.
+XLA_SHARDS = 2
+
 
 @dataclasses.dataclass(frozen=True)
 class KernelChoice:
@@ -36,6 +41,7 @@ class KernelChoice:
     name: str
     reason: str
     fallback: Optional[str] = None
+    shards: int = 1  # > 1: a batch of at least this many rows runs as that many independent slices (see run)
 
 
 def _block_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str) -> Optional[str]:
@@ -78,7 +84,8 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
     loop = "xla" if cfg.jit_compile else "graph"
     if traced_for_saving():
         if cfg.export_xla and cfg.jit_compile:
-            return KernelChoice("xla", "traced for a SavedModel with export_xla=True")
+            return KernelChoice("xla", f"traced for a SavedModel with export_xla=True; a batch runs as {XLA_SHARDS} "
+                                       "slices at once (XLA's loop keeps to one core)", shards=XLA_SHARDS)
         why = _block_blocker(cfg, activation, recurrent_activation, dtype)
         if why is None:
             return KernelChoice("block", f"traced for a SavedModel: stock TensorFlow's BlockLSTMV2 up to batch "
@@ -114,7 +121,12 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
 
 
 def run(choice: KernelChoice, x, mask, *args, **kwargs):
-    """Run the chosen kernel, and its fallback for the batches it cannot run (decided in the graph)."""
+    """Run the chosen kernel, and its fallback for the batches it cannot run (decided in the graph); with
+    ``choice.shards``, a batch of at least that many rows as independent slices (rows are independent)."""
+    if choice.shards > 1:
+        whole = dataclasses.replace(choice, shards=1)
+        return tf.cond(tf.shape(x)[0] >= choice.shards, lambda: _sliced(whole, x, mask, *args, **kwargs),
+                       lambda: run(whole, x, mask, *args, **kwargs))
     kernel = _KERNELS[choice.name]
     runs = getattr(kernel, "batch_runs", lambda *_: None)(x, mask, kwargs["cfg"])
     if runs is None:
@@ -126,3 +138,16 @@ def run(choice: KernelChoice, x, mask, *args, **kwargs):
             return kernel.run(tf.identity(x), mask, *args, **kwargs)
     fallback = _KERNELS[choice.fallback]
     return tf.cond(runs, lambda: kernel.run(x, mask, *args, **kwargs), lambda: fallback.run(x, mask, *args, **kwargs))
+
+
+def _sliced(choice: KernelChoice, x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, **kwargs):
+    """The batch cut into XLA_SHARDS row ranges, each run by :func:`run` on its own, the results joined in order."""
+    batch = tf.shape(x)[0]
+    bounds = [batch * k // XLA_SHARDS for k in range(XLA_SHARDS + 1)]
+
+    def rows(t, lo, hi):
+        return None if t is None else t[lo:hi]
+
+    parts = [run(choice, x[lo:hi], rows(mask, lo, hi), h0[lo:hi], c0[lo:hi], rows(input_dropout_mask, lo, hi),
+                 rows(recurrent_dropout_mask, lo, hi), w, **kwargs) for lo, hi in zip(bounds, bounds[1:])]
+    return tuple(tf.concat(pieces, axis=0) for pieces in zip(*parts))
