@@ -153,12 +153,16 @@ def closed_loop(call: Callable[[], object], concurrency: int, requests: int, war
 
 
 def paired_overhead(in_process: Callable[[], object], client: Callable[[], object], pairs: int,
-                    warmup: int) -> dict:
-    """p50 client - p50 in-process from interleaved calls (order alternating), so both see the same machine load."""
+                    warmup: int, empty_rpc: Callable[[], object] | None = None) -> dict:
+    """p50 client - p50 in-process from interleaved calls (order alternating), so both see the same machine load.
+    ``empty_rpc`` (the server's gRPC health Check), if given, is interleaved too: the floor of any RPC to a Python
+    gRPC server, whatever the handler does."""
+    calls = {"in_process": in_process, "client": client} | ({"empty_rpc": empty_rpc} if empty_rpc else {})
     for _ in range(warmup):
-        in_process(), client()
-    ms: dict[str, list[float]] = {"in_process": [], "client": []}
-    order = (("in_process", in_process), ("client", client))
+        for call in calls.values():
+            call()
+    ms: dict[str, list[float]] = {name: [] for name in calls}
+    order = tuple(calls.items())
     for i in range(pairs):
         for name, call in order if i % 2 == 0 else order[::-1]:
             start = time.perf_counter()
@@ -166,7 +170,7 @@ def paired_overhead(in_process: Callable[[], object], client: Callable[[], objec
             ms[name].append((time.perf_counter() - start) * 1e3)
     p50 = {name: float(np.percentile(values, 50)) for name, values in ms.items()}
     return {"pairs": pairs, "in_process_p50_ms": p50["in_process"], "client_p50_ms": p50["client"],
-            "overhead_p50_ms": p50["client"] - p50["in_process"]}
+            "overhead_p50_ms": p50["client"] - p50["in_process"], "empty_rpc_p50_ms": p50.get("empty_rpc")}
 
 
 def summarise(mode: str, batch: int, concurrency: int, latencies: list[float], wall_s: float,
@@ -391,7 +395,9 @@ def markdown(result: dict) -> str:
         *(_table_line(Row(**r)) for r in result["rows"]),
         "",
         f"Interleaved pairs (batch 1, one thread, {paired['pairs']} pairs): in-process p50 "
-        f"{paired['in_process_p50_ms']:.2f} ms, client p50 {paired['client_p50_ms']:.2f} ms.",
+        f"{paired['in_process_p50_ms']:.2f} ms, client p50 {paired['client_p50_ms']:.2f} ms; an empty RPC (gRPC "
+        f"health Check) to the same server p50 {paired['empty_rpc_p50_ms']:.2f} ms, the floor of a Python gRPC "
+        "server and client on this machine, whatever the handler does.",
         "",
         f"The server's model call, batch 1, interleaved ({result['handler']['rounds']} rounds): session path (now) "
         f"p50 {result['handler']['session_p50_ms']:.2f} ms, p99 {result['handler']['session_p99_ms']:.2f} ms; "
@@ -408,6 +414,9 @@ def markdown(result: dict) -> str:
 
 
 def run_benchmark(config: BenchConfig, out: Path) -> dict:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     from serving import Client
 
     import tensorflow as tf
@@ -432,13 +441,15 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
             client.wait_until_ready(timeout_s=120.0)
             rows += measure("unbatched", lambda x: (lambda: client.predict(x)), config, server)
             x = sequences(1, config)
-            paired = paired_overhead(local(x), lambda: client.predict(x), config.requests, config.warmup_per_thread)
+            with grpc.insecure_channel(server.target()) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                paired = paired_overhead(local(x), lambda: client.predict(x), config.requests,
+                                         config.warmup_per_thread,
+                                         lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=30))
         with LocalServer(version_dir.parent, work, config, batching_file) as server, \
                 Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
             client.wait_until_ready(timeout_s=120.0)
             rows += measure("batched", lambda x: (lambda: client.predict(x)), config, server)
-    import grpc
-
     result = {
         "config": asdict(config),
         "batching": _batching_parameters(),

@@ -48,6 +48,7 @@ def test_quick_run_writes_every_row(tmp_path):
     names = [t["name"].split(",")[0] for t in result["targets"]]
     assert names == ["gRPC overhead"] * 2 + ["throughput batched / unbatched server"] * 2  # pairs, cells; batch 1, 32
     assert result["paired_overhead"]["pairs"] == config["requests"]
+    assert result["paired_overhead"]["empty_rpc_p50_ms"] > 0
     assert result["batching"]["max_batch_size"] == 64  # models/batching.config, as TF Serving reads it
     for target in result["targets"]:
         assert math.isfinite(target["value"]) and isinstance(target["met"], bool)
