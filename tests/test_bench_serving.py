@@ -19,12 +19,18 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
-def test_quick_run_writes_every_row(tmp_path):
-    out = tmp_path / "results"
+def quick_run(script: str, out: Path) -> subprocess.CompletedProcess:
+    """``python SCRIPT --quick --out OUT`` from the repository root; asserts that it exits 0."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run([sys.executable, "bench/serving.py", "--quick", "--out", str(out)], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, script, "--quick", "--out", str(out)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=360)
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_quick_run_writes_every_row(tmp_path):
+    out = tmp_path / "results"
+    done = quick_run("bench/serving.py", out)
 
     result = json.loads((out / "serving.json").read_text())
     config = result["config"]
@@ -61,10 +67,7 @@ def test_quick_run_writes_every_row(tmp_path):
 def test_graph_benchmark_quick_run_times_the_three_exports(tmp_path):
     """bench/serving_graph.py --quick: this project's stock and --xla exports and Keras's, on the session path."""
     out = tmp_path / "results"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run([sys.executable, "bench/serving_graph.py", "--quick", "--out", str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=360)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = quick_run("bench/serving_graph.py", out)
     result = json.loads((out / "serving_graph.json").read_text())
     assert result["quick"] and [(r["B"], r["T"], r["H"]) for r in result["rows"]] == [(1, 5, 8), (2, 5, 8)]
     for row in result["rows"]:
