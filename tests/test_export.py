@@ -33,14 +33,16 @@ from keras_lstm.export import export_model
 from keras_lstm.export.graphcheck import serving_blockers
 from keras_lstm.export.warmup import WARMUP_FILE
 from keras_lstm.kernels import block
+from keras_lstm.kernels.select import SAVED_SLICES
 
 HERE = Path(__file__).resolve().parent
 
 _BLOCKER = dynamic_time_blocker()
 pytestmark = pytest.mark.skipif(bool(_BLOCKER), reason=_BLOCKER)
 BATCH, TIME, LENGTHS = 3, 5, (5, 3, 1)
-# Above every zoo LSTM's block.max_batch (the smallest has 4 units): such a batch takes the graph loop's branch.
-BIG_BATCH = block.MAX_BATCH_UNITS // 4 + 1
+# Each of its slices (select.SAVED_SLICES) above every zoo LSTM's block.max_batch (the smallest has 4 units): such
+# a batch takes the graph loop's branch.
+BIG_BATCH = SAVED_SLICES * (block.MAX_BATCH_UNITS // 4 + 1)
 TOL = 1e-5
 
 
@@ -225,7 +227,7 @@ def test_xla_export_fails_clearly_on_a_server_without_xla_compilation(exported):
 
 
 def test_xla_export_gives_the_same_outputs(exported):
-    """Also with the batch run as slices (select.XLA_SHARDS) and under a mask."""
+    """Also with the batch run as slices (select.SAVED_SLICES) and under a mask."""
     case, res = exported["cases"]["stacked_xla"], exported["results"]
     _close(res[case["default"]]["outputs"], case["keras"], "outputs")
     for alias, value in res[exported["cases"]["stacked"]["padded"]].items():

@@ -27,10 +27,13 @@ _KERNELS = {"onednn": onednn, "xla": xla, "graph": graph, "block": block}
 # against 1095 ms, model.fit 878 against 1004). See docs/kernels.md for the runs.
 FUSED_MIN_UNITS = 512
 
-# An XLA-compiled loop runs on one core (its CPU time equals its wall time). In a saved graph (the --xla export)
-# a batch of two or more rows is cut into this many slices, each its own compiled call, which TensorFlow's
-# executor runs at once on its inter-op threads.
-XLA_SHARDS = 2
+# In a saved graph a batch of two or more rows is cut into this many slices, each run by its own kernel call
+# (BlockLSTMV2, or the XLA loop of an --xla export), which TensorFlow's executor runs at once on its inter-op
+# threads: an XLA loop keeps to one core (its CPU time equals its wall time), and BlockLSTMV2 at a small batch
+# nearly so. Measured on the 2-core machine at load 2.6-2.9 (bench A/B in one process, T=100, p50 ms, whole
+# batch against two slices): BlockLSTMV2 at H=64 B=8 2.2/1.7, B=32 5.0/3.4, B=128 28.6/14.1; at H=256 B=2
+# 19.7/7.7, B=16 26.4/25.4, B=32 37.7/35.3; the --xla export at H=256 B=32 53.7/31.7.
+SAVED_SLICES = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +44,7 @@ class KernelChoice:
     name: str
     reason: str
     fallback: Optional[str] = None
-    shards: int = 1  # > 1: a batch of at least this many rows runs as that many independent slices (see run)
+    slices: int = 1  # > 1: a batch of at least this many rows runs as that many independent slices (see run)
 
 
 def _block_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str) -> Optional[str]:
@@ -84,13 +87,14 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
     loop = "xla" if cfg.jit_compile else "graph"
     if traced_for_saving():
         if cfg.export_xla and cfg.jit_compile:
-            return KernelChoice("xla", f"traced for a SavedModel with export_xla=True; a batch runs as {XLA_SHARDS} "
-                                       "slices at once (XLA's loop keeps to one core)", shards=XLA_SHARDS)
+            return KernelChoice("xla", f"traced for a SavedModel with export_xla=True; a batch runs as {SAVED_SLICES} "
+                                       "slices at once (XLA's loop keeps to one core)", slices=SAVED_SLICES)
         why = _block_blocker(cfg, activation, recurrent_activation, dtype)
         if why is None:
-            return KernelChoice("block", f"traced for a SavedModel: stock TensorFlow's BlockLSTMV2 up to batch "
-                                         f"{block.max_batch(cfg.units)} (right-padded masks), the graph loop above",
-                                fallback="graph")
+            return KernelChoice("block", f"traced for a SavedModel: stock TensorFlow's BlockLSTMV2 (right-padded "
+                                         f"masks) on {SAVED_SLICES} slices of the batch at once, each of up to "
+                                         f"{block.max_batch(cfg.units)} rows, the graph loop above",
+                                fallback="graph", slices=SAVED_SLICES)
         return KernelChoice("graph", f"traced for a SavedModel (stock TF Serving runs no custom op and no XLA); "
                                      f"not BlockLSTMV2: {why}")
     if in_xla_context():
@@ -122,10 +126,10 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
 
 def run(choice: KernelChoice, x, mask, *args, **kwargs):
     """Run the chosen kernel, and its fallback for the batches it cannot run (decided in the graph); with
-    ``choice.shards``, a batch of at least that many rows as independent slices (rows are independent)."""
-    if choice.shards > 1:
-        whole = dataclasses.replace(choice, shards=1)
-        return tf.cond(tf.shape(x)[0] >= choice.shards, lambda: _sliced(whole, x, mask, *args, **kwargs),
+    ``choice.slices``, a batch of at least that many rows as independent slices (rows are independent)."""
+    if choice.slices > 1:
+        whole = dataclasses.replace(choice, slices=1)
+        return tf.cond(tf.shape(x)[0] >= choice.slices, lambda: _sliced(whole, x, mask, *args, **kwargs),
                        lambda: run(whole, x, mask, *args, **kwargs))
     kernel = _KERNELS[choice.name]
     runs = getattr(kernel, "batch_runs", lambda *_: None)(x, mask, kwargs["cfg"])
@@ -141,9 +145,9 @@ def run(choice: KernelChoice, x, mask, *args, **kwargs):
 
 
 def _sliced(choice: KernelChoice, x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, **kwargs):
-    """The batch cut into XLA_SHARDS row ranges, each run by :func:`run` on its own, the results joined in order."""
+    """The batch cut into SAVED_SLICES row ranges, each run by :func:`run` on its own, the results joined in order."""
     batch = tf.shape(x)[0]
-    bounds = [batch * k // XLA_SHARDS for k in range(XLA_SHARDS + 1)]
+    bounds = [batch * k // SAVED_SLICES for k in range(SAVED_SLICES + 1)]
 
     def rows(t, lo, hi):
         return None if t is None else t[lo:hi]
