@@ -1,23 +1,30 @@
 """The one function that picks a kernel for a call and says why (see :mod:`keras_lstm.kernels`),
-and the one that runs it, with the per-batch fallback for masks."""
+and the one that runs it, with the per-batch fallback for masks.
+
+The backend is read once per call from :func:`keras.config.backend`; each backend's kernels are
+imported only when chosen, so the JAX and torch backends never import TensorFlow here."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Callable, Optional
 
-import tensorflow as tf
-from tensorflow.python.eager import record  # could_possibly_record: no public API tells whether a tape records
+import keras
 
 from keras_lstm.config import LSTMConfig
 from keras_lstm.errors import LSTMArgumentError
-from keras_lstm.kernels import graph, onednn, xla
-from keras_lstm.kernels.context import in_xla_context, traced_for_saving
 from keras_lstm.step import default_activations
 
 __all__ = ["FUSED_MIN_UNITS", "KernelChoice", "choose", "run"]
 
-_KERNELS = {"onednn": onednn, "xla": xla, "graph": graph}
+# kernel name -> its module in this package (one file per kernel)
+_KERNEL_MODULES = {"onednn": "onednn", "xla": "xla", "graph": "graph", "jax": "jax", "torch": "torch",
+                   "eager": "eager"}
+
+
+def _kernel(name: str):
+    return importlib.import_module(f"keras_lstm.kernels.{_KERNEL_MODULES[name]}")
 
 # kernel="auto" takes the fused kernel only where it measured faster than the XLA loop: training (a tape
 # records) with at least this many units. On the 2-core AVX2 development machine (oneDNN 3.2, the PyPI
@@ -38,20 +45,32 @@ class KernelChoice:
     fallback: Optional[str] = None
 
 
-def _onednn_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
-                    has_mask: bool, recurrent_dropout: bool) -> Optional[tuple[str, str]]:
-    """(argument, why) for the first thing that keeps this call off the fused kernel, or None."""
-    if tf.config.list_logical_devices("GPU"):
-        return "device", "a GPU is visible: the fused kernel is CPU-only, and XLA runs the loop on the GPU"
+def _fused_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                   recurrent_dropout: bool) -> Optional[tuple[str, str]]:
+    """(argument, why) for the first thing in the config that keeps a call off a fused LSTM primitive
+    (oneDNN's, torch's): both have σ gates, tanh, an optional projection and nothing else."""
     if dtype != "float32":
         return "dtype", f"the compute dtype is {dtype}; the fused kernel runs float32 only"
     if not default_activations(activation, recurrent_activation):
-        return "activation", "oneDNN's LSTM has σ gates and tanh only"
+        return "activation", "a fused LSTM has σ gates and tanh only"
     for name in ("coupled_gates", "layer_norm", "cell_clip", "projection_clip"):
         if getattr(cfg, name) not in (False, None):
-            return name, f"oneDNN's LSTM has no {name}"
+            return name, f"a fused LSTM has no {name}"
     if recurrent_dropout:
-        return "recurrent_dropout", "it masks h_{t-1} inside the step, where oneDNN's LSTM has no hook"
+        return "recurrent_dropout", "it masks h_{t-1} inside the step, where a fused LSTM has no hook"
+    return None
+
+
+def _onednn_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                    has_mask: bool, recurrent_dropout: bool) -> Optional[tuple[str, str]]:
+    """(argument, why) for the first thing that keeps this call off the fused kernel, or None."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return "device", "a GPU is visible: the fused kernel is CPU-only, and XLA runs the loop on the GPU"
+    blocker = _fused_blocker(cfg, activation, recurrent_activation, dtype, recurrent_dropout)
+    if blocker is not None:
+        return blocker
     if has_mask and (cfg.return_state or cfg.stateful):
         return "mask", "under a mask, the per-row cell state (return_state, stateful) is only the loop's: " \
                        "oneDNN returns C at the full length"
@@ -60,7 +79,48 @@ def _onednn_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation:
 
 def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Callable, dtype: str,
            has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
-    """The kernel for one call (one trace), from the layer's config and the call's context."""
+    """The kernel for one call (one trace), from Keras's backend, the layer's config and the call's context."""
+    backend = keras.config.backend()
+    if backend == "jax":
+        return _choose_jax(cfg)
+    if backend == "torch":
+        return _choose_torch(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
+    return _choose_tensorflow(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
+
+
+def _choose_jax(cfg: LSTMConfig) -> KernelChoice:
+    if cfg.kernel == "onednn":
+        raise LSTMArgumentError("kernel", "onednn", "'auto' or 'xla' on the JAX backend, where the recurrence is a "
+                                                    "jax.lax.scan compiled by XLA (no fused CPU kernel is reachable)")
+    return KernelChoice("jax", "the JAX backend: a lax.scan with a custom VJP, compiled by XLA (jax.jit)")
+
+
+def _choose_torch(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                  has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+    if cfg.kernel == "xla":
+        return KernelChoice("eager", "kernel='xla' on the torch backend: the loop (torch has no XLA here)")
+    blocker = _fused_blocker(cfg, activation, recurrent_activation, dtype, recurrent_dropout)
+    if blocker is None and cfg.peephole:
+        blocker = "peephole", "torch's fused LSTM has no peephole"
+    if blocker is None and has_mask:
+        blocker = "mask", "torch's fused LSTM takes no per-step mask"
+    if blocker is not None:
+        argument, why = blocker
+        if cfg.kernel == "onednn":
+            raise LSTMArgumentError("kernel", "onednn", f"'auto' or 'xla' for this call: `{argument}` keeps it off "
+                                                        f"torch's fused LSTM ({why})")
+        return KernelChoice("eager", f"`{argument}`: {why}")
+    return KernelChoice("torch", "the torch backend: torch's fused LSTM (oneDNN on a CPU, cuDNN on a GPU) on the "
+                                 "layer's own variables")
+
+
+def _choose_tensorflow(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                       has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+    from tensorflow.python.eager import record  # could_possibly_record: no public API tells whether a tape records
+
+    from keras_lstm.kernels import onednn
+    from keras_lstm.kernels.context import in_xla_context, traced_for_saving
+
     loop = "xla" if cfg.jit_compile else "graph"
     if traced_for_saving():
         if cfg.export_xla and cfg.jit_compile:
@@ -95,15 +155,17 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
 
 def run(choice: KernelChoice, x, mask, *args, **kwargs):
     """Run the chosen kernel (with its per-batch fallback, if any) under the kernels' contract."""
-    kernel = _KERNELS[choice.name]
+    kernel = _kernel(choice.name)
     if mask is None or choice.name != "onednn":
         return kernel.run(x, mask, *args, **kwargs)
-    padded = onednn.right_padded(mask)
+    import tensorflow as tf
+
+    padded = kernel.right_padded(mask)
     if choice.fallback is None:  # kernel="onednn" insists
         check = tf.debugging.Assert(padded, ["kernel='onednn' runs right-padded masks only; this batch's mask "
                                              "has holes or left padding: pass kernel='auto' or 'xla'"])
         with tf.control_dependencies([check]):
             return kernel.run(tf.identity(x), mask, *args, **kwargs)
-    fallback = _KERNELS[choice.fallback]
+    fallback = _kernel(choice.fallback)
     return tf.cond(padded, lambda: kernel.run(x, mask, *args, **kwargs),
                    lambda: fallback.run(x, mask, *args, **kwargs))
