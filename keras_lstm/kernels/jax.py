@@ -115,7 +115,7 @@ def _backward(spec: _Spec, res, d_hs, d_c_last):
 
     xs = (d_hs, cs, c_prevs, saved["per_step"], None if spec.analytic else zx, saved.get("m"), saved.get("hp"), mask)
     init = (jnp.zeros_like(h0), d_c_last, [jnp.zeros_like(v) for v in small])
-    unroll = zx.shape[0] if spec.cfg.unroll else 1
+    unroll = hs.shape[0] if spec.cfg.unroll else 1
     (dh0, dc0, d_small), (d_zh, d_zx, d_hp) = jax.lax.scan(step, init, xs, reverse=True, unroll=unroll)
     # Weight gradients in bulk: dU = [h_{t-1}]ᵀ · [dz_h], dW_proj = [m_t]ᵀ · [dh_t], over all T·B rows.
     h_prevs = jnp.concatenate([h0[None], hs[:-1]], axis=0)  # (T, B, P)
