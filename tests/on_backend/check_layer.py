@@ -50,7 +50,7 @@ def outputs_and_grads(layer, x, mask=None, state=None, loss=loss_of):
             out, _ = layer.stateless_call(trainable, frozen, x, mask=mask, initial_state=state)
             return loss(as_list(out)), as_list(out)
 
-        (_, outs), (dw, dx) = jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(trainable, x)
+        (_, outs), (dw, dx) = jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(trainable, x)
         return [to_numpy(o) for o in outs], [to_numpy(g) for g in [dx, *dw]]
     if BACKEND == "torch":
         import torch
@@ -160,9 +160,12 @@ VARIANTS = {
 }
 # Each variant alone (the plain cell and projection without a mask, on torch's fused kernel), and all
 # of them together, with and without a mask.
-ORACLE_CASES = [(("plain",), False), (("plain",), True), (("projection",), False),
-                *[((v,), True) for v in VARIANTS if v != "projection"],
-                *[(tuple(k for k in VARIANTS if k != "projection"), m) for m in (False, True)]]
+# (On JAX, where each case costs a compilation of a few seconds, only the plain cell, projection and
+# all of them together.)
+ALL = tuple(k for k in VARIANTS if k != "projection")
+ORACLE_CASES = [(("plain",), False), (("plain",), True), (("projection",), False), (ALL, False), (ALL, True)]
+if BACKEND != "jax":
+    ORACLE_CASES += [((v,), True) for v in VARIANTS if v != "projection"]
 
 
 @pytest.mark.parametrize("case, masked", ORACLE_CASES, ids=lambda c: "+".join(c) if isinstance(c, tuple) else
@@ -226,9 +229,8 @@ def test_fit_trains_with_dropout_and_recurrent_dropout():
     y = x.sum(axis=(1, 2))[:, None] / 5
     model = keras.Sequential([keras.Input((5, 3)), LSTM(8, dropout=0.2, recurrent_dropout=0.2), keras.layers.Dense(1)])
     model.compile(keras.optimizers.Adam(0.02), "mse")
-    first = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, epochs=15, batch_size=8, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < 0.7 * first
+    losses = model.fit(x, y, epochs=15, batch_size=8, verbose=0).history["loss"]
+    assert losses[-1] < 0.7 * losses[0]
     layer = model.layers[0]
     train = [to_numpy(layer(x[:4], training=True)) for _ in range(2)]
     assert not np.allclose(train[0], train[1])  # fresh dropout masks per call
