@@ -1,5 +1,5 @@
-"""Runs tests/on_backend/check_layer.py and Keras's LSTM tests under another Keras backend, each in a
-fresh process (Keras reads KERAS_BACKEND once, at import), for tests/test_on_jax.py and test_on_torch.py.
+"""Runs tests/on_backend/check_layer.py and Keras's LSTM tests under another Keras backend, in one fresh
+process (Keras reads KERAS_BACKEND once, at import), for tests/test_on_jax.py and test_on_torch.py.
 
 The driver itself runs on TensorFlow: it saves a model for the other backend to load, then loads back
 on TensorFlow the model that backend trained and saved, so a .keras file crosses both ways.
@@ -7,17 +7,13 @@ on TensorFlow the model that backend trained and saved, so a .keras file crosses
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from keras_lstm import LSTM
-from keras_suite import SUITES, Suite, check_suite, run_suites
+from keras_suite import SUITES, check_suite, run_suites
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKS = REPO / "tests" / "on_backend" / "check_layer.py"
@@ -42,32 +38,15 @@ def save_tensorflow_model(folder: Path) -> None:
     np.save(folder / "y.npy", keras.ops.convert_to_numpy(model(x)))
 
 
-def run_checks(backend: str, folder: Path) -> dict[str, str]:
-    """check_layer.py under ``backend`` in a subprocess; {test id: outcome}."""
-    report = folder / f"{backend}.xml"
-    env = {**os.environ, "KERAS_BACKEND": backend, "KERAS_LSTM_SAVED_DIR": str(folder), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-o",
-         "python_files=check_*.py", f"--junitxml={report}", str(CHECKS)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=500,
-    )
-    assert report.exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
-    outcomes = {}
-    for case in ET.parse(report).getroot().iter("testcase"):
-        outcome = "passed"
-        for tag in ("failure", "error", "skipped"):
-            element = case.find(tag)
-            if element is not None:
-                outcome = f"{tag}: {(element.get('message') or '')[:500]}"
-        outcomes[case.get("name")] = outcome
-    return outcomes
-
-
 def check_on_backend(backend: str, folder: Path) -> Path:
-    """Every check passes under ``backend`` (none skipped); returns the .keras file it trained and saved."""
+    """Every check of check_layer.py and Keras's LSTM tests pass under ``backend``, in one process (none
+    skipped); returns the .keras file that backend trained and saved."""
     save_tensorflow_model(folder)
-    outcomes = run_checks(backend, folder)
+    results = run_suites(folder, SUITES_EVERY_BACKEND, backend, extra=(CHECKS,),
+                         env={"KERAS_LSTM_SAVED_DIR": str(folder)})
+    for suite in SUITES_EVERY_BACKEND:
+        check_suite(suite, results)
+    outcomes = results[CHECKS.name]
     assert len(outcomes) >= 15, outcomes
     not_passed = {name: outcome for name, outcome in outcomes.items() if outcome != "passed"}
     assert not not_passed, not_passed
@@ -77,9 +56,3 @@ def check_on_backend(backend: str, folder: Path) -> Path:
     np.testing.assert_allclose(out, np.load(folder / f"y_{backend}.npy"), atol=1e-5)
     assert np.abs(out - np.load(folder / "y.npy")).max() > 1e-4  # it was trained there, not just copied
     return trained
-
-
-def check_keras_suite_on_backend(backend: str, folder: Path, suites: list[Suite] = SUITES_EVERY_BACKEND) -> None:
-    results = run_suites(folder, suites, backend)
-    for suite in suites:
-        check_suite(suite, results)

@@ -107,9 +107,13 @@ def expected_tests(source: str) -> dict[str, int]:
     return out
 
 
-def run_suites(folder: Path, suites: list[Suite], backend: str) -> dict[str, dict[str, str]]:
-    """Run the suites in one pytest subprocess under ``backend``; {suite path: {"Class::test[case]": outcome}}."""
-    targets, names = [], {}
+def run_suites(folder: Path, suites: list[Suite], backend: str, extra: tuple[Path, ...] = (),
+               env: dict | None = None) -> dict[str, dict[str, str]]:
+    """Run the suites in one pytest subprocess under ``backend``; {suite path: {"Class::test[case]": outcome}}.
+
+    ``extra``: more test files for the same process (their results keyed by file name, tests by name);
+    ``env``: more environment variables for it."""
+    targets, names = [str(p) for p in extra], {p.name: p.name for p in extra}
     for suite in suites:
         source = (KERAS_SRC / suite.path).read_text()
         name = "keras_" + suite.path.replace("/", "_")
@@ -121,23 +125,25 @@ def run_suites(folder: Path, suites: list[Suite], backend: str) -> dict[str, dic
             targets.append(name)
             targets += [f"--deselect={name}::{node}" for node in suite.left_out]
     report = folder / "report.xml"
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
+    env = {**os.environ, **(env or {}), "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "addopts=",
-         "--rootdir", str(folder), f"--junitxml={report}", *targets],
+         "-o", "junit_family=xunit1", "--rootdir", str(folder), f"--junitxml={report}", *targets],
         cwd=folder, env=env, capture_output=True, text=True, timeout=500,
     )
     assert report.exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
     results = {path: {} for path in names.values()}
     for case in ET.parse(report).getroot().iter("testcase"):
-        module, cls = case.get("classname").rsplit(".", 1)
         outcome = "passed"
         for tag in ("failure", "error", "skipped"):
             element = case.find(tag)
             if element is not None:
                 outcome = f"{tag}: {(element.get('message') or '')[:300]}"
-        results[names[module + ".py"]][f"{cls}::{case.get('name')}"] = outcome
+        # xunit1 reports give each case's file; classname ends with the class, if any
+        cls = case.get("classname").rsplit(".", 1)[-1]
+        test = f"{cls}::{case.get('name')}" if cls[:1].isupper() else case.get("name")
+        results[names[Path(case.get("file")).name]][test] = outcome
     return results
 
 

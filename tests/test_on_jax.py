@@ -3,7 +3,7 @@ oracle (forward and gradients), the kernel chosen (the compiled lax.scan), train
 file saved on TensorFlow loaded on JAX and one trained on JAX loaded and exported on TensorFlow, and
 Keras's own LSTM tests (see tests/backend_driver.py)."""
 
-from backend_driver import check_keras_suite_on_backend, check_on_backend
+from backend_driver import check_on_backend
 
 from keras_lstm.export import export_model
 
@@ -15,6 +15,3 @@ def test_the_layer_on_jax_and_a_model_trained_there_exports_on_tensorflow(tmp_pa
     version = export_model(keras.saving.load_model(trained), tmp_path / "models", "trained_on_jax")
     assert (version / "saved_model.pb").exists()
 
-
-def test_keras_lstm_tests_pass_on_jax(tmp_path):
-    check_keras_suite_on_backend("jax", tmp_path)

@@ -26,6 +26,11 @@ BACKEND = keras.config.backend()
 B, T, D, H = 4, 6, 3, 5
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    keras.utils.set_random_seed(0)  # as tests/conftest.py does (this file may run with another rootdir)
+
+
 def to_numpy(v):
     return ops.convert_to_numpy(v)
 
