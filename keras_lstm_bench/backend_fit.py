@@ -22,12 +22,12 @@ import argparse
 import datetime
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
-from keras_lstm_bench.fit import _fit_epoch
 from keras_lstm_bench.layer import SHAPES, SelfTimed, Shape, interleaved_medians_ms
 from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
@@ -59,6 +59,38 @@ def _model(family: str, shape: Shape, return_sequences: bool):
     model = keras.Sequential([keras.Input((shape.T, shape.D)), layer, keras.layers.Dense(1)])
     model.compile("adam", "mse")
     return model
+
+
+def _fit_epoch(model, x: np.ndarray, y: np.ndarray, batch: int):
+    """One epoch of model.fit; returns the median step in ms (the steps after the first), a step being
+    the time from one batch's start to the next's. JAX dispatches a step before the last one is done,
+    so each batch's end waits for its results (its logs), as a progress bar or a metric callback does."""
+    import keras
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.stamps = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.stamps.append(time.perf_counter())
+
+        def on_train_batch_end(self, batch, logs=None):
+            if keras.config.backend() == "jax":
+                import jax
+
+                jax.block_until_ready(logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.stamps.append(time.perf_counter())
+
+    clock = Clock()
+
+    def epoch() -> float:
+        model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
+        steps = [(b - a) * 1e3 for a, b in zip(clock.stamps[1:-1], clock.stamps[2:])]
+        return statistics.median(steps)
+
+    return epoch
 
 
 def _gemm_ms(n: int = 2048):
