@@ -63,8 +63,9 @@ def _model(family: str, shape: Shape, return_sequences: bool):
 
 def _fit_epoch(model, x: np.ndarray, y: np.ndarray, batch: int):
     """One epoch of model.fit; returns the median step in ms (the steps after the first), a step being
-    the time from one batch's start to the next's. JAX dispatches a step before the last one is done,
-    so each batch's end waits for its results (its logs), as a progress bar or a metric callback does."""
+    the time from one batch's start to the next's. JAX dispatches a step before the last one is done;
+    a callback with ``on_train_batch_end`` makes Keras wait for each step's logs (as a progress bar
+    does), so the stamps measure the work, on both layers alike."""
     import keras
 
     class Clock(keras.callbacks.Callback):
