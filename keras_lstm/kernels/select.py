@@ -102,16 +102,18 @@ def _choose_torch(cfg: LSTMConfig, activation: Callable, recurrent_activation: C
     blocker = _fused_blocker(cfg, activation, recurrent_activation, dtype, recurrent_dropout)
     if blocker is None and cfg.peephole:
         blocker = "peephole", "torch's fused LSTM has no peephole"
-    if blocker is None and has_mask:
-        blocker = "mask", "torch's fused LSTM takes no per-step mask"
     if blocker is not None:
         argument, why = blocker
         if cfg.kernel == "onednn":
             raise LSTMArgumentError("kernel", "onednn", f"'auto' or 'xla' for this call: `{argument}` keeps it off "
                                                         f"torch's fused LSTM ({why})")
         return KernelChoice("eager", f"`{argument}`: {why}")
-    return KernelChoice("torch", "the torch backend: torch's fused LSTM (oneDNN on a CPU, cuDNN on a GPU) on the "
-                                 "layer's own variables")
+    fused = "torch's fused LSTM (oneDNN on a CPU, cuDNN on a GPU) on the layer's own variables"
+    if has_mask:
+        return KernelChoice("torch", f"the torch backend: {fused}; a batch whose mask is right-padded runs it as a "
+                                     "packed sequence, any other mask the loop", fallback=None if cfg.kernel ==
+                            "onednn" else "eager")
+    return KernelChoice("torch", f"the torch backend: {fused}")
 
 
 def _choose_tensorflow(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
@@ -156,8 +158,15 @@ def _choose_tensorflow(cfg: LSTMConfig, activation: Callable, recurrent_activati
 def run(choice: KernelChoice, x, mask, *args, **kwargs):
     """Run the chosen kernel (with its per-batch fallback, if any) under the kernels' contract."""
     kernel = _kernel(choice.name)
-    if mask is None or choice.name != "onednn":
+    if mask is None or choice.name not in ("onednn", "torch"):
         return kernel.run(x, mask, *args, **kwargs)
+    if choice.name == "torch":  # eager: the mask is looked at here, per batch
+        if kernel.right_padded(mask):
+            return kernel.run(x, mask, *args, **kwargs)
+        if choice.fallback is None:  # kernel="onednn" insists
+            raise LSTMArgumentError("kernel", "onednn", "'auto' or 'xla' for this batch: its mask has holes, left "
+                                                        "padding or an empty row, which torch's fused LSTM cannot run")
+        return _kernel(choice.fallback).run(x, mask, *args, **kwargs)
     import tensorflow as tf
 
     padded = kernel.right_padded(mask)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the 
 
 from oracle import lstm_numpy  # noqa: E402
 
-from keras_lstm import LSTM, trace  # noqa: E402
+from keras_lstm import LSTM, LSTMArgumentError, trace  # noqa: E402
 
 BACKEND = keras.config.backend()
 B, T, D, H = 4, 6, 3, 5
@@ -91,15 +91,18 @@ def make_mask(kind):
     return m
 
 
-# Parity rows: return_sequences, return_state, go_backwards, mask, initial_state and unroll, each value
-# of each at least once and every mask beside both go_backwards (the TensorFlow run's
+# Parity rows: return_sequences, return_state, go_backwards, mask, initial_state, unroll and
+# zero_output_for_mask, each value of each at least once, a right-padded mask (torch: its fused LSTM
+# on a packed sequence) in both directions, with an initial state and with zero_output_for_mask (the TensorFlow run's
 # tests/test_layer_parity.py covers every pair; here the budget is a few seconds a row).
 PARITY = [
-    dict(return_sequences=rs, return_state=st, go_backwards=gb, mask=m, initial_state=init, unroll=un)
-    for rs, st, gb, m, init, un in [
-        (False, False, False, "none", False, False), (True, True, True, "none", True, True),
-        (True, True, True, "right", False, False), (True, False, False, "holes", True, False),
-        (True, True, True, "full_rows", True, False),
+    dict(return_sequences=rs, return_state=st, go_backwards=gb, mask=m, initial_state=init, unroll=un,
+         zero_output_for_mask=zero)
+    for rs, st, gb, m, init, un, zero in [
+        (False, False, False, "none", False, False, False), (True, True, True, "none", True, True, False),
+        (True, True, True, "right", False, False, False), (True, True, False, "right", True, False, False),
+        (True, False, False, "right", False, False, True), (True, False, False, "holes", True, False, False),
+        (True, True, True, "full_rows", True, False, False),
     ]
 ]
 
@@ -107,15 +110,15 @@ PARITY = [
 def expected_kernel(case):
     if BACKEND == "jax":
         return "jax"
-    if BACKEND == "torch":
-        return "torch" if case["mask"] == "none" else "eager"
+    if BACKEND == "torch":  # masks: fused for a right-padded batch, else the loop (the test below tells them apart)
+        return "torch"
     return None  # TensorFlow: tests/test_layer_parity.py checks its kernels
 
 
 @pytest.mark.parametrize("case", PARITY, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_matches_keras_lstm_on_the_same_backend(case):
     rng = np.random.default_rng(7)
-    common = {k: case[k] for k in ("return_sequences", "return_state", "go_backwards", "unroll")}
+    common = {k: case[k] for k in ("return_sequences", "return_state", "go_backwards", "unroll", "zero_output_for_mask")}
     ref_unroll = case["unroll"]
     if BACKEND == "jax" and case["initial_state"] and case["mask"] in ("holes", "full_rows"):
         # keras.layers.LSTM on JAX (its lax.scan, not its unrolled loop) outputs the initial h at
@@ -220,10 +223,14 @@ def test_the_kernel_choice_says_what_ran():
     plain, peephole = LSTM(3), LSTM(3, peephole=True)
     plain(x), peephole(x), plain(x, mask=np.array([[1, 1, 0], [1, 0, 0]], bool))
     if BACKEND == "torch":
-        assert (plain.kernel_choice.name, peephole.kernel_choice.name) == ("eager", "eager")
-        assert "mask" in plain.kernel_choice.reason and "peephole" in peephole.kernel_choice.reason
+        assert (plain.kernel_choice.name, plain.kernel_choice.fallback) == ("torch", "eager")
+        assert peephole.kernel_choice.name == "eager" and "peephole" in peephole.kernel_choice.reason
         plain(x)
-        assert plain.kernel_choice.name == "torch"
+        assert (plain.kernel_choice.name, plain.kernel_choice.fallback) == ("torch", None)
+        insist = LSTM(3, kernel="onednn")
+        insist(x, mask=np.array([[1, 1, 0], [1, 1, 1]], bool))  # right-padded: fused
+        with pytest.raises(LSTMArgumentError, match="holes, left padding or an empty row"):
+            insist(x, mask=np.array([[1, 0, 1], [1, 1, 1]], bool))
     elif BACKEND == "jax":
         assert plain.kernel_choice.name == peephole.kernel_choice.name == "jax"
 
