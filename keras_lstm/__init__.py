@@ -8,8 +8,10 @@ parsing) never import TensorFlow. The layer, the cell and Chrono are still regis
 `keras.saving.load_model` whatever the order of imports: when Keras is already imported, everything
 is loaded at once; otherwise it is loaded right after Keras's own import finishes (a one-shot import
 hook, removed once used).
-The backend check runs at import either way: under another Keras backend, `import keras_lstm` raises
-`KerasBackendError`.
+The layer runs on Keras's TensorFlow, JAX and PyTorch backends (KERAS_BACKEND, read by Keras at
+its import; unset, `import keras_lstm` sets tensorflow). The backend check runs at import either way:
+under any other backend, `import keras_lstm` raises `KerasBackendError`. On JAX and torch, nothing
+here imports TensorFlow.
 """
 
 import importlib
@@ -23,7 +25,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_lstm.backend import check_backend_setting  # noqa: E402
 
-check_backend_setting()  # one clear error under KERAS_BACKEND=jax or torch, before anything else
+check_backend_setting()  # one clear error under a backend without a kernel here, before anything else
 
 # public name -> the submodule (relative to this package) that defines it
 _EXPORTS = {
@@ -57,15 +59,15 @@ _loaded = False
 
 def load_all() -> None:
     """Import every public name now, which registers the layer, the cell and Chrono with Keras (for
-    `keras.saving.load_model`). Imports TensorFlow. Called for you when a name is first used or Keras is
+    `keras.saving.load_model`). Imports Keras and its backend. Called for you when a name is first used or Keras is
     imported; a no-op while one of this package's modules is still being imported (it finishes first)."""
     global _loaded
     if _loaded or _importing_own_module():
         return
     _loaded = True
-    from keras_lstm.backend import require_tensorflow_backend
+    from keras_lstm.backend import require_supported_backend
 
-    require_tensorflow_backend()
+    require_supported_backend()
     for name in _EXPORTS:
         __getattr__(name)
 

@@ -1,4 +1,8 @@
-"""The layer runs on Keras's TensorFlow backend only: one check, at import and at construction."""
+"""The Keras backends the layer runs on: TensorFlow, JAX and PyTorch. One check, at import and at construction.
+
+Everything but the recurrence is written in ``keras.ops``; the recurrence kernel is per backend and is
+chosen in :mod:`keras_lstm.kernels.select` from :func:`keras.config.backend`.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,39 @@ import sys
 
 from keras_lstm.errors import KerasBackendError
 
-__all__ = ["require_tensorflow_backend", "check_backend_setting"]
+__all__ = ["SUPPORTED_BACKENDS", "require_supported_backend", "check_backend_setting"]
+
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def check_backend_setting() -> None:
     """The import-time check, without importing Keras: Keras's backend if Keras is imported, else the
     ``KERAS_BACKEND`` it will read (``import keras_lstm`` sets it to tensorflow when it is unset; it takes
-    precedence over ``~/.keras/keras.json``). Raises :class:`KerasBackendError` for any other backend."""
+    precedence over ``~/.keras/keras.json``). Raises :class:`KerasBackendError` for any backend not in
+    :data:`SUPPORTED_BACKENDS`."""
     if "keras" in sys.modules:
-        require_tensorflow_backend()
+        require_supported_backend()
         return
     name = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if name != "tensorflow":
+    if name not in SUPPORTED_BACKENDS:
         raise KerasBackendError(name)
 
 
-def require_tensorflow_backend() -> None:
-    """Raise :class:`KerasBackendError` unless Keras runs (or, when importing Keras failed, was set
-    to run) the TensorFlow backend. Any other failure to import Keras is raised as it is."""
+def require_supported_backend() -> str:
+    """Keras's backend name; raises :class:`KerasBackendError` unless it is one this layer runs on
+    (also when importing Keras failed for a backend whose package is missing, e.g. KERAS_BACKEND=jax
+    without jax installed). Any other failure to import Keras is raised as it is."""
     try:
         import keras
     except ImportError as err:
         # Keras reads its backend setting before it imports the backend, so the setting is known even
-        # when that import fails (KERAS_BACKEND=jax without jax installed).
+        # when that import fails.
         config = sys.modules.get("keras.src.backend.config")
         name = config.backend() if config is not None else None
-        if name is not None and name != "tensorflow":
+        if name is not None:
             raise KerasBackendError(name, err) from err
         raise
     name = keras.config.backend()
-    if name != "tensorflow":
+    if name not in SUPPORTED_BACKENDS:
         raise KerasBackendError(name)
+    return name

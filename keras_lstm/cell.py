@@ -8,7 +8,7 @@ import keras
 from keras import ops
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell  # Keras's fixed-across-time dropout masks
 
-from keras_lstm.backend import require_tensorflow_backend
+from keras_lstm.backend import require_supported_backend
 from keras_lstm.config import CELL_FIELDS, LSTMConfig, bind_arguments, constructor_signature
 from keras_lstm.errors import LSTMArgumentError
 from keras_lstm.step import LSTMState, LSTMWeights, gate_names, lstm_step
@@ -29,7 +29,7 @@ class LSTMCell(DropoutRNNCell, keras.layers.Layer):
     """
 
     def __init__(self, *args, **kwargs):
-        require_tensorflow_backend()
+        require_supported_backend()
         cell_kwargs, kwargs = bind_arguments(_SIGNATURE, args, kwargs)
         super().__init__(**kwargs)
         self.config = LSTMConfig(**cell_kwargs)

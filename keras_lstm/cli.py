@@ -93,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if vars(args).pop("tensorflow_logs"):  # the commands see only their own arguments
         _show_tensorflow_logs()
+    backend = getattr(args, "backend", None)  # train --backend: Keras reads it once, at its import
+    if backend is not None:
+        if "keras" in sys.modules and sys.modules["keras"].config.backend() != backend:
+            parser.error(f"--backend {backend}: Keras already runs {sys.modules['keras'].config.backend()!r} in this "
+                         f"process; set KERAS_BACKEND={backend} before starting Python")
+        os.environ["KERAS_BACKEND"] = backend
     quiet.import_tensorflow()
     if COMMANDS[args.command][0].startswith("keras_lstm"):
         import keras_lstm

@@ -32,20 +32,21 @@ class XLAUnavailableError(RuntimeError):
 
 
 class KerasBackendError(RuntimeError):
-    """Keras runs a backend other than TensorFlow (``KERAS_BACKEND=jax`` or ``torch``, or
-    ``"backend"`` in ``~/.keras/keras.json`` with ``KERAS_BACKEND`` unset before Keras was imported).
+    """Keras runs a backend this layer has no kernel for (``KERAS_BACKEND=numpy`` or ``openvino``, or
+    ``"backend"`` in ``~/.keras/keras.json`` with ``KERAS_BACKEND`` unset before Keras was imported), or
+    Keras could not import the backend it was set to (its package is not installed).
 
-    keras_lstm's recurrence is written in TensorFlow and compiled with XLA through ``tf.function``, so
-    the layer exists on the TensorFlow backend only. Fix: set ``KERAS_BACKEND=tensorflow`` in the
-    environment before Python starts (``import keras_lstm`` sets it when it is unset and Keras is not
-    yet imported).
+    keras_lstm runs on TensorFlow, JAX and PyTorch (:data:`keras_lstm.backend.SUPPORTED_BACKENDS`).
+    Fix: set ``KERAS_BACKEND`` to one of them in the environment before Python starts (``import
+    keras_lstm`` sets ``tensorflow`` when it is unset and Keras is not yet imported), and install its
+    package (``pip install jax`` or ``torch``).
     """
 
     def __init__(self, backend: str, import_error: ImportError | None = None):
         self.backend = backend
         failed = f" (importing Keras with it failed: {import_error})" if import_error is not None else ""
         super().__init__(
-            f"keras_lstm needs the TensorFlow backend of Keras, but Keras is set to the {backend!r} "
-            f"backend{failed}. Set KERAS_BACKEND=tensorflow in the environment before starting Python "
-            "(e.g. `KERAS_BACKEND=tensorflow python ...`)."
+            f"keras_lstm runs on the 'tensorflow', 'jax' and 'torch' backends of Keras, but Keras is set to the "
+            f"{backend!r} backend{failed}. Set KERAS_BACKEND to one of them in the environment before starting "
+            "Python (e.g. `KERAS_BACKEND=jax python ...`), with its package installed."
         )

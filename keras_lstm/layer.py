@@ -1,8 +1,10 @@
 """``LSTM``: a drop-in for ``keras.layers.LSTM`` on the fastest kernel that can run each call.
 
-The layer owns configuration and weights (through its :class:`~keras_lstm.cell.LSTMCell`); the maths
-is in :mod:`keras_lstm.step`, and the recurrence in :mod:`keras_lstm.kernels`, which picks the kernel
-(fused oneDNN on a CPU, the XLA-compiled loop, or the graph loop for SavedModels) and says why.
+The layer owns configuration and weights (through its :class:`~keras_lstm.cell.LSTMCell`), masks,
+dropout masks and states, all in ``keras.ops``, on every Keras backend; the maths is in
+:mod:`keras_lstm.step`, and the recurrence in :mod:`keras_lstm.kernels`, which picks the kernel for
+the backend (on TensorFlow fused oneDNN on a CPU, the XLA-compiled loop, or the graph loop for
+SavedModels; on JAX a compiled ``lax.scan``; on torch its fused LSTM or a loop) and says why.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import dataclasses
 import inspect
 
 import keras
-import tensorflow as tf
 from keras import ops
+from keras.backend import standardize_dtype
 
-from keras_lstm.backend import require_tensorflow_backend
+from keras_lstm.backend import require_supported_backend
 from keras_lstm.cell import LSTMCell
 from keras_lstm.config import CELL_FIELDS, LSTMConfig, bind_arguments, constructor_signature
 from keras_lstm.errors import LSTMArgumentError
@@ -35,12 +37,15 @@ class LSTM(keras.layers.Layer):
     ``zero_output_for_mask``), then keyword-only the variants of :class:`~keras_lstm.cell.LSTMCell`,
     ``kernel`` and ``jit_compile``:
 
-    - ``kernel`` ("auto"): which code runs the recurrence (:mod:`keras_lstm.kernels`). "auto" takes
-      the fused oneDNN kernel on a CPU where it can run and the XLA loop elsewhere; "onednn" insists
-      (an error names what prevents it); "xla" takes the loop. :attr:`kernel_choice` says what the
-      last call ran, and why.
-    - ``jit_compile`` (True): the loop runs inside ``tf.function(jit_compile=True)``; False gives
-      the plain graph loop.
+    - ``kernel`` ("auto"): which code runs the recurrence (:mod:`keras_lstm.kernels`). On TensorFlow
+      "auto" takes the fused oneDNN kernel on a CPU where it measured faster and the XLA loop
+      elsewhere; "onednn" insists (an error names what prevents it); "xla" takes the loop. On torch
+      "auto" takes torch's fused LSTM where it can run, "onednn" insists on it, "xla" takes the loop;
+      on JAX "auto" and "xla" take the compiled scan. :attr:`kernel_choice` says what the last call
+      ran, and why.
+    - ``jit_compile`` (True): on TensorFlow the loop runs inside ``tf.function(jit_compile=True)``;
+      False gives the plain graph loop. The JAX kernel is always compiled (``jax.jit``); torch runs
+      eagerly.
     - ``implementation`` (1 or 2) only chooses how Keras splits its matmuls, so the result is the
       same; this layer always does one fused matmul.
     - ``use_cudnn``: "auto" and False mean what this layer always does (no cuDNN); True is
@@ -62,7 +67,7 @@ class LSTM(keras.layers.Layer):
     """
 
     def __init__(self, *args, **kwargs):
-        require_tensorflow_backend()
+        require_supported_backend()
         config_kwargs, kwargs = bind_arguments(_SIGNATURE, args, kwargs)
         super().__init__(activity_regularizer=config_kwargs.get("activity_regularizer"), **kwargs)
         self.config = LSTMConfig(**config_kwargs)
@@ -154,10 +159,11 @@ class LSTM(keras.layers.Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None):
         cfg = self.config
         x = sequences
-        if x.dtype.is_integer or x.dtype.is_bool:  # as Keras's matmul promotes them
+        x = ops.convert_to_tensor(x)
+        if standardize_dtype(x.dtype).startswith(("int", "uint", "bool")):  # as Keras's matmul promotes them
             x = ops.cast(x, self.compute_dtype)
         self._check_inputs(x)
-        batch = tf.shape(x)[0]
+        batch = ops.shape(x)[0]
         if initial_state is None:
             if self.states is not None:
                 h0, c0 = (ops.cast(v, self.compute_dtype) for v in self.states)
@@ -192,9 +198,9 @@ class LSTM(keras.layers.Layer):
     def _check_inputs(self, x):
         if len(x.shape) != 3:
             raise LSTMArgumentError("inputs", f"a tensor of shape {tuple(x.shape)}", "a 3D tensor (batch, time, features)")
-        if not x.dtype.is_floating:
+        if not standardize_dtype(x.dtype).startswith(("float", "bfloat")):
             raise LSTMArgumentError(
-                "inputs", f"a tensor of dtype {x.dtype.name}", "a floating-point, integer or boolean tensor"
+                "inputs", f"a tensor of dtype {standardize_dtype(x.dtype)}", "a floating-point, integer or boolean tensor"
             )
         built_dim = self.cell.kernel.shape[0]
         if x.shape[-1] is not None and x.shape[-1] != built_dim:

@@ -19,13 +19,18 @@ Under ``layer_norm`` (per gate block, Ba et al. 2016) the input pre-activations 
 gain ``input_gamma`` and shift ``input_beta`` (which takes the place of the bias), the recurrent
 pre-activations with gain ``recurrent_gamma``, and C_t with ``cell_gamma``/``cell_beta`` before its
 tanh (the normalised C_t is what is carried, as TF Addons' LayerNormLSTMCell does).
+
+Written in ``keras.ops``, so the same functions run on every Keras backend, inside TensorFlow's and
+JAX's compiled loops and in torch's eager one (see :mod:`keras_lstm.kernels`).
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
-import tensorflow as tf
+import numpy as np
+from keras import ops
+from keras.backend import standardize_dtype
 
 from keras_lstm.config import LSTMConfig
 
@@ -48,6 +53,8 @@ __all__ = [
 GATES = ("i", "f", "g", "o")
 COUPLED_GATES = ("f", "g", "o")
 
+Array = Any  # a tensor of the running Keras backend (tf.Tensor, jax.Array, torch.Tensor)
+
 
 def gate_names(coupled_gates: bool) -> tuple[str, ...]:
     """The gate blocks of kernel, recurrent_kernel and bias, in weight order."""
@@ -57,35 +64,35 @@ def gate_names(coupled_gates: bool) -> tuple[str, ...]:
 class LSTMState(NamedTuple):
     """The recurrent state: ``h`` (batch, h_dim) and the cell state ``c`` (batch, units)."""
 
-    h: tf.Tensor
-    c: tf.Tensor
+    h: Array
+    c: Array
 
 
 class Gates(NamedTuple):
     """Gate activations of one step, each (batch, units)."""
 
-    i: tf.Tensor
-    f: tf.Tensor
-    g: tf.Tensor
-    o: tf.Tensor
+    i: Array
+    f: Array
+    g: Array
+    o: Array
 
 
 class LSTMWeights(NamedTuple):
     """Every weight the step may use; absent ones are None."""
 
-    kernel: tf.Tensor  # (D, G*H)
-    recurrent_kernel: tf.Tensor  # (P or H, G*H)
-    bias: Optional[tf.Tensor] = None  # (G*H,)
-    peephole_kernel: Optional[tf.Tensor] = None  # (3 or 2, H)
-    projection_kernel: Optional[tf.Tensor] = None  # (H, P)
-    input_gamma: Optional[tf.Tensor] = None  # (G*H,)
-    input_beta: Optional[tf.Tensor] = None  # (G*H,)
-    recurrent_gamma: Optional[tf.Tensor] = None  # (G*H,)
-    cell_gamma: Optional[tf.Tensor] = None  # (H,)
-    cell_beta: Optional[tf.Tensor] = None  # (H,)
+    kernel: Array  # (D, G*H)
+    recurrent_kernel: Array  # (P or H, G*H)
+    bias: Optional[Array] = None  # (G*H,)
+    peephole_kernel: Optional[Array] = None  # (3 or 2, H)
+    projection_kernel: Optional[Array] = None  # (H, P)
+    input_gamma: Optional[Array] = None  # (G*H,)
+    input_beta: Optional[Array] = None  # (G*H,)
+    recurrent_gamma: Optional[Array] = None  # (G*H,)
+    cell_gamma: Optional[Array] = None  # (H,)
+    cell_beta: Optional[Array] = None  # (H,)
 
 
-def _block_layer_norm(z: tf.Tensor, gamma: tf.Tensor, beta: Optional[tf.Tensor], blocks: int, eps: float):
+def _block_layer_norm(z: Array, gamma: Array, beta: Optional[Array], blocks: int, eps: float):
     """LayerNorm of each gate block of z (..., blocks*H) separately, then gain and shift.
 
     Under mixed precision (float16/bfloat16 z) the statistics and the normalisation are computed in
@@ -94,40 +101,40 @@ def _block_layer_norm(z: tf.Tensor, gamma: tf.Tensor, beta: Optional[tf.Tensor],
     from 0.071 to 0.055 in bfloat16). Rounding of z itself is still magnified where a block's
     values are nearly equal: there the result is only as good as z's precision."""
     dtype = z.dtype
-    if dtype in (tf.float16, tf.bfloat16):
-        z = tf.cast(z, tf.float32)
-        gamma = tf.cast(gamma, tf.float32)
-        beta = None if beta is None else tf.cast(beta, tf.float32)
-    shape = tf.shape(z)
-    zb = tf.reshape(z, tf.concat([shape[:-1], [blocks, -1]], 0))  # (..., G, H)
-    mean, var = tf.nn.moments(zb, axes=[-1], keepdims=True)
-    zb = (zb - mean) * tf.math.rsqrt(var + tf.cast(eps, z.dtype))
-    out = tf.reshape(zb, shape) * gamma
+    low = standardize_dtype(dtype) in ("float16", "bfloat16")
+    if low:
+        z, gamma = ops.cast(z, "float32"), ops.cast(gamma, "float32")
+        beta = None if beta is None else ops.cast(beta, "float32")
+    normed = []
+    for zb in ops.split(z, blocks, axis=-1) if blocks > 1 else [z]:  # (..., H) each
+        mean, var = ops.moments(zb, axes=[-1], keepdims=True)
+        normed.append((zb - mean) * ops.rsqrt(var + eps))
+    out = (ops.concatenate(normed, axis=-1) if blocks > 1 else normed[0]) * gamma
     out = out + beta if beta is not None else out
-    return tf.cast(out, dtype)
+    return ops.cast(out, dtype) if low else out
 
 
-def input_preactivation(x: tf.Tensor, w: LSTMWeights, cfg: LSTMConfig) -> tf.Tensor:
+def input_preactivation(x: Array, w: LSTMWeights, cfg: LSTMConfig) -> Array:
     """x (..., D) -> the input part of every gate's pre-activation (..., G*H), bias included.
 
     This is applied to all time steps at once, before the time loop (one matmul)."""
-    zx = tf.linalg.matmul(x, w.kernel) if x.shape.rank == 2 else tf.tensordot(x, w.kernel, axes=1)
+    zx = ops.matmul(x, w.kernel) if len(x.shape) == 2 else ops.tensordot(x, w.kernel, axes=1)
     if cfg.layer_norm:
         return _block_layer_norm(zx, w.input_gamma, w.input_beta, cfg.num_gates, cfg.layer_norm_epsilon)
     if w.bias is not None:
-        zx = tf.nn.bias_add(zx, w.bias)  # its gradient needs no forward tensor, so zx is not kept for it
+        zx = zx + w.bias
     return zx
 
 
 def cell_update(
-    zx: tf.Tensor,
-    zh: tf.Tensor,
-    c_prev: tf.Tensor,
+    zx: Array,
+    zh: Array,
+    c_prev: Array,
     w: LSTMWeights,
     cfg: LSTMConfig,
     activation: Callable,
     recurrent_activation: Callable,
-) -> tuple[Gates, tf.Tensor, tf.Tensor]:
+) -> tuple[Gates, Array, Array]:
     """The pointwise part of a step: pre-activations and C_{t-1} -> (gates, C_t, m_t = o_t ⊙ tanh(C_t)).
 
     zx (B, G*H): input pre-activations from :func:`input_preactivation`;
@@ -142,14 +149,14 @@ def cell_update(
         # contiguous (B, G*H) tensor, a single vectorised pass under XLA (about 3x cheaper on CPU
         # than four separate activations).
         scale, shift = _tanh_form(cfg.coupled_gates, z.shape[-1] // cfg.num_gates, z.dtype)
-        gates = tf.split(tf.tanh(z * scale) * scale + shift, cfg.num_gates, axis=-1)
+        gates = ops.split(ops.tanh(z * scale) * scale + shift, cfg.num_gates, axis=-1)
         f, g, o = gates[-3:]
         i = 1.0 - f if cfg.coupled_gates else gates[0]
     else:
-        z_blocks = tf.split(z, cfg.num_gates, axis=-1)
+        z_blocks = ops.split(z, cfg.num_gates, axis=-1)
         z_f, z_g, z_o = z_blocks[-3:]
         if peep is not None:
-            z_f += peep[-2] * c_prev
+            z_f = z_f + peep[-2] * c_prev
         f = recurrent_activation(z_f)
         if cfg.coupled_gates:
             i = 1.0 - f
@@ -161,7 +168,7 @@ def cell_update(
     if cfg.layer_norm:
         c = _block_layer_norm(c, w.cell_gamma, w.cell_beta, 1, cfg.layer_norm_epsilon)
     if cfg.cell_clip is not None:
-        c = tf.clip_by_value(c, -cfg.cell_clip, cfg.cell_clip)
+        c = ops.clip(c, -cfg.cell_clip, cfg.cell_clip)
     if o is None:
         o = recurrent_activation(z_o + peep[-1] * c if peep is not None else z_o)
     m = o * activation(c)
@@ -171,23 +178,23 @@ def cell_update(
 def _tanh_form(coupled: bool, units: int, dtype):
     """Per-block (scale, shift) with gate = tanh(z·scale)·scale + shift: ½, ½ for σ blocks, 1, 0 for g."""
     blocks = gate_names(coupled)
-    scale = tf.concat([tf.fill([units], 1.0 if b == "g" else 0.5) for b in blocks], 0)
-    shift = tf.concat([tf.fill([units], 0.0 if b == "g" else 0.5) for b in blocks], 0)
-    return tf.cast(scale, dtype), tf.cast(shift, dtype)
+    scale = np.concatenate([np.full(units, 1.0 if b == "g" else 0.5) for b in blocks])
+    shift = np.concatenate([np.full(units, 0.0 if b == "g" else 0.5) for b in blocks])
+    return ops.convert_to_tensor(scale, dtype), ops.convert_to_tensor(shift, dtype)
 
 
-def project(m: tf.Tensor, w: LSTMWeights, cfg: LSTMConfig) -> tf.Tensor:
+def project(m: Array, w: LSTMWeights, cfg: LSTMConfig) -> Array:
     """m_t (B, H) -> h_t (B, P): the LSTMP projection and its clip; the identity without projection."""
     if w.projection_kernel is None:
         return m
-    h = tf.linalg.matmul(m, w.projection_kernel)
+    h = ops.matmul(m, w.projection_kernel)
     if cfg.projection_clip is not None:
-        h = tf.clip_by_value(h, -cfg.projection_clip, cfg.projection_clip)
+        h = ops.clip(h, -cfg.projection_clip, cfg.projection_clip)
     return h
 
 
 def lstm_step(
-    x: tf.Tensor,
+    x: Array,
     state: LSTMState,
     w: LSTMWeights,
     cfg: LSTMConfig,
@@ -196,7 +203,7 @@ def lstm_step(
 ) -> tuple[LSTMState, Gates]:
     """One step of the readable reference: x_t (B, D), (h_{t-1}, C_{t-1}) -> ((h_t, C_t), gates)."""
     zx = input_preactivation(x, w, cfg)  # (B, G*H)
-    zh = tf.linalg.matmul(state.h, w.recurrent_kernel)  # (B, G*H)
+    zh = ops.matmul(state.h, w.recurrent_kernel)  # (B, G*H)
     gates, c, m = cell_update(zx, zh, state.c, w, cfg, activation, recurrent_activation)
     return LSTMState(project(m, w, cfg), c), gates
 
@@ -217,15 +224,15 @@ def default_activations(activation: Callable, recurrent_activation: Callable) ->
     return is_keras(activation, "tanh") and is_keras(recurrent_activation, "sigmoid")
 
 
-def plain_cell_vjp(gates: tf.Tensor, c: tf.Tensor, c_prev: tf.Tensor, dm: tf.Tensor, dc: tf.Tensor):
+def plain_cell_vjp(gates: Array, c: Array, c_prev: Array, dm: Array, dc: Array):
     """Backward of the plain :func:`cell_update`, from the saved gates (B, 4H) = [i, f, g, o].
 
     dm: gradient w.r.t. m_t = o ⊙ tanh(C_t); dc: gradient w.r.t. C_t from later steps.
     Returns (dz (B, 4H) for the pre-activations z = zx + zh, dC_{t-1} (B, H))."""
-    i, f, g, o = tf.split(gates, 4, axis=-1)
-    tanh_c = tf.tanh(c)
+    i, f, g, o = ops.split(gates, 4, axis=-1)
+    tanh_c = ops.tanh(c)
     dc = dc + dm * o * (1.0 - tanh_c * tanh_c)  # total gradient reaching C_t
-    dz = tf.concat([
+    dz = ops.concatenate([
         dc * g * i * (1.0 - i),  # input gate
         dc * c_prev * f * (1.0 - f),  # forget gate
         dc * i * (1.0 - g * g),  # candidate

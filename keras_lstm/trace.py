@@ -7,7 +7,7 @@ from typing import Optional
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_lstm.errors import LSTMArgumentError
 from keras_lstm.layer import LSTM
@@ -74,22 +74,22 @@ def trace(layer_or_model, inputs, mask=None, layer: Optional[str] = None) -> Gat
     and nothing about it changes. Returns a :class:`GateTrace`."""
     lstm = find_lstm(layer_or_model, layer)
     x, model_mask = _layer_inputs(layer_or_model, lstm, inputs)
-    x = tf.convert_to_tensor(x, tf.float32)
+    x = ops.convert_to_tensor(x, "float32")
     if len(x.shape) != 3:
         raise LSTMArgumentError("inputs", f"an array of shape {tuple(x.shape)}", "a 3D array (batch, time, features)")
     mask = model_mask if mask is None else mask
     cell = lstm.cell
-    w = cell.current_weights(tf.float32)
+    w = cell.current_weights("float32")
     batch = x.shape[0]
-    state = LSTMState(*(tf.zeros((batch, size)) for size in cell.state_size))
+    state = LSTMState(*(ops.zeros((batch, size)) for size in cell.state_size))
     steps = range(x.shape[1] - 1, -1, -1) if lstm.config.go_backwards else range(x.shape[1])
     rec = {k: [] for k in ("f", "i", "g", "o", "c", "h")}
     for t in steps:
         new_state, gates = lstm_step(x[:, t], state, w, cell.config, cell.activation, cell.recurrent_activation)
         if mask is not None:
-            keep = tf.cast(tf.convert_to_tensor(mask)[:, t], tf.bool)[:, None]
-            new_state = LSTMState(tf.where(keep, new_state.h, state.h), tf.where(keep, new_state.c, state.c))
+            keep = ops.cast(ops.convert_to_tensor(mask)[:, t], "bool")[:, None]
+            new_state = LSTMState(ops.where(keep, new_state.h, state.h), ops.where(keep, new_state.c, state.c))
         state = new_state
         for k, v in (("f", gates.f), ("i", gates.i), ("g", gates.g), ("o", gates.o), ("c", state.c), ("h", state.h)):
-            rec[k].append(v.numpy())
+            rec[k].append(ops.convert_to_numpy(v))
     return GateTrace(**{k: np.stack(v, axis=1) for k, v in rec.items()}, layer_name=lstm.name)

@@ -1,6 +1,7 @@
 """The workload users run: ``model.fit`` of LSTM -> Dense(1) under Adam and MSE.
 
     python bench/fit.py [--shapes small,medium,large] [--rounds 3] [--batches 8] [--quick]
+    python bench/fit.py --backend jax|torch ...   (keras_lstm_bench/backend_fit.py)
 
 For each shape and ``return_sequences`` in (False, True), six Keras models train side by side in
 this process, in interleaved rounds (one epoch of each per round, the order rotating):
@@ -238,7 +239,12 @@ def markdown(result: dict) -> str:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shapes", default="small,medium,large", help=f"comma-separated, from: {', '.join(SHAPES)}")
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default="tensorflow",
+                        help="Keras's backend for this run (one per process; bench/fit.py sets KERAS_BACKEND from it). "
+                             "jax and torch: keras_lstm vs keras.layers.LSTM on that backend and a torch.nn.LSTM "
+                             "loop (keras_lstm_bench/backend_fit.py)")
+    parser.add_argument("--shapes", default=None, help=f"comma-separated, from: {', '.join(SHAPES)} "
+                        "(default small,medium,large; under --backend jax|torch medium, on a GPU with DeepBench's)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved epochs per model (median step reported)")
     parser.add_argument("--batches", type=int, default=8, help="batches per epoch")
     parser.add_argument("--floor-reps", type=int, default=9, help="timed calls of each floor")
@@ -249,7 +255,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = ["tiny"] if args.quick else [s for s in args.shapes.split(",") if s]
+    if getattr(args, "backend", "tensorflow") != "tensorflow":
+        import keras
+
+        if keras.config.backend() != args.backend:
+            raise SystemExit(f"--backend {args.backend}: Keras already runs {keras.config.backend()!r} in this process; "
+                             f"run bench/fit.py (which sets KERAS_BACKEND first) or set KERAS_BACKEND={args.backend}")
+        from keras_lstm_bench import backend_fit
+
+        return backend_fit.run(args)
+    names = ["tiny"] if args.quick else [s for s in (args.shapes or "small,medium,large").split(",") if s]
     unknown = [n for n in names if n not in SHAPES]
     if unknown:
         raise SystemExit(f"--shapes: unknown shape(s) {unknown}; expected names from {sorted(SHAPES)}")

@@ -1,6 +1,7 @@
-"""Under another Keras backend, importing keras_lstm or building the layer raises KerasBackendError,
-which names the backend and the fix. Each case runs in a fresh interpreter, since Keras reads
-KERAS_BACKEND once, at import."""
+"""Which Keras backends the layer accepts: TensorFlow, JAX and torch; any other raises KerasBackendError,
+which names the backend and the fix. On JAX and torch, importing the package and building and calling the
+layer import no TensorFlow. Each case runs in a fresh interpreter, since Keras reads KERAS_BACKEND once,
+at import."""
 
 import os
 import subprocess
@@ -18,15 +19,23 @@ except Exception as err:
     print(type(err).__module__ + "." + type(err).__name__, "|", err.backend, "|", err)
 """
 
-# Imported on TensorFlow, then Keras is switched to torch in the same process: building the layer
+# Imported on TensorFlow, then Keras is switched to numpy in the same process: building the layer
 # is refused.
 BUILD = """
 import keras, keras_lstm
-keras.config.set_backend("torch")
+keras.config.set_backend("numpy")
 try:
     keras_lstm.LSTM(3)
 except Exception as err:
     print(type(err).__module__ + "." + type(err).__name__, "|", err.backend, "|", err)
+"""
+
+# The layer on JAX or torch, built and called, and TensorFlow never imported.
+NO_TENSORFLOW = """
+import sys, numpy as np, keras_lstm, keras
+layer = keras_lstm.LSTM(3, return_sequences=True)
+out = keras.ops.convert_to_numpy(layer(np.ones((2, 4, 5), "float32")))
+print(keras.config.backend(), layer.kernel_choice.name, out.shape, "tensorflow" in sys.modules)
 """
 
 
@@ -41,18 +50,21 @@ def run(script, backend):
     return proc.stdout.strip()
 
 
-# jax is not installed here: Keras fails to import it, and the error still names the backend.
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_import_under_another_backend_names_it_and_the_fix(backend):
+@pytest.mark.parametrize("backend", ["numpy", "openvino"])
+def test_import_under_a_backend_without_a_kernel_names_it_and_the_fix(backend):
     kind, name, message = run(IMPORT, backend).split(" | ", 2)
     assert kind == "keras_lstm.errors.KerasBackendError" and name == backend
-    assert f"'{backend}' backend" in message and "KERAS_BACKEND=tensorflow" in message
+    assert f"{backend!r} backend" in message and "KERAS_BACKEND" in message and "'jax'" in message
 
 
-def test_building_the_layer_after_switching_backend_is_refused():
+def test_building_the_layer_after_switching_to_an_unsupported_backend_is_refused():
     kind, name, message = run(BUILD, None).split(" | ", 2)
-    assert kind == "keras_lstm.errors.KerasBackendError" and name == "torch"
-    assert "KERAS_BACKEND=tensorflow" in message
+    assert kind == "keras_lstm.errors.KerasBackendError" and name == "numpy"
+
+
+@pytest.mark.parametrize("backend, kernel", [("jax", "jax"), ("torch", "torch")])
+def test_jax_and_torch_run_the_layer_without_importing_tensorflow(backend, kernel):
+    assert run(NO_TENSORFLOW, backend) == f"{backend} {kernel} (2, 4, 3) False"
 
 
 def test_unset_backend_becomes_tensorflow():
@@ -70,5 +82,6 @@ print(light, all(keras.saving.get_registered_object(f"keras_lstm>{n}") is not No
 """
 
 
-def test_import_is_light_and_the_layer_is_registered_when_keras_comes_after():
-    assert run(REGISTERED, None) == "True True"
+@pytest.mark.parametrize("backend", [None, "jax", "torch"])
+def test_import_is_light_and_the_layer_is_registered_when_keras_comes_after(backend):
+    assert run(REGISTERED, backend) == "True True"

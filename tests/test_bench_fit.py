@@ -59,3 +59,18 @@ def test_seq2seq_benchmark_runs_both_layers_on_the_same_batches():
     for row in rows:  # the same weights and batches: the same accuracy, epoch for epoch
         keras_acc, onednn_acc, xla_acc = (float(v) for v in row[3:])
         assert onednn_acc == pytest.approx(keras_acc, abs=1e-3) and xla_acc == pytest.approx(keras_acc, abs=1e-3)
+
+
+def test_fit_benchmark_on_the_torch_backend_runs_in_its_own_process(tmp_path):
+    """bench/fit.py --backend torch (the JAX run is the same code on the other backend): both layers train
+    on torch and the table names the kernel each ran."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "fit.py"
+    done = subprocess.run([sys.executable, str(bench), "--backend", "torch", "--quick", "--no-torch", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "fit_torch.json").read_text())
+    assert result["backend"] == "torch" and set(result["gemm_gflops_by_library"]) == {"torch"}
+    kernels = {(r["impl"], r["return_sequences"]): r["kernel"] for r in result["rows"]}
+    assert kernels == {(impl, rs): kernel for impl, kernel in (("keras.layers.LSTM", "keras"), ("keras_lstm", "torch"))
+                       for rs in (False, True)}
+    assert all(math.isfinite(r["step_ms"]) and r["step_ms"] > 0 for r in result["rows"])

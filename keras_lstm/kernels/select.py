@@ -1,23 +1,30 @@
 """The one function that picks a kernel for a call and says why (see :mod:`keras_lstm.kernels`),
-and the one that runs it, with the per-batch fallback (masks the kernel cannot run, batch sizes)."""
+and the one that runs it, with the per-batch fallback (masks the kernel cannot run, batch sizes).
+
+The backend is read once per call from :func:`keras.config.backend`; each backend's kernels are
+imported only when chosen, so the JAX and torch backends never import TensorFlow here."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Callable, Optional
 
-import tensorflow as tf
-from tensorflow.python.eager import record  # could_possibly_record: no public API tells whether a tape records
+import keras
 
 from keras_lstm.config import LSTMConfig
 from keras_lstm.errors import LSTMArgumentError
-from keras_lstm.kernels import block, graph, onednn, xla
-from keras_lstm.kernels.context import in_xla_context, traced_for_saving
 from keras_lstm.step import default_activations
 
 __all__ = ["FUSED_MIN_UNITS", "KernelChoice", "choose", "run"]
 
-_KERNELS = {"onednn": onednn, "xla": xla, "graph": graph, "block": block}
+# kernel name -> its module in this package (one file per kernel)
+_KERNEL_MODULES = {"onednn": "onednn", "xla": "xla", "graph": "graph", "block": "block", "jax": "jax",
+                   "torch": "torch", "eager": "eager"}
+
+
+def _kernel(name: str):
+    return importlib.import_module(f"keras_lstm.kernels.{_KERNEL_MODULES[name]}")
 
 # kernel="auto" takes the fused kernel only where it measured faster than the XLA loop: training (a tape
 # records) with at least this many units. On the 2-core AVX2 development machine (oneDNN 3.2, the PyPI
@@ -61,20 +68,32 @@ def _block_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: 
     return None
 
 
-def _onednn_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
-                    has_mask: bool, recurrent_dropout: bool) -> Optional[tuple[str, str]]:
-    """(argument, why) for the first thing that keeps this call off the fused kernel, or None."""
-    if tf.config.list_logical_devices("GPU"):
-        return "device", "a GPU is visible: the fused kernel is CPU-only, and XLA runs the loop on the GPU"
+def _fused_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                   recurrent_dropout: bool) -> Optional[tuple[str, str]]:
+    """(argument, why) for the first thing in the config that keeps a call off a fused LSTM primitive
+    (oneDNN's, torch's): both have σ gates, tanh, an optional projection and nothing else."""
     if dtype != "float32":
         return "dtype", f"the compute dtype is {dtype}; the fused kernel runs float32 only"
     if not default_activations(activation, recurrent_activation):
-        return "activation", "oneDNN's LSTM has σ gates and tanh only"
+        return "activation", "a fused LSTM has σ gates and tanh only"
     for name in ("coupled_gates", "layer_norm", "cell_clip", "projection_clip"):
         if getattr(cfg, name) not in (False, None):
-            return name, f"oneDNN's LSTM has no {name}"
+            return name, f"a fused LSTM has no {name}"
     if recurrent_dropout:
-        return "recurrent_dropout", "it masks h_{t-1} inside the step, where oneDNN's LSTM has no hook"
+        return "recurrent_dropout", "it masks h_{t-1} inside the step, where a fused LSTM has no hook"
+    return None
+
+
+def _onednn_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                    has_mask: bool, recurrent_dropout: bool) -> Optional[tuple[str, str]]:
+    """(argument, why) for the first thing that keeps this call off the fused kernel, or None."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return "device", "a GPU is visible: the fused kernel is CPU-only, and XLA runs the loop on the GPU"
+    blocker = _fused_blocker(cfg, activation, recurrent_activation, dtype, recurrent_dropout)
+    if blocker is not None:
+        return blocker
     if has_mask and (cfg.return_state or cfg.stateful):
         return "mask", "under a mask, the per-row cell state (return_state, stateful) is only the loop's: " \
                        "oneDNN returns C at the full length"
@@ -83,7 +102,50 @@ def _onednn_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation:
 
 def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Callable, dtype: str,
            has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
-    """The kernel for one call (one trace), from the layer's config and the call's context."""
+    """The kernel for one call (one trace), from Keras's backend, the layer's config and the call's context."""
+    backend = keras.config.backend()
+    if backend == "jax":
+        return _choose_jax(cfg)
+    if backend == "torch":
+        return _choose_torch(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
+    return _choose_tensorflow(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
+
+
+def _choose_jax(cfg: LSTMConfig) -> KernelChoice:
+    if cfg.kernel == "onednn":
+        raise LSTMArgumentError("kernel", "onednn", "'auto' or 'xla' on the JAX backend, where the recurrence is a "
+                                                    "jax.lax.scan compiled by XLA (no fused CPU kernel is reachable)")
+    return KernelChoice("jax", "the JAX backend: a lax.scan with a custom VJP, compiled by XLA (jax.jit)")
+
+
+def _choose_torch(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                  has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+    if cfg.kernel == "xla":
+        return KernelChoice("eager", "kernel='xla' on the torch backend: the loop (torch has no XLA here)")
+    blocker = _fused_blocker(cfg, activation, recurrent_activation, dtype, recurrent_dropout)
+    if blocker is None and cfg.peephole:
+        blocker = "peephole", "torch's fused LSTM has no peephole"
+    if blocker is not None:
+        argument, why = blocker
+        if cfg.kernel == "onednn":
+            raise LSTMArgumentError("kernel", "onednn", f"'auto' or 'xla' for this call: `{argument}` keeps it off "
+                                                        f"torch's fused LSTM ({why})")
+        return KernelChoice("eager", f"`{argument}`: {why}")
+    fused = "torch's fused LSTM (oneDNN on a CPU, cuDNN on a GPU) on the layer's own variables"
+    if has_mask:
+        return KernelChoice("torch", f"the torch backend: {fused}; a batch whose mask is right-padded runs it as a "
+                                     "packed sequence, any other mask the loop", fallback=None if cfg.kernel ==
+                            "onednn" else "eager")
+    return KernelChoice("torch", f"the torch backend: {fused}")
+
+
+def _choose_tensorflow(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                       has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+    from tensorflow.python.eager import record  # could_possibly_record: no public API tells whether a tape records
+
+    from keras_lstm.kernels import block, onednn
+    from keras_lstm.kernels.context import in_xla_context, traced_for_saving
+
     loop = "xla" if cfg.jit_compile else "graph"
     if traced_for_saving():
         if cfg.export_xla and cfg.jit_compile:
@@ -125,27 +187,41 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
 
 
 def run(choice: KernelChoice, x, mask, *args, **kwargs):
-    """Run the chosen kernel, and its fallback for the batches it cannot run (decided in the graph); with
-    ``choice.slices``, a batch of at least that many rows as independent slices (rows are independent)."""
+    """Run the chosen kernel, and its fallback for the batches it cannot run (decided per batch: eagerly on
+    torch, in the graph on TensorFlow); with ``choice.slices``, a batch of at least that many rows as
+    independent slices (rows are independent)."""
+    kernel = _kernel(choice.name)
+    if choice.name == "torch" and mask is not None:  # eager: the mask is looked at here, per batch
+        if kernel.right_padded(mask):
+            return kernel.run(x, mask, *args, **kwargs)
+        if choice.fallback is None:  # kernel="onednn" insists
+            raise LSTMArgumentError("kernel", "onednn", "'auto' or 'xla' for this batch: its mask has holes, left "
+                                                        "padding or an empty row, which torch's fused LSTM cannot run")
+        return _kernel(choice.fallback).run(x, mask, *args, **kwargs)
+    runs = getattr(kernel, "batch_runs", lambda *_: None)
+    if choice.slices == 1 and runs(x, mask, kwargs["cfg"]) is None:
+        return kernel.run(x, mask, *args, **kwargs)
+    import tensorflow as tf
+
     if choice.slices > 1:
         whole = dataclasses.replace(choice, slices=1)
         return tf.cond(tf.shape(x)[0] >= choice.slices, lambda: _sliced(whole, x, mask, *args, **kwargs),
                        lambda: run(whole, x, mask, *args, **kwargs))
-    kernel = _KERNELS[choice.name]
-    runs = getattr(kernel, "batch_runs", lambda *_: None)(x, mask, kwargs["cfg"])
-    if runs is None:
-        return kernel.run(x, mask, *args, **kwargs)
+    batch_runs = runs(x, mask, kwargs["cfg"])
     if choice.fallback is None:  # kernel="onednn" insists
-        check = tf.debugging.Assert(runs, ["kernel='onednn' runs right-padded masks only; this batch's mask "
-                                           "has holes or left padding: pass kernel='auto' or 'xla'"])
+        check = tf.debugging.Assert(batch_runs, ["kernel='onednn' runs right-padded masks only; this batch's mask "
+                                                 "has holes or left padding: pass kernel='auto' or 'xla'"])
         with tf.control_dependencies([check]):
             return kernel.run(tf.identity(x), mask, *args, **kwargs)
-    fallback = _KERNELS[choice.fallback]
-    return tf.cond(runs, lambda: kernel.run(x, mask, *args, **kwargs), lambda: fallback.run(x, mask, *args, **kwargs))
+    fallback = _kernel(choice.fallback)
+    return tf.cond(batch_runs, lambda: kernel.run(x, mask, *args, **kwargs),
+                   lambda: fallback.run(x, mask, *args, **kwargs))
 
 
 def _sliced(choice: KernelChoice, x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, **kwargs):
     """The batch cut into SAVED_SLICES row ranges, each run by :func:`run` on its own, the results joined in order."""
+    import tensorflow as tf
+
     batch = tf.shape(x)[0]
     bounds = [batch * k // SAVED_SLICES for k in range(SAVED_SLICES + 1)]
 

@@ -17,6 +17,9 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
+                        help="Keras's backend for this run (default: KERAS_BACKEND, else tensorflow); "
+                             "--distribute needs tensorflow")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last completed epoch "
                         "(give no other option except --verbose)")
 
@@ -24,6 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from keras_lstm.train import runner  # TensorFlow is imported only once the arguments parse
 
+    args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "backend"})  # applied by keras_lstm.cli
     try:
         if args.resume:
             others = sorted(k for k in vars(args) if k not in ("resume", "command", "verbose", "task"))

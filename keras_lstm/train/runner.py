@@ -125,6 +125,10 @@ def _replace(cfg, **changes):
 
 
 def _strategy(cfg: TrainConfig) -> tf.distribute.Strategy:
+    if cfg.distribute is not None and keras.config.backend() != "tensorflow":
+        raise TrainArgumentError("--distribute", cfg.distribute, "left out on Keras's "
+                                 f"{keras.config.backend()!r} backend: tf.distribute strategies need the TensorFlow "
+                                 "backend (--backend tensorflow)")
     if cfg.distribute == "multi-worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if cfg.distribute == "mirrored":
