@@ -16,9 +16,10 @@ kernel     file                            runs
                                            input matmul before, dh/dc carried back, weight gradients
                                            in bulk after), compiled by ``jax.jit``: every variant
 "torch"    torch.py                        torch: torch's fused LSTM (oneDNN on a CPU, cuDNN on a GPU)
-                                           on transposed views of the Keras variables
+                                           on transposed views of the Keras variables; right-padded
+                                           masks as packed sequences
 "eager"    eager.py                        torch: a Python loop over the step maths (``keras.ops``), for
-                                           what torch's LSTM does not compute (masks, variants)
+                                           what torch's LSTM does not compute (masks with holes, variants)
 =========  ==============================  ==========================================================
 
 Contract: ``run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights, *, cfg,

@@ -1,7 +1,8 @@
 """The eager kernel: a Python loop over time steps of :mod:`keras_lstm.step`, in ``keras.ops``.
 
-The torch backend's kernel for every configuration torch's fused LSTM does not compute (masks,
-recurrent dropout, peepholes, coupled gates, layer norm, clips, other activations). Like the other
+The torch backend's kernel for every configuration torch's fused LSTM does not compute (masks with
+holes, left padding or empty rows, recurrent dropout, peepholes, coupled gates, layer norm, clips,
+other activations). Like the other
 loops, the input pre-activations of all steps come from one matmul before the loop; each step does
 one ``h · U`` matmul and the pointwise gate maths, and the backend's autodiff (torch's autograd)
 differentiates it. Under a mask, a masked step keeps (h, C) and outputs what ``keras.layers.LSTM``

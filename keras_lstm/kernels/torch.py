@@ -1,7 +1,8 @@
 """The torch kernel: torch's own fused LSTM (``torch.lstm``) on the layer's variables.
 
 For the configurations ``torch.nn.LSTM`` computes (σ gates, tanh, an optional projection without a
-clip, ``go_backwards``, no mask and no recurrent dropout; see :mod:`keras_lstm.kernels.select`), the
+clip, ``go_backwards``, no mask or a right-padded one, no recurrent dropout; see
+:mod:`keras_lstm.kernels.select`), the
 recurrence is one call of the op ``nn.LSTM`` runs: oneDNN's fused LSTM on a CPU (the native
 kernel under a projection, which oneDNN's does not take there), cuDNN on a GPU.
 
