@@ -320,7 +320,9 @@ def test_async_client(server, versions):
                 for t in range(x.shape[1]):
                     y = await s.step(x[:, t])
             as_float64 = await c.predict(x.astype(np.float64))  # converted to float32 (serving.conform)
-            np.testing.assert_array_equal(as_float64["outputs"], outs[0]["outputs"])
+            # Not bitwise: the batcher merged the 8 requests above into one batch, and a batch's size changes
+            # the kernel's blocking (BlockLSTMV2's matmul) and so the last bits, as on TF Serving.
+            np.testing.assert_allclose(as_float64["outputs"], outs[0]["outputs"], rtol=0, atol=1e-6)
             with pytest.raises(serving.BadRequestError, match='"sequences": expects float32 but bool'):
                 await c.predict(x > 0)
             return outs, y, (await c.metadata()).version
