@@ -198,16 +198,17 @@ def run(choice: KernelChoice, x, mask, *args, **kwargs):
             raise LSTMArgumentError("kernel", "onednn", "'auto' or 'xla' for this batch: its mask has holes, left "
                                                         "padding or an empty row, which torch's fused LSTM cannot run")
         return _kernel(choice.fallback).run(x, mask, *args, **kwargs)
-    runs = getattr(kernel, "batch_runs", lambda *_: None)
-    if choice.slices == 1 and runs(x, mask, kwargs["cfg"]) is None:
-        return kernel.run(x, mask, *args, **kwargs)
-    import tensorflow as tf
-
     if choice.slices > 1:
+        import tensorflow as tf
+
         whole = dataclasses.replace(choice, slices=1)
         return tf.cond(tf.shape(x)[0] >= choice.slices, lambda: _sliced(whole, x, mask, *args, **kwargs),
                        lambda: run(whole, x, mask, *args, **kwargs))
-    batch_runs = runs(x, mask, kwargs["cfg"])
+    batch_runs = getattr(kernel, "batch_runs", lambda *_: None)(x, mask, kwargs["cfg"])
+    if batch_runs is None:
+        return kernel.run(x, mask, *args, **kwargs)
+    import tensorflow as tf
+
     if choice.fallback is None:  # kernel="onednn" insists
         check = tf.debugging.Assert(batch_runs, ["kernel='onednn' runs right-padded masks only; this batch's mask "
                                                  "has holes or left padding: pass kernel='auto' or 'xla'"])
