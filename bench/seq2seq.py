@@ -8,7 +8,7 @@ encoder's state) -> Dense(10, softmax), reads the reversed digits shifted by a s
 Adam(1e-3), sparse categorical cross-entropy, Keras's default compile. Both models start from the
 same weights and see the same batches; their epochs alternate (A, B, B, A, ...), and each epoch's
 median step (the first left out) and training accuracy are printed side by side. keras_lstm runs
-twice, on its fused oneDNN kernel and on its XLA loop (``kernel=``), so each is measured.
+twice, on its fused kernel and on its XLA loop (``kernel=``), so each is measured.
 """
 
 import argparse
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     epochs, steps = (2, 4) if args.quick else (args.epochs, args.steps)
     keras.utils.set_random_seed(0)
     models = {"keras.layers.LSTM": build(keras.layers.LSTM)}
-    for kernel in ("onednn", "xla"):
+    for kernel in ("fused", "xla"):
         models[f"keras_lstm {kernel}"] = build(lambda *a, k=kernel, **kw: LSTM(*a, kernel=k, **kw))
         models[f"keras_lstm {kernel}"].set_weights(models["keras.layers.LSTM"].get_weights())
     x, y = data(steps * BATCH)

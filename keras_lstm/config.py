@@ -59,8 +59,9 @@ class LSTMConfig:
     implementation: int = 2
     zero_output_for_mask: bool = False  # LSTM only; masked steps output zeros (Bidirectional sets it)
     jit_compile: bool = True  # LSTM only; the loop kernels: XLA-compiled (True) or the graph path (False)
-    # LSTM only: "auto" (the fused oneDNN kernel on a CPU where it can run, else the loop), "onednn"
-    # (insist: an error names what prevents it) or "xla" (the loop). See keras_lstm/kernels.
+    # LSTM only: "auto" (the fused kernel on a CPU where it can run and is faster, else the loop), "fused"
+    # (insist: an error names what prevents it; "onednn", its old name, is read as "fused") or "xla"
+    # (the loop). See keras_lstm/kernels.
     kernel: str = "auto"
     export_xla: bool = False  # LSTM only; keep XLA in SavedModel graphs (TF Serving run with its XLA flags)
     # Variants (each default leaves the plain LSTM unchanged).
@@ -89,8 +90,10 @@ class LSTMConfig:
             )
         if self.implementation not in (1, 2) or isinstance(self.implementation, bool):
             raise LSTMArgumentError("implementation", self.implementation, "1 or 2")
-        if self.kernel not in ("auto", "onednn", "xla"):
-            raise LSTMArgumentError("kernel", self.kernel, '"auto", "onednn" or "xla"')
+        if self.kernel == "onednn":  # the name of the fused kernel before it was this project's own (0.1 configs)
+            object.__setattr__(self, "kernel", "fused")
+        if self.kernel not in ("auto", "fused", "xla"):
+            raise LSTMArgumentError("kernel", self.kernel, '"auto", "fused" or "xla"')
         if self.use_cudnn not in ("auto", True, False):  # Keras's own check
             raise LSTMArgumentError("use_cudnn", self.use_cudnn, '"auto", True or False')
         for name in ("cell_clip", "projection_clip", "layer_norm_epsilon"):

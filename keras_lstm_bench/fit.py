@@ -7,7 +7,7 @@ For each shape and ``return_sequences`` in (False, True), six Keras models train
 this process, in interleaved rounds (one epoch of each per round, the order rotating):
 ``keras.layers.LSTM`` and ``keras_lstm.LSTM``, each compiled with Keras's defaults
 (``compile("adam", "mse")``: ``jit_compile="auto"``, which is no XLA on a CPU-only TensorFlow) and
-with ``jit_compile=True``, and ``keras_lstm.LSTM(kernel="onednn")`` and ``(kernel="xla")`` at
+with ``jit_compile=True``, and ``keras_lstm.LSTM(kernel="fused")`` and ``(kernel="xla")`` at
 Keras's defaults. Each row names the kernel the layer ran (``kernel_choice``); a model compiled with
 ``jit_compile=True`` runs the XLA loop. torch trains the same model (nn.LSTM -> nn.Linear, Adam, MSELoss) in its
 own process (:mod:`keras_lstm_bench.torch_peer`), one epoch per round between the Keras ones. A model's
@@ -48,7 +48,7 @@ MODELS = {
     "keras.layers.LSTM": ("keras", "auto", None),
     "keras.layers.LSTM jit": ("keras", True, None),
     "keras_lstm": ("ours", "auto", "auto"),
-    "keras_lstm onednn": ("ours", "auto", "onednn"),
+    "keras_lstm fused": ("ours", "auto", "fused"),
     "keras_lstm xla": ("ours", "auto", "xla"),
     "keras_lstm jit": ("ours", True, "auto"),
 }
@@ -151,7 +151,7 @@ def floor_calls(shape: Shape) -> dict[str, Callable[[], object]]:
         "pointwise loop": lambda: pointwise_loop(zx),
         "input projection": lambda: input_projection(x, W, b),
     }
-    for kernel in ("onednn", "xla"):
+    for kernel in ("fused", "xla"):
         forward, train = layer_calls(lambda: LSTM(H, return_sequences=True, kernel=kernel), shape)
         calls.update({f"{kernel} layer forward": forward, f"{kernel} layer forward+backward": train})
     return calls

@@ -1,4 +1,4 @@
-"""Layer benchmark: keras_lstm (fused oneDNN, XLA and graph kernels) beside keras.layers.LSTM and torch.nn.LSTM.
+"""Layer benchmark: keras_lstm (fused, XLA and graph kernels) beside keras.layers.LSTM and torch.nn.LSTM.
 
     keras-lstm bench [--shapes small,medium,large] [--quick] [--out bench/results]
 
@@ -8,7 +8,7 @@ forward pass and a training step (forward, backward, the gradients of the input 
 in interleaved rounds (one call of each implementation per round) so that all see the same machine load. Reports the
 median milliseconds, GFLOP/s (8·B·T·H·(D+H) for the forward pass, 3× that for a training step),
 the percentage of a GEMM ceiling measured in the same run (the faster of TensorFlow's and torch's
-large GEMM), and the ratio of keras_lstm on its default kernel (fused oneDNN on a CPU, XLA on a GPU)
+large GEMM), and the ratio of keras_lstm on its default kernel (fused on a CPU, XLA on a GPU)
 to each peer (> 1 means keras_lstm is faster). Writes JSON, a markdown table and a PNG.
 """
 
@@ -107,7 +107,7 @@ def _tf_impls(shape: Shape, gpu: bool) -> dict[str, Callable]:
 
     impls = {
         "keras_lstm": lambda: LSTM(shape.H, return_sequences=True),  # kernel="auto"
-        "keras_lstm oneDNN": lambda: LSTM(shape.H, return_sequences=True, kernel="onednn"),
+        "keras_lstm fused": lambda: LSTM(shape.H, return_sequences=True, kernel="fused"),
         "keras_lstm XLA": lambda: LSTM(shape.H, return_sequences=True, kernel="xla"),
         "keras_lstm graph": lambda: LSTM(shape.H, return_sequences=True, kernel="xla", jit_compile=False),
         "keras.layers.LSTM": lambda: keras.layers.LSTM(shape.H, return_sequences=True, use_cudnn=False),

@@ -24,12 +24,12 @@ def test_fit_benchmark_quick_times_every_model_and_floor(tmp_path):
         for key in ("step_ms", "keras_lstm_speedup", "keras_lstm_jit_speedup"):
             assert math.isfinite(r[key]) and r[key] > 0, (key, r)
     floors = result["floors_ms"]["tiny"]
-    assert {"matmul loop", "pointwise loop", "input projection", "onednn layer forward", "xla layer forward"} <= set(floors)
+    assert {"matmul loop", "pointwise loop", "input projection", "fused layer forward", "xla layer forward"} <= set(floors)
     assert all(math.isfinite(v) and v > 0 for v in floors.values())
     assert set(result["gemm_gflops_by_library"]) == {"tensorflow", "torch"}  # torch is in the dev extra
     kernels = {r["impl"]: r["kernel"] for r in result["rows"]}
-    assert (kernels["keras_lstm onednn"], kernels["keras_lstm xla"], kernels["keras_lstm jit"]) == ("onednn", "xla", "xla")
-    assert kernels["keras_lstm"] == "xla"  # "auto" at 8 units
+    assert (kernels["keras_lstm fused"], kernels["keras_lstm xla"], kernels["keras_lstm jit"]) == ("fused", "xla", "xla")
+    assert kernels["keras_lstm"] == "fused"  # "auto" on a CPU
     assert "| model | kernel | ms per step |" in (tmp_path / "fit.md").read_text()
 
 
@@ -53,12 +53,12 @@ def test_seq2seq_benchmark_runs_both_layers_on_the_same_batches():
     bench = Path(__file__).resolve().parents[1] / "bench" / "seq2seq.py"
     done = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "kernels run: {'keras_lstm onednn': ['onednn', 'onednn'], 'keras_lstm xla': ['xla', 'xla']}" in done.stdout
+    assert "kernels run: {'keras_lstm fused': ['fused', 'fused'], 'keras_lstm xla': ['xla', 'xla']}" in done.stdout
     rows = [line.split("|")[2:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "epoch" not in line]
     assert len(rows) == 2
     for row in rows:  # the same weights and batches: the same accuracy, epoch for epoch
-        keras_acc, onednn_acc, xla_acc = (float(v) for v in row[3:])
-        assert onednn_acc == pytest.approx(keras_acc, abs=1e-3) and xla_acc == pytest.approx(keras_acc, abs=1e-3)
+        keras_acc, fused_acc, xla_acc = (float(v) for v in row[3:])
+        assert fused_acc == pytest.approx(keras_acc, abs=1e-3) and xla_acc == pytest.approx(keras_acc, abs=1e-3)
 
 
 def test_fit_benchmark_on_the_torch_backend_runs_in_its_own_process(tmp_path):

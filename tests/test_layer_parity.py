@@ -1,14 +1,15 @@
 """Parity with keras.layers.LSTM loaded with the same weights.
 
 Grid: return_sequences × return_state × go_backwards × mask pattern × initial_state × stateful (two
-consecutive batches) × unroll × kernel (the fused oneDNN kernel, the XLA loop, the graph loop). The
+consecutive batches) × unroll × kernel (the fused CPU kernel, the XLA loop, the graph loop). The
 full product is 960 cases; every pair of factor values is covered by a pairwise array, and mask ×
 go_backwards × kernel is covered in full. Forward ≤ 1e-5 absolute (float32); gradients w.r.t.
 inputs and every weight ≤ 1e-4 relative.
 
-The "onednn" column insists on the fused kernel (``kernel="onednn"``) wherever it can run: no mask,
+The "fused" column insists on the fused kernel (``kernel="fused"``) wherever it can run: no mask,
 or a right-padded one (rows of no steps included) without ``return_state`` or ``stateful``. Elsewhere
-it runs ``kernel="auto"`` and checks the layer's own account of what it ran: the loop.
+it runs ``kernel="auto"`` and checks the layer's own account of what it ran: the loop, or the fused
+kernel with the loop as the fallback for a mask with holes or left padding (decided per batch).
 """
 
 import itertools
@@ -30,7 +31,7 @@ FACTORS = {
     "initial_state": (False, True),
     "stateful": (False, True),
     "unroll": (False, True),
-    "kernel": ("onednn", "xla", "graph"),
+    "kernel": ("fused", "xla", "graph"),
 }
 RIGHT_PADDED = ("none", "right", "full_rows")
 
@@ -107,9 +108,9 @@ def kernel_arguments(case):
         return dict(kernel="xla"), ("xla", None)
     if case["mask"] != "none" and (case["return_state"] or case["stateful"]):
         return dict(kernel="auto"), ("xla", None)
-    if case["mask"] not in RIGHT_PADDED:  # "auto" at 5 units: the loop (its per-batch fallback from the fused
-        return dict(kernel="auto"), ("xla", None)  # kernel is tested at 512 units in test_kernel_onednn.py)
-    return dict(kernel="onednn"), ("onednn", None)
+    if case["mask"] not in RIGHT_PADDED:  # "auto": the fused kernel, and the loop for this batch's mask
+        return dict(kernel="auto"), ("fused", "xla")
+    return dict(kernel="fused"), ("fused", None)
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)

@@ -3,8 +3,10 @@
 =========  ==============================  ==========================================================
 kernel     file                            runs
 =========  ==============================  ==========================================================
-"onednn"   onednn.py + onednn_lstm.cc      TensorFlow: oneDNN's fused LSTM primitive (CPU, float32), for
-                                           training at >= 512 units where it measured faster
+"fused"    fused.py, cc/lstm.cc and        TensorFlow: this project's fused CPU LSTM (float32), forward and
+           cc/tf_op.cc                     backward, one GEMM per step stored gate-major and one
+                                           vectorised elementwise pass: peephole, coupled gates, clips,
+                                           projection, go_backwards, right-padded masks
 "xla"      xla.py (the loop in loop.py)    TensorFlow: the time loop compiled by XLA: every variant,
                                            GPUs, models compiled with ``jit_compile=True``
 "graph"    graph.py (the loop in loop.py)  TensorFlow: the same loop as stock TensorFlow ops: SavedModel
@@ -30,14 +32,15 @@ the running Keras backend.
 The choice is :func:`keras_lstm.kernels.select.choose`, from ``keras.config.backend()``; a kernel's
 module is imported only when chosen, so the JAX and torch backends never import TensorFlow.
 
-On TensorFlow, the layer's ``kernel`` argument: ``"auto"`` takes the fused kernel where it can run
-and measured faster, and says why not elsewhere; ``"onednn"`` insists (a configuration it cannot run
-is an error naming the argument that prevents it); ``"xla"`` takes the loop (compiled unless
-``jit_compile=False``). A trace for a SavedModel takes the block kernel where it can run and the
+On TensorFlow, the layer's ``kernel`` argument: ``"auto"`` takes the fused kernel on a CPU wherever it
+can run (it measured faster than the XLA loop at every shape: docs/kernels.md), and says why not
+elsewhere; ``"fused"`` insists (a configuration it cannot run is an error naming the argument that
+prevents it; ``"onednn"``, its name before it was this project's own, reads as ``"fused"``); ``"xla"``
+takes the loop (compiled unless ``jit_compile=False``). A trace for a SavedModel takes the block kernel where it can run and the
 graph loop elsewhere, whatever was asked (XLA with ``export_xla``), and runs a batch of two or more
 rows as two slices at once. A kernel that runs only some batches (``batch_runs``: masks with holes,
 batch sizes) has a fallback chosen per batch in the graph; :mod:`keras_lstm.kernels.padding` holds
-the right-padded mask handling of the whole-sequence kernels. On torch, ``"onednn"`` insists on torch's fused LSTM and ``"xla"`` takes the loop;
+the right-padded mask handling of the whole-sequence kernels. On torch, ``"fused"`` insists on torch's fused LSTM and ``"xla"`` takes the loop;
 on JAX, ``"auto"`` and ``"xla"`` take the scan.
 
 This package's ``__init__`` imports nothing, so ``python -m keras_lstm.kernels.build`` runs without

@@ -1,13 +1,19 @@
-"""Build the fused CPU kernel's TensorFlow op with g++, once per TensorFlow version and source.
+"""Build the fused CPU kernel with g++, once per framework version and source.
 
-The op (``onednn_lstm.cc``) is compiled against the installed TensorFlow wheel (``tf.sysconfig``'s
-flags, so the same C++ ABI) and oneDNN 3.2 from PyPI (``onednn-cpu-gomp`` and
-``onednn-devel-cpu-gomp``, pinned in pyproject.toml), on first use, and cached under a key of the
-source, the compiler, TensorFlow's version and oneDNN's location, as torch's ``cpp_extension``
-caches its builds: the op must match the TensorFlow it is loaded into, which is only known where it
-runs, and a pip build would need TensorFlow's headers in an isolated build environment. ``make
-install`` runs ``python -m keras_lstm.kernels.build``, so a fresh machine builds it (about 15 s)
-before the first test, and says there, once, what is missing if it cannot.
+The kernel's core (``cc/lstm.cc``) is compiled with a thin wrapper for each framework: the
+TensorFlow op (``cc/tf_op.cc``, against the installed TensorFlow wheel with ``tf.sysconfig``'s
+flags, so the same C++ ABI) and the XLA FFI handler for JAX (``cc/jax_ffi.cc``, against jaxlib's
+FFI headers). Its GEMMs are oneDNN's ``dnnl_sgemm`` from PyPI (``onednn-cpu-gomp`` and
+``onednn-devel-cpu-gomp``, pinned in pyproject.toml). Each library is built on first use and cached
+under a key of the sources, the compiler, the framework's version and oneDNN's location, as torch's
+``cpp_extension`` caches its builds: the op must match the framework it is loaded into, which is
+only known where it runs, and a pip build would need TensorFlow's headers in an isolated build
+environment. ``make install`` runs ``python -m keras_lstm.kernels.build``, so a fresh machine builds
+them (about 20 s each) before the first test, and says there, once, what is missing if it cannot.
+
+No CPU extension is required: the elementwise passes are compiled for AVX-512, AVX2 + FMA and the
+x86-64 baseline, and the loader picks the best the CPU has (``target_clones``); the GEMMs are
+oneDNN's, which dispatch the same way.
 
 The cache is ``$KERAS_LSTM_CACHE``, else ``$XDG_CACHE_HOME/keras_lstm``, else ``~/.cache/keras_lstm``.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -24,9 +31,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["BuildError", "SOURCE", "ONEDNN_DISTRIBUTIONS", "cache_dir", "cached_build", "onednn_dirs", "library"]
+__all__ = ["BuildError", "CC_DIR", "ONEDNN_DISTRIBUTIONS", "cache_dir", "cached_build", "onednn_dirs", "library",
+           "jax_library"]
 
-SOURCE = Path(__file__).resolve().with_name("onednn_lstm.cc")
+CC_DIR = Path(__file__).resolve().with_name("cc")
+CORE = [CC_DIR / "lstm.h", CC_DIR / "lstm.cc"]
+# -O3 for the elementwise passes' vector code; -Wno-psabi: 32-byte vector arguments of inlined helpers
+CXXFLAGS = ["-std=c++17", "-O3", "-shared", "-fPIC", "-fopenmp", "-Wno-psabi", "-fvisibility-inlines-hidden"]
 ONEDNN_DISTRIBUTIONS = ("onednn-cpu-gomp", "onednn-devel-cpu-gomp")  # library, headers (oneDNN 3.2, OpenMP)
 
 
@@ -95,34 +106,60 @@ def onednn_dirs() -> tuple[Path, Path]:
     return found["dnnl.hpp"], found["libdnnl.so.3"]
 
 
+def _onednn_flags() -> tuple[list, list]:
+    include, lib = onednn_dirs()
+    return [f"-I{include}", f"-I{CC_DIR}"], [f"-L{lib}", "-ldnnl", f"-Wl,-rpath,{lib}"]
+
+
 def library() -> Path:
-    """The op's shared library for this TensorFlow, built now if there is none yet."""
+    """The TensorFlow op's shared library for this TensorFlow, built now if there is none yet."""
     import tensorflow as tf
 
-    include, lib = onednn_dirs()
-    tf_include, tf_lib = tf.sysconfig.get_include(), tf.sysconfig.get_lib()
+    includes, links = _onednn_flags()
+    sources = [*CORE, CC_DIR / "tf_op.cc"]
 
     def command(out: Path) -> list:
-        return [
-            "g++", "-std=c++17", "-O2", "-shared", "-fPIC", "-fopenmp", "-w", str(SOURCE), "-o", str(out),
-            *tf.sysconfig.get_compile_flags(), f"-I{include}", f"-L{lib}", "-ldnnl", f"-Wl,-rpath,{lib}",
-            *tf.sysconfig.get_link_flags(), f"-Wl,-rpath,{tf_lib}",
-        ]
+        return ["g++", *CXXFLAGS, *(str(s) for s in sources if s.suffix == ".cc"), "-o", str(out),
+                *tf.sysconfig.get_compile_flags(), *includes, *links,
+                *tf.sysconfig.get_link_flags(), f"-Wl,-rpath,{tf.sysconfig.get_lib()}"]
 
-    key = [tf.__version__, tf_include, str(include), str(lib), sys.version]
-    return cached_build("onednn_lstm", [SOURCE], key, command, suffix=".so")
+    key = [tf.__version__, tf.sysconfig.get_include(), *includes, *links, sys.version]
+    return cached_build("fused_lstm_tf", sources, key, command, suffix=".so")
+
+
+def jax_library() -> Path:
+    """The XLA FFI handlers' shared library for this jaxlib, built now if there is none yet."""
+    import jax
+
+    includes, links = _onednn_flags()
+    sources = [*CORE, CC_DIR / "jax_ffi.cc"]
+
+    def command(out: Path) -> list:
+        return ["g++", *CXXFLAGS, *(str(s) for s in sources if s.suffix == ".cc"), "-o", str(out),
+                f"-I{jax.ffi.include_dir()}", *includes, *links]
+
+    key = [jax.__version__, jax.ffi.include_dir(), *includes, *links, sys.version]
+    return cached_build("fused_lstm_jax", sources, key, command, suffix=".so")
 
 
 def main() -> int:
-    """``python -m keras_lstm.kernels.build``: build (or find) the op and say where, or why not."""
+    """``python -m keras_lstm.kernels.build``: build (or find) each library whose framework is installed
+    and say where, or why not."""
     from keras_lstm.quiet import import_tensorflow, quiet_environment
 
     quiet_environment()
-    import_tensorflow()  # without TensorFlow's start-up lines in `make install`'s output
-    try:
-        print(f"keras_lstm fused CPU kernel: {library()}")
-    except BuildError as err:
-        print(f"keras_lstm fused CPU kernel not built, the layer will run its XLA loop: {err}", file=sys.stderr)
+    builds = []
+    if importlib.util.find_spec("tensorflow") is not None:
+        import_tensorflow()  # without TensorFlow's start-up lines in `make install`'s output
+        builds.append(("TensorFlow op", library))
+    if importlib.util.find_spec("jax") is not None:
+        builds.append(("JAX (XLA FFI)", jax_library))
+    for what, build in builds:
+        try:
+            print(f"keras_lstm fused CPU kernel, {what}: {build()}")
+        except BuildError as err:
+            print(f"keras_lstm fused CPU kernel, {what}, not built: the layer will run its loop: {err}",
+                  file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Right-padded masks on a whole-sequence fused kernel (``onednn``, ``block``), in one place.
+"""Right-padded masks on a whole-sequence fused kernel (``fused``, ``block``), in one place.
 
 A fused kernel has no per-row lengths, but a right-padded row's outputs up to its length do not
 depend on the steps after it. So the kernel runs the full length and each row's results are taken at
@@ -27,9 +27,10 @@ def lengths_of(mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
 
 
-def reverse_rows(xt: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-    """xt (T, B, D) time-major -> each row's first ``lengths[b]`` steps reversed, the padding left in place."""
-    return tf.reverse_sequence(xt, lengths, seq_axis=0, batch_axis=1)
+def reverse_rows(x: tf.Tensor, lengths: tf.Tensor, *, time_axis: int = 0) -> tf.Tensor:
+    """x (T, B, D) time-major, or (B, T, D) with ``time_axis=1`` -> each row's first ``lengths[b]`` steps
+    reversed, the padding left in place."""
+    return tf.reverse_sequence(x, lengths, seq_axis=time_axis, batch_axis=1 - time_axis)
 
 
 def at_lengths(seq: tf.Tensor, lengths: tf.Tensor, initial: tf.Tensor) -> tf.Tensor:

@@ -227,7 +227,7 @@ def test_the_kernel_choice_says_what_ran():
         assert peephole.kernel_choice.name == "eager" and "peephole" in peephole.kernel_choice.reason
         plain(x)
         assert (plain.kernel_choice.name, plain.kernel_choice.fallback) == ("torch", None)
-        insist = LSTM(3, kernel="onednn")
+        insist = LSTM(3, kernel="fused")
         insist(x, mask=np.array([[1, 1, 0], [1, 1, 1]], bool))  # right-padded: fused
         with pytest.raises(LSTMArgumentError, match="holes, left padding or an empty row"):
             insist(x, mask=np.array([[1, 0, 1], [1, 1, 1]], bool))

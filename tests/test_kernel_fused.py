@@ -1,6 +1,7 @@
-"""The fused oneDNN kernel: against the NumPy oracle, its choice made in the open, its errors, its
-gradient in model.fit, Bidirectional under a mask, saved graphs without it, and a machine that
-cannot build it. (The parity grid against keras.layers.LSTM runs it too: test_layer_parity.py.)"""
+"""The fused CPU kernel: against the NumPy oracle (every variant it runs, finite differences), its
+choice made in the open, its errors, its gradient in model.fit, Bidirectional under a mask, saved
+graphs without it, its threads, every copy of its elementwise code, and a machine that cannot build
+it. (The parity grid against keras.layers.LSTM runs it too: test_layer_parity.py.)"""
 
 import ast
 import itertools
@@ -18,8 +19,16 @@ from keras_lstm import LSTM, LSTMArgumentError
 from oracle import lstm_numpy
 
 VARIANTS = {"plain": {}, "peephole": dict(peephole=True), "projection": dict(projection_units=3),
-            "peephole+projection": dict(peephole=True, projection_units=3)}
+            "peephole+projection": dict(peephole=True, projection_units=3), "coupled": dict(coupled_gates=True),
+            "coupled+peephole": dict(coupled_gates=True, peephole=True), "cell_clip": dict(cell_clip=0.4),
+            "projection_clip": dict(projection_units=3, projection_clip=0.15)}
 B, T, D, H = 4, 7, 3, 5
+
+
+def oracle_options(kw, go_backwards):
+    return dict(peephole=kw.get("peephole", False), projection="projection_units" in kw, go_backwards=go_backwards,
+                coupled=kw.get("coupled_gates", False), cell_clip=kw.get("cell_clip"),
+                projection_clip=kw.get("projection_clip"))
 
 
 def randomize(layer, seed):
@@ -33,17 +42,17 @@ def randomize(layer, seed):
 def test_matches_numpy_oracle_forward_and_finite_differences(variant, go_backwards, masked):
     kw = VARIANTS[variant]
     rng = np.random.default_rng(3)
-    layer = LSTM(H, return_sequences=True, return_state=not masked, go_backwards=go_backwards, kernel="onednn", **kw)
+    layer = LSTM(H, return_sequences=True, return_state=not masked, go_backwards=go_backwards, kernel="fused", **kw)
     x = rng.standard_normal((B, T, D)).astype("float32")
     mask = None
     if masked:  # right-padded, one row with no steps at all
         mask = np.arange(T)[None, :] < np.array([7, 4, 0, 1])[:, None]
     layer(x)
     weights = randomize(layer, 11)
-    oracle_kw = dict(peephole=kw.get("peephole", False), projection="projection_units" in kw, go_backwards=go_backwards)
+    oracle_kw = oracle_options(kw, go_backwards)
     ref = lstm_numpy(x, weights, mask=mask, **oracle_kw)
     out = layer(x, mask=mask)
-    assert layer.kernel_choice.name == "onednn"
+    assert layer.kernel_choice.name == "fused"
     if not masked:
         out, h, c = out
         np.testing.assert_allclose(h, ref["h_last"], atol=1e-5)
@@ -73,9 +82,6 @@ def test_matches_numpy_oracle_forward_and_finite_differences(variant, go_backwar
 
 @pytest.mark.parametrize("kwargs,call,argument", [
     (dict(layer_norm=True), {}, "layer_norm"),
-    (dict(coupled_gates=True), {}, "coupled_gates"),
-    (dict(cell_clip=1.0), {}, "cell_clip"),
-    (dict(projection_units=3, projection_clip=1.0), {}, "projection_clip"),
     (dict(activation="relu"), {}, "activation"),
     (dict(recurrent_dropout=0.5), dict(training=True), "recurrent_dropout"),
     (dict(return_state=True), dict(mask=np.ones((B, T), bool)), "mask"),
@@ -83,7 +89,7 @@ def test_matches_numpy_oracle_forward_and_finite_differences(variant, go_backwar
 def test_insisting_on_it_names_what_prevents_it_and_auto_says_why_not(kwargs, call, argument):
     x = np.zeros((B, T, D), "float32")
     with pytest.raises(LSTMArgumentError, match=f"`{argument}`"):
-        LSTM(H, kernel="onednn", **kwargs)(x, **call)
+        LSTM(H, kernel="fused", **kwargs)(x, **call)
     auto = LSTM(H, **kwargs)
     auto(x, **call)
     assert auto.kernel_choice.name == "xla" and f"`{argument}`" in auto.kernel_choice.reason
@@ -103,18 +109,20 @@ def test_a_mask_with_holes_is_refused_at_run_time_when_insisting():
     mask = np.ones((B, T), bool)
     mask[1, 2] = False
     with pytest.raises(tf.errors.InvalidArgumentError, match="right-padded"):
-        LSTM(H, kernel="onednn")(np.zeros((B, T, D), "float32"), mask=mask)
+        LSTM(H, kernel="fused")(np.zeros((B, T, D), "float32"), mask=mask)
 
 
 def test_kernel_argument_is_checked_and_round_trips():
     with pytest.raises(LSTMArgumentError, match="kernel"):
         LSTM(H, kernel="cudnn")
-    layer = LSTM(H, kernel="onednn")
-    assert LSTM.from_config(layer.get_config()).config.kernel == "onednn"
+    layer = LSTM(H, kernel="fused")
+    assert LSTM.from_config(layer.get_config()).config.kernel == "fused"
+    old = LSTM.from_config({**layer.get_config(), "kernel": "onednn"})  # the kernel's name before 0.2
+    assert old.config.kernel == "fused"
 
 
 def test_gradient_of_an_inference_forward_reruns_it_for_a_workspace():
-    layer = LSTM(H, kernel="onednn")
+    layer = LSTM(H, kernel="fused")
     x = tf.constant(np.random.default_rng(0).standard_normal((B, T, D)), tf.float32)
     layer(x)
 
@@ -140,7 +148,7 @@ def _fit_losses(kernel):
 
 
 def test_model_fit_follows_the_loops_loss_curve():
-    fused, loop = _fit_losses("onednn"), _fit_losses("xla")
+    fused, loop = _fit_losses("fused"), _fit_losses("xla")
     assert fused[-1] < fused[0]
     np.testing.assert_allclose(fused, loop, rtol=1e-4)
 
@@ -153,11 +161,11 @@ def test_bidirectional_over_an_embedding_mask_runs_both_directions_fused():
         x = keras.layers.Embedding(10, 3, mask_zero=True)(inp)
         return keras.Model(inp, keras.layers.Bidirectional(lstm(4, return_sequences=True))(x))
 
-    ref, ours = model(keras.layers.LSTM), model(lambda *a, **k: LSTM(*a, kernel="onednn", **k))
+    ref, ours = model(keras.layers.LSTM), model(lambda *a, **k: LSTM(*a, kernel="fused", **k))
     ours.set_weights(randomize_all(ref))
     np.testing.assert_allclose(ours(tokens), ref(tokens), atol=1e-5)
     bi = ours.layers[-1]
-    assert bi.forward_layer.kernel_choice.name == bi.backward_layer.kernel_choice.name == "onednn"
+    assert bi.forward_layer.kernel_choice.name == bi.backward_layer.kernel_choice.name == "fused"
 
 
 def randomize_all(model):
@@ -168,11 +176,11 @@ def randomize_all(model):
 
 
 def test_saved_graph_holds_no_custom_op(tmp_path):
-    model = keras.Sequential([keras.Input((None, 3)), LSTM(4, kernel="onednn"), keras.layers.Dense(1)])
+    model = keras.Sequential([keras.Input((None, 3)), LSTM(4, kernel="fused"), keras.layers.Dense(1)])
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32")
     want = model(x)
     model.export(tmp_path / "m", verbose=False)
-    assert b"KerasLstmOnednn" not in (tmp_path / "m" / "saved_model.pb").read_bytes()
+    assert b"KerasLstmFused" not in (tmp_path / "m" / "saved_model.pb").read_bytes()
     loaded = tf.saved_model.load(str(tmp_path / "m"))
     np.testing.assert_allclose(loaded.serve(x), want, atol=1e-5)
 
@@ -186,14 +194,14 @@ def test_a_machine_without_a_compiler_is_told_once_and_runs_the_loop(tmp_path):
         x = tf.zeros((2, 4, 2))
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            layers = [LSTM(512), LSTM(512)]  # training at 512 units: where "auto" would take the fused kernel
+            layers = [LSTM(64), LSTM(64)]  # training: where "auto" would take the fused kernel
             for layer in layers:
                 with tf.GradientTape():
                     layer(x)
-        print("WARNED", [str(w.message) for w in seen if "oneDNN" in str(w.message)])
+        print("WARNED", [str(w.message) for w in seen if "fused CPU kernel" in str(w.message)])
         print("CHOICE", layers[0].kernel_choice)
         try:
-            LSTM(4, kernel="onednn")(x)
+            LSTM(4, kernel="fused")(x)
         except LSTMArgumentError as err:
             print("REFUSED", " ".join(str(err).split()))
     """)
@@ -208,19 +216,59 @@ def test_a_machine_without_a_compiler_is_told_once_and_runs_the_loop(tmp_path):
     assert "kernel" in refused and "g++" in refused
 
 
-def test_auto_takes_the_fused_kernel_for_training_at_512_units_with_a_per_batch_fallback():
+_RUN_ONCE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    from keras_lstm import LSTM
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((37, 9, 5)), tf.float32)  # 37 rows: uneven slices and vector tails
+    layer = LSTM(21, return_sequences=True, peephole=True, kernel="fused")
+    layer(x)
+    for v in layer.weights:
+        v.assign(0.5 * rng.standard_normal(v.shape).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(tf.sin(layer(x)))
+    grads = tape.gradient(loss, [x] + layer.trainable_weights)
+    np.savez(sys.argv[1], out=layer(x).numpy(), *[g.numpy() for g in grads])
+""")
+
+
+def test_threads_and_every_copy_of_the_elementwise_code_agree(tmp_path):
+    """The batch is cut into one slice per thread, and the elementwise passes have an AVX-512, an AVX2
+    and a baseline copy: 1, 2 and 3 threads, and each copy this CPU can run, give the same results."""
+    runs = {"1 thread": {"OMP_NUM_THREADS": "1"}, "2 threads": {"OMP_NUM_THREADS": "2"},
+            "3 threads": {"OMP_NUM_THREADS": "3"}, "avx2": {"KERAS_LSTM_ISA": "avx2"},
+            "baseline": {"KERAS_LSTM_ISA": "baseline"}}
+    results = {}
+    for name, env in runs.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.npz"
+        done = subprocess.run([sys.executable, "-c", _RUN_ONCE, str(path)], capture_output=True, text=True,
+                              env={**os.environ, **env}, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[name] = np.load(path)
+    first = results.pop("1 thread")
+    for name, result in results.items():
+        # threads: the same arithmetic on other rows, to 1e-6; the copies: FMA or not rounds differently
+        tol = 1e-6 if "thread" in name else 1e-5
+        for key in first.files:
+            np.testing.assert_allclose(result[key], first[key], rtol=tol, atol=tol, err_msg=f"{name}: {key}")
+
+
+def test_auto_takes_the_fused_kernel_for_inference_and_training_with_a_per_batch_fallback():
     x = tf.constant(np.random.default_rng(0).standard_normal((B, T, D)), tf.float32)
     holes = np.ones((B, T), bool)
     holes[1, 2] = False
-    ref, ours = keras.layers.LSTM(512, return_sequences=True), LSTM(512, return_sequences=True)
+    ref, ours = keras.layers.LSTM(H, return_sequences=True), LSTM(H, return_sequences=True)
     ref(x), ours(x)
-    assert ours.kernel_choice.name == "xla"  # inference: the loop measured faster
+    assert ours.kernel_choice.name == "fused"  # inference
     ours.set_weights(ref.get_weights())
     for mask in (None, np.arange(T)[None, :] < np.array([7, 4, 0, 1])[:, None], holes):
         with tf.GradientTape() as tape:
             out = ours(x, mask=mask)
             loss = tf.reduce_sum(out)
-        want = ("onednn", None) if mask is None else ("onednn", "xla")
+        want = ("fused", None) if mask is None else ("fused", "xla")
         assert (ours.kernel_choice.name, ours.kernel_choice.fallback) == want
         np.testing.assert_allclose(out, ref(x, mask=mask), atol=1e-5)
         assert all(g is not None for g in tape.gradient(loss, ours.trainable_weights))

@@ -1,23 +1,21 @@
-"""The fused CPU kernel: oneDNN's LSTM primitive as a TensorFlow op, forward and backward.
+"""The fused CPU kernel: this project's own LSTM (``cc/lstm.cc``) as a TensorFlow op, forward and backward.
 
-The C++ (``onednn_lstm.cc``) runs ``forward_training`` (keeping oneDNN's workspace) when a tape may
-record, ``forward_inference`` otherwise, and ``lstm_backward`` on that workspace for the gradient,
-registered here, so ``model.fit``, ``GradientTape`` and Keras's optimisers work unchanged. The input
-projection x·W is inside the primitive. Keras's weights are oneDNN's layouts as they are: kernel and
-recurrent_kernel (·, 4H) with gate blocks i, f, g, o are ``ldigo`` (oneDNN's gate order is i, f, C̃, o),
-the bias ``ldgo``, the peephole kernel (3, H), rows i, f, o, ``ldgo``, the projection (H, P) ``ldio``.
-``go_backwards`` is oneDNN's right-to-left direction.
+One op runs the whole sequence: every step's input projection x·W as one GEMM before the loop,
+then per step one GEMM (h·U, stored gate-major: see the top of ``cc/lstm.h``) and one vectorised
+elementwise pass; the backward keeps each step's gate gradients and computes the gradients of W, U
+and x as three large GEMMs after the loop. The gradient is registered here, so ``model.fit``,
+``GradientTape`` and Keras's optimisers work unchanged. It takes Keras's weights as they are, with
+the variants whose maths is elementwise: peephole, coupled gates, cell clip, projection and its
+clip, and ``go_backwards``; layer norm and custom activations stay on the XLA loop.
 
-Masks: oneDNN has no sequence lengths; a right-padded mask runs the full length and each row's
-output is taken at its own length (:mod:`keras_lstm.kernels.padding`), and the gradient is exact for
-the same reason. Masks with holes or left padding go to the XLA loop (see :mod:`keras_lstm.kernels`),
-decided per batch.
+Masks: a right-padded mask runs the full length and each row's output is taken at its own length
+(:mod:`keras_lstm.kernels.padding`), and the gradient is exact for the same reason. Masks with
+holes or left padding go to the XLA loop (see :mod:`keras_lstm.kernels`), decided per batch.
 
-Memory: the training forward's workspace (oneDNN's record of every step's gates and states, about
-20·H floats per step and row: 130 MB at B=64, T=100, H=256 and 512 MB at B=128, T=100, H=512, as
-measured) is an ordinary TensorFlow tensor, output by the forward op and held by the tape (in
-``model.fit``, within one training step) until the gradient has run, then freed; the forward for
-inference (no tape recording) allocates none. The layer itself holds nothing between calls.
+Memory: the forward run for training keeps a workspace for the backward: every step's gates, C and
+h (about (G + 2)·H floats per step and row, plus the input: 33 MB at B=64, T=100, H=256), an ordinary
+TensorFlow tensor held by the tape until the gradient has run; the forward for inference allocates
+the same as a temporary, freed when it returns. The backward's scratch is the same size again.
 """
 
 from __future__ import annotations
@@ -34,10 +32,10 @@ from keras_lstm.kernels import padding
 from keras_lstm.kernels.build import BuildError, library
 from keras_lstm.step import LSTMWeights
 
-__all__ = ["OnednnUnavailableWarning", "unavailable_reason", "run", "batch_runs"]
+__all__ = ["FusedUnavailableWarning", "unavailable_reason", "run", "batch_runs"]
 
 
-class OnednnUnavailableWarning(UserWarning):
+class FusedUnavailableWarning(UserWarning):
     """The fused CPU kernel could not be built or loaded here; the layer runs the XLA loop instead.
 
     Shown once per process; the message names what is missing (see :class:`~keras_lstm.kernels.
@@ -48,7 +46,7 @@ class OnednnUnavailableWarning(UserWarning):
 # copy of this package (bench/fit.py --against REV imports the layer at a git revision) would build
 # its own from its own source. So the first load is kept under a process-wide name and every copy
 # runs that one: an A/B in one process compares the Python side, with the C++ loaded first.
-_PROCESS_KEY = "_keras_lstm_onednn_op_library"
+_PROCESS_KEY = "_keras_lstm_fused_op_library"
 _LOADED: dict = {}
 
 
@@ -63,8 +61,8 @@ def _ops():
         except (BuildError, tf.errors.NotFoundError, OSError) as err:
             _LOADED["ops"], _LOADED["reason"] = None, str(err).strip()
             warnings.warn(
-                f"keras_lstm: the fused oneDNN CPU kernel is unavailable, so the layer runs its XLA loop "
-                f"(the same results, slower on a CPU): {_LOADED['reason']}", OnednnUnavailableWarning, stacklevel=3,
+                f"keras_lstm: the fused CPU kernel is unavailable, so the layer runs its XLA loop "
+                f"(the same results, slower on a CPU): {_LOADED['reason']}", FusedUnavailableWarning, stacklevel=3,
             )
     return _LOADED["ops"]
 
@@ -78,35 +76,39 @@ def _empty(shape):
     return tf.zeros(shape, tf.float32)
 
 
-def _fused(xt, h0, c0, w: LSTMWeights, reverse: bool, training: bool):
-    """xt (T, B, D) time-major -> (y (T, B, P), h_T (B, P), c_T (B, H))."""
+def _clip(value) -> float:
+    return 0.0 if value is None else float(value)  # the op reads <= 0 as no clip
+
+
+def _fused(x, h0, c0, w: LSTMWeights, cfg, reverse: bool, training: bool):
+    """x (B, T, D) -> (y (B, T, P) in processing order, h_T (B, P), c_T (B, H))."""
     bias = w.bias if w.bias is not None else tf.zeros([w.kernel.shape[-1]], tf.float32)
     peep = w.peephole_kernel if w.peephole_kernel is not None else _empty([0])
     proj = w.projection_kernel if w.projection_kernel is not None else _empty([0, 0])
-    y, h, c, _ = _ops().keras_lstm_onednn(
-        xt, h0, c0, w.kernel, w.recurrent_kernel, bias, peep, proj, reverse=reverse, training=training
+    y, h, c, _ = _ops().keras_lstm_fused(
+        x, h0, c0, w.kernel, w.recurrent_kernel, bias, peep, proj, reverse=reverse, training=training,
+        cell_clip=_clip(cfg.cell_clip), projection_clip=_clip(cfg.projection_clip),
     )
     return y, h, c
 
 
 def _gradient(op, dy, dh, dc, _dworkspace):
-    """lstm_backward on the forward's workspace (a forward run for inference is rerun to keep one)."""
+    """The backward op on the forward's workspace (a forward run for inference is rerun to keep one)."""
     inputs = list(op.inputs)
-    reverse = op.get_attr("reverse")
+    attrs = {name: op.get_attr(name) for name in ("reverse", "cell_clip", "projection_clip")}
     y, h, c, workspace = op.outputs
     if not op.get_attr("training"):
-        y, h, c, workspace = _ops().keras_lstm_onednn(*inputs, reverse=reverse, training=True)
+        y, h, c, workspace = _ops().keras_lstm_fused(*inputs, training=True, **attrs)
     zeros = tf.zeros_like
-    grads = _ops().keras_lstm_onednn_grad(
-        *inputs, y, h, c, workspace,
-        zeros(y) if dy is None else dy, zeros(h) if dh is None else dh, zeros(c) if dc is None else dc,
-        reverse=reverse,
+    grads = _ops().keras_lstm_fused_grad(
+        *inputs, workspace, zeros(y) if dy is None else dy, zeros(h) if dh is None else dh,
+        zeros(c) if dc is None else dc, **attrs,
     )
     return list(grads)
 
 
 try:
-    tf.RegisterGradient("KerasLstmOnednn")(_gradient)
+    tf.RegisterGradient("KerasLstmFused")(_gradient)
 except KeyError:  # registered by another copy of this module (bench/fit.py --against REV loads one)
     pass
 
@@ -127,19 +129,14 @@ def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeig
     assert recurrent_dropout_mask is None, "recurrent dropout runs on the XLA loop"
     if input_dropout_mask is not None:
         x = x * input_dropout_mask[:, None, :]  # (B, D) mask, the same at every step
-    xt = tf.transpose(x, [1, 0, 2])  # (T, B, D)
     if mask is None:
-        y, h, c = _fused(xt, h0, c0, w, reverse=cfg.go_backwards, training=training)
-        if not cfg.return_sequences:
-            return h, h, c
-        y = tf.reverse(y, [0]) if cfg.go_backwards else y  # Keras's order: processing order
-        return tf.transpose(y, [1, 0, 2]), h, c
+        y, h, c = _fused(x, h0, c0, w, cfg, reverse=cfg.go_backwards, training=training)
+        return (y if cfg.return_sequences else h), h, c
 
     lengths = padding.lengths_of(mask)  # (B,)
     if cfg.go_backwards:
-        xt = padding.reverse_rows(xt, lengths)
-    y, _, c = _fused(xt, h0, c0, w, reverse=False, training=training)
-    y = tf.transpose(y, [1, 0, 2])  # (B, T, P)
+        x = padding.reverse_rows(x, lengths, time_axis=1)
+    y, _, c = _fused(x, h0, c0, w, cfg, reverse=False, training=training)  # y (B, T, P)
     out = padding.masked_outputs(y, lengths, return_sequences=cfg.return_sequences, go_backwards=cfg.go_backwards,
                                  zero_output_for_mask=zero_output_for_mask)
     return out, padding.at_lengths(y, lengths, h0), c

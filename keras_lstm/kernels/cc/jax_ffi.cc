@@ -1,0 +1,143 @@
+// The fused LSTM as two XLA FFI handlers for JAX on a CPU (jax.ffi), forward and backward, over the
+// same core as the TensorFlow op (lstm.h). This file only decodes buffers and calls it; Python
+// (keras_lstm/kernels/jax_fused.py) declares the result shapes, ties the two together with
+// jax.custom_vjp and makes every decision.
+//
+// Buffers are Keras's: x (B, T, D), h0 (B, P), c0 (B, H), kernel (D, G·H), recurrent_kernel (P, G·H),
+// bias (G·H), peephole (G-1, H) or (0,), projection (H, P) or (0, 0). The forward's last result is the
+// workspace (WorkspaceFloats), the backward's the scratch it needs (BackwardScratchFloats): XLA owns
+// both, as results, so nothing is allocated here. The sizes come from keras_lstm_workspace_floats and
+// keras_lstm_scratch_floats, called from Python with ctypes.
+
+#include <cstdint>
+#include <string>
+
+#include "lstm.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace keras_lstm {
+namespace {
+
+using F32 = ffi::Buffer<ffi::F32>;
+using Out = ffi::ResultBuffer<ffi::F32>;
+
+const float* Data(const F32& b) { return b.element_count() ? b.typed_data() : nullptr; }
+float* Data(Out& b) { return b->element_count() ? b->typed_data() : nullptr; }
+
+// The shape of a call from the forward's inputs, each checked against the others (as tf_op.cc does).
+ffi::Error ReadShape(const F32& x, const F32& h0, const F32& c0, const F32& k, const F32& rk, const F32& b,
+                     const F32& pe, const F32& pr, bool reverse, float cell_clip, float projection_clip,
+                     LstmShape* s) {
+  auto bad = [](std::string what) { return ffi::Error::InvalidArgument("keras_lstm fused LSTM: " + what); };
+  if (x.dimensions().size() != 3) return bad("x must be (batch, time, features)");
+  if (c0.dimensions().size() != 2 || c0.dimensions()[1] == 0) return bad("c0 must be (batch, units)");
+  s->B = x.dimensions()[0], s->T = x.dimensions()[1], s->D = x.dimensions()[2], s->H = c0.dimensions()[1];
+  if (k.dimensions().size() != 2 || k.dimensions()[0] != s->D || k.dimensions()[1] % s->H != 0)
+    return bad("kernel must be (features, G*units)");
+  s->G = static_cast<int>(k.dimensions()[1] / s->H);
+  s->projection = pr.element_count() > 0, s->peephole = pe.element_count() > 0;
+  if (s->projection && (pr.dimensions().size() != 2 || pr.dimensions()[0] != s->H))
+    return bad("projection must be (units, P)");
+  s->P = s->projection ? pr.dimensions()[1] : s->H;
+  s->reverse = reverse, s->cell_clip = cell_clip, s->projection_clip = projection_clip;
+  const std::string problem = CheckShape(*s);
+  if (!problem.empty()) return bad(problem);
+  const int64_t GH = s->G * s->H;
+  if (c0.dimensions()[0] != s->B) return bad("c0's batch differs from x's");
+  if (h0.element_count() != s->B * s->P) return bad("h0 must be (batch, P)");
+  if (rk.element_count() != s->P * GH) return bad("recurrent_kernel must be (P, G*units)");
+  if (b.element_count() != GH) return bad("bias must be (G*units,)");
+  if (s->peephole && pe.element_count() != (s->G - 1) * s->H) return bad("peephole must be (G-1, units)");
+  return ffi::Error::Success();
+}
+
+ffi::Error Forward(F32 x, F32 h0, F32 c0, F32 k, F32 rk, F32 b, F32 pe, F32 pr, bool reverse, float cell_clip,
+                   float projection_clip, Out y, Out h_T, Out c_T, Out workspace) {
+  LstmShape s;
+  if (auto err = ReadShape(x, h0, c0, k, rk, b, pe, pr, reverse, cell_clip, projection_clip, &s); err.failure())
+    return err;
+  if (workspace->element_count() != static_cast<size_t>(WorkspaceFloats(s)))
+    return ffi::Error::InvalidArgument("keras_lstm fused LSTM: the workspace result has the wrong size");
+  LstmForward(s, Data(x), Data(h0), Data(c0), {Data(k), Data(rk), Data(b), Data(pe), Data(pr)}, Data(y), Data(h_T),
+              Data(c_T), Data(workspace), 0);
+  return ffi::Error::Success();
+}
+
+ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 k, F32 rk, F32 b, F32 pe, F32 pr, F32 workspace, F32 dy, F32 dh_T,
+                    F32 dc_T, bool reverse, float cell_clip, float projection_clip, Out dx, Out dh0, Out dc0, Out dk,
+                    Out drk, Out db, Out dpe, Out dpr, Out scratch) {
+  LstmShape s;
+  if (auto err = ReadShape(x, h0, c0, k, rk, b, pe, pr, reverse, cell_clip, projection_clip, &s); err.failure())
+    return err;
+  if (workspace.element_count() != static_cast<size_t>(WorkspaceFloats(s)) ||
+      scratch->element_count() != static_cast<size_t>(BackwardScratchFloats(s)))
+    return ffi::Error::InvalidArgument("keras_lstm fused LSTM: the workspace or scratch has the wrong size");
+  LstmBackward(s, Data(x), {Data(k), Data(rk), Data(b), Data(pe), Data(pr)}, Data(workspace), Data(dy), Data(dh_T),
+               Data(dc_T), Data(dx), Data(dh0), Data(dc0), {Data(dk), Data(drk), Data(db), Data(dpe), Data(dpr)},
+               Data(scratch), 0);
+  return ffi::Error::Success();
+}
+
+}  // namespace
+}  // namespace keras_lstm
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(KerasLstmFusedForward, keras_lstm::Forward,
+                              ffi::Ffi::Bind()
+                                  .Arg<keras_lstm::F32>()  // x
+                                  .Arg<keras_lstm::F32>()  // h0
+                                  .Arg<keras_lstm::F32>()  // c0
+                                  .Arg<keras_lstm::F32>()  // kernel
+                                  .Arg<keras_lstm::F32>()  // recurrent_kernel
+                                  .Arg<keras_lstm::F32>()  // bias
+                                  .Arg<keras_lstm::F32>()  // peephole
+                                  .Arg<keras_lstm::F32>()  // projection
+                                  .Attr<bool>("reverse")
+                                  .Attr<float>("cell_clip")
+                                  .Attr<float>("projection_clip")
+                                  .Ret<keras_lstm::F32>()  // y
+                                  .Ret<keras_lstm::F32>()  // h_T
+                                  .Ret<keras_lstm::F32>()  // c_T
+                                  .Ret<keras_lstm::F32>());  // workspace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(KerasLstmFusedBackward, keras_lstm::Backward,
+                              ffi::Ffi::Bind()
+                                  .Arg<keras_lstm::F32>()  // x
+                                  .Arg<keras_lstm::F32>()  // h0
+                                  .Arg<keras_lstm::F32>()  // c0
+                                  .Arg<keras_lstm::F32>()  // kernel
+                                  .Arg<keras_lstm::F32>()  // recurrent_kernel
+                                  .Arg<keras_lstm::F32>()  // bias
+                                  .Arg<keras_lstm::F32>()  // peephole
+                                  .Arg<keras_lstm::F32>()  // projection
+                                  .Arg<keras_lstm::F32>()  // workspace
+                                  .Arg<keras_lstm::F32>()  // dy
+                                  .Arg<keras_lstm::F32>()  // dh_T
+                                  .Arg<keras_lstm::F32>()  // dc_T
+                                  .Attr<bool>("reverse")
+                                  .Attr<float>("cell_clip")
+                                  .Attr<float>("projection_clip")
+                                  .Ret<keras_lstm::F32>()  // dx
+                                  .Ret<keras_lstm::F32>()  // dh0
+                                  .Ret<keras_lstm::F32>()  // dc0
+                                  .Ret<keras_lstm::F32>()  // dkernel
+                                  .Ret<keras_lstm::F32>()  // drecurrent_kernel
+                                  .Ret<keras_lstm::F32>()  // dbias
+                                  .Ret<keras_lstm::F32>()  // dpeephole
+                                  .Ret<keras_lstm::F32>()  // dprojection
+                                  .Ret<keras_lstm::F32>());  // scratch
+
+// Sizes for Python (ctypes), from the same shape rules as the handlers.
+extern "C" int64_t keras_lstm_workspace_floats(int64_t T, int64_t B, int64_t D, int64_t H, int64_t P, int G,
+                                               int projection) {
+  keras_lstm::LstmShape s;
+  s.T = T, s.B = B, s.D = D, s.H = H, s.P = P, s.G = G, s.projection = projection != 0;
+  return keras_lstm::WorkspaceFloats(s);
+}
+extern "C" int64_t keras_lstm_scratch_floats(int64_t T, int64_t B, int64_t D, int64_t H, int64_t P, int G,
+                                             int projection) {
+  keras_lstm::LstmShape s;
+  s.T = T, s.B = B, s.D = D, s.H = H, s.P = P, s.G = G, s.projection = projection != 0;
+  return keras_lstm::BackwardScratchFloats(s);
+}
