@@ -93,17 +93,39 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
     """The kernel for one call (one trace), from Keras's backend, the layer's config and the call's context."""
     backend = keras.config.backend()
     if backend == "jax":
-        return _choose_jax(cfg)
+        return _choose_jax(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
     if backend == "torch":
         return _choose_torch(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
     return _choose_tensorflow(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
 
 
-def _choose_jax(cfg: LSTMConfig) -> KernelChoice:
-    if cfg.kernel == "fused":
-        raise LSTMArgumentError("kernel", "fused", "'auto' or 'xla' on the JAX backend, where the recurrence is a "
-                                                    "jax.lax.scan compiled by XLA (no fused CPU kernel is reachable)")
-    return KernelChoice("jax", "the JAX backend: a lax.scan with a custom VJP, compiled by XLA (jax.jit)")
+def _choose_jax(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
+                has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+    scan = "a lax.scan with a custom VJP, compiled by XLA (jax.jit)"
+    if cfg.kernel == "xla":
+        return KernelChoice("jax", f"kernel='xla' on the JAX backend: {scan}")
+    blocker = _common_blocker(cfg, activation, recurrent_activation, dtype, recurrent_dropout)
+    if blocker is None and has_mask:
+        blocker = "mask", "a masked call on JAX runs the scan, which traces per-step masks"
+    if blocker is None:
+        import jax
+
+        if jax.default_backend() != "cpu":
+            blocker = "device", f"JAX runs on {jax.default_backend()}: the fused kernel is CPU-only"
+    if blocker is None:
+        from keras_lstm.kernels import jax_fused
+
+        unavailable = jax_fused.unavailable_reason()
+        if unavailable is not None:
+            blocker = "kernel", f"the fused kernel is not available here: {unavailable}"
+    if blocker is not None:
+        argument, why = blocker
+        if cfg.kernel == "fused":
+            raise LSTMArgumentError("kernel", "fused", f"'auto' or 'xla' for this call: `{argument}` keeps it off "
+                                                       f"the fused kernel ({why})")
+        return KernelChoice("jax", f"`{argument}`: {why}; {scan}")
+    return KernelChoice("jax_fused", "kernel='fused'" if cfg.kernel == "fused" else
+                        "the fused CPU kernel (XLA FFI custom calls), faster than the lax.scan here")
 
 
 def _choose_torch(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,

@@ -1,0 +1,124 @@
+"""The fused CPU kernel on JAX: the C++ core of the TensorFlow op (``cc/lstm.cc``) as two XLA FFI custom
+calls (``cc/jax_ffi.cc``), forward and backward, tied together by a ``jax.custom_vjp``.
+
+The same maths, layouts and threads as :mod:`keras_lstm.kernels.fused`; the calls compile into the
+caller's program (``model.fit``'s ``jax.jit`` step), and XLA owns every buffer: the forward returns
+the workspace the backward reads, and the backward returns its scratch as a result that nothing uses.
+It runs on the CPU, unmasked calls (a masked call takes the ``lax.scan``, :mod:`keras_lstm.kernels.jax`,
+whose per-step masks JAX can trace), with peephole, coupled gates, the clips, projection and
+``go_backwards``, as the TensorFlow op does. ``vmap`` runs the calls one after another.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import warnings
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from keras_lstm.kernels.build import BuildError, jax_library
+from keras_lstm.step import LSTMWeights
+
+__all__ = ["FusedUnavailableWarning", "unavailable_reason", "run"]
+
+_FORWARD, _BACKWARD = "keras_lstm_fused_forward", "keras_lstm_fused_backward"
+_LOADED: dict = {}
+
+
+class FusedUnavailableWarning(UserWarning):
+    """The fused CPU kernel for JAX could not be built or loaded here; the layer runs its ``lax.scan``.
+
+    Shown once per process; the message names what is missing (see :class:`~keras_lstm.kernels.
+    build.BuildError`)."""
+
+
+def _lib():
+    """The loaded library with its FFI targets registered, or None if it cannot be built here (warned once)."""
+    if "lib" not in _LOADED:
+        try:
+            lib = ctypes.cdll.LoadLibrary(str(jax_library()))
+            for name, symbol in ((_FORWARD, lib.KerasLstmFusedForward), (_BACKWARD, lib.KerasLstmFusedBackward)):
+                jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
+            for size in (lib.keras_lstm_workspace_floats, lib.keras_lstm_scratch_floats):
+                size.restype = ctypes.c_int64
+                size.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int, ctypes.c_int]
+            _LOADED["lib"], _LOADED["reason"] = lib, None
+        except (BuildError, OSError, AttributeError) as err:
+            _LOADED["lib"], _LOADED["reason"] = None, str(err).strip()
+            warnings.warn(f"keras_lstm: the fused CPU kernel for JAX is unavailable, so the layer runs its lax.scan "
+                          f"(the same results, slower on a CPU): {_LOADED['reason']}", FusedUnavailableWarning,
+                          stacklevel=3)
+    return _LOADED["lib"]
+
+
+def unavailable_reason() -> Optional[str]:
+    """None when the library is built, loaded and registered, else why not."""
+    return None if _lib() is not None else _LOADED["reason"]
+
+
+def _f32(shape) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(tuple(int(n) for n in shape), jnp.float32)
+
+
+def _sizes(x, h0, c0, W, proj) -> tuple:
+    (B, T, D), H, P = x.shape, c0.shape[1], h0.shape[1]
+    return T, B, D, H, P, W.shape[1] // H, int(proj.size > 0)
+
+
+def _attrs(static) -> dict:
+    reverse, cell_clip, projection_clip = static
+    return dict(reverse=reverse, cell_clip=np.float32(cell_clip), projection_clip=np.float32(projection_clip))
+
+
+def _forward_call(static, x, h0, c0, W, U, b, peep, proj):
+    sizes = _sizes(x, h0, c0, W, proj)
+    T, B, _, H, P = sizes[:5]
+    outs = [_f32((B, T, P)), _f32((B, P)), _f32((B, H)), _f32((_lib().keras_lstm_workspace_floats(*sizes),))]
+    return jax.ffi.ffi_call(_FORWARD, outs, vmap_method="sequential")(x, h0, c0, W, U, b, peep, proj,
+                                                                     **_attrs(static))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _fused(static, x, h0, c0, W, U, b, peep, proj):
+    """(reverse, cell_clip, projection_clip); x (B, T, D) -> y (B, T, P) in processing order, h_T, c_T."""
+    return tuple(_forward_call(static, x, h0, c0, W, U, b, peep, proj)[:3])
+
+
+def _fused_fwd(static, x, h0, c0, W, U, b, peep, proj):
+    y, h, c, workspace = _forward_call(static, x, h0, c0, W, U, b, peep, proj)
+    return (y, h, c), (x, h0, c0, W, U, b, peep, proj, workspace)
+
+
+def _fused_bwd(static, residuals, cotangents):
+    inputs, workspace = residuals[:8], residuals[8]
+    scratch = _lib().keras_lstm_scratch_floats(*_sizes(*inputs[:4], inputs[7]))
+    outs = [_f32(a.shape) for a in inputs] + [_f32((scratch,))]
+    grads = jax.ffi.ffi_call(_BACKWARD, outs, vmap_method="sequential")(*inputs, workspace, *cotangents,
+                                                                       **_attrs(static))
+    return tuple(grads[:8])
+
+
+_fused.defvjp(_fused_fwd, _fused_bwd)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _sequence(x, h0, c0, input_dropout_mask, w: LSTMWeights, *, cfg):
+    if input_dropout_mask is not None:
+        x = x * input_dropout_mask[:, None, :]  # (B, D) mask, the same at every step
+    empty = jnp.zeros((0,), jnp.float32)
+    bias = w.bias if w.bias is not None else jnp.zeros((w.kernel.shape[1],), jnp.float32)
+    peep = w.peephole_kernel if w.peephole_kernel is not None else empty
+    proj = w.projection_kernel if w.projection_kernel is not None else empty.reshape(0, 0)
+    static = (bool(cfg.go_backwards), float(cfg.cell_clip or 0.0), float(cfg.projection_clip or 0.0))  # 0: no clip
+    y, h, c = _fused(static, x, h0, c0, w.kernel, w.recurrent_kernel, bias, peep, proj)
+    return (y if cfg.return_sequences else h), h, c
+
+
+def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, *, cfg, **_):
+    """The kernels' contract (see :mod:`keras_lstm.kernels`) for an unmasked call without recurrent dropout."""
+    assert mask is None and recurrent_dropout_mask is None, "masks and recurrent dropout run on the lax.scan"
+    return _sequence(x, h0, c0, input_dropout_mask, w, cfg=cfg)
