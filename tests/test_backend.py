@@ -62,7 +62,7 @@ def test_building_the_layer_after_switching_to_an_unsupported_backend_is_refused
     assert kind == "keras_lstm.errors.KerasBackendError" and name == "numpy"
 
 
-@pytest.mark.parametrize("backend, kernel", [("jax", "jax"), ("torch", "torch")])
+@pytest.mark.parametrize("backend, kernel", [("jax", "jax_fused"), ("torch", "torch")])
 def test_jax_and_torch_run_the_layer_without_importing_tensorflow(backend, kernel):
     assert run(NO_TENSORFLOW, backend) == f"{backend} {kernel} (2, 4, 3) False"
 

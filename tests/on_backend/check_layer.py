@@ -108,8 +108,8 @@ PARITY = [
 
 
 def expected_kernel(case):
-    if BACKEND == "jax":
-        return "jax"
+    if BACKEND == "jax":  # the fused CPU kernel unmasked, the scan under a mask
+        return "jax_fused" if case["mask"] == "none" else "jax"
     if BACKEND == "torch":  # masks: fused for a right-padded batch, else the loop (the test below tells them apart)
         return "torch"
     return None  # TensorFlow: tests/test_layer_parity.py checks its kernels
@@ -171,7 +171,9 @@ VARIANTS = {
 # (On JAX, where each case costs a compilation of a few seconds, only the plain cell, projection and
 # all of them together.)
 ALL = tuple(k for k in VARIANTS if k != "projection")
-ORACLE_CASES = [(("plain",), False), (("plain",), True), (("projection",), False), (ALL, False), (ALL, True)]
+FUSED_ALL = tuple(k for k in ALL if k != "layer_norm")  # every variant the fused CPU kernels run
+ORACLE_CASES = [(("plain",), False), (("plain",), True), (("projection",), False), (ALL, False), (ALL, True),
+                (FUSED_ALL, False)]
 if BACKEND != "jax":
     ORACLE_CASES += [((v,), True) for v in VARIANTS if v != "projection"]
 
@@ -231,8 +233,16 @@ def test_the_kernel_choice_says_what_ran():
         insist(x, mask=np.array([[1, 1, 0], [1, 1, 1]], bool))  # right-padded: fused
         with pytest.raises(LSTMArgumentError, match="holes, left padding or an empty row"):
             insist(x, mask=np.array([[1, 0, 1], [1, 1, 1]], bool))
-    elif BACKEND == "jax":
-        assert plain.kernel_choice.name == peephole.kernel_choice.name == "jax"
+    elif BACKEND == "jax":  # the last call of `plain` was masked: the scan; unmasked, the fused kernel
+        assert plain.kernel_choice.name == "jax" and "`mask`" in plain.kernel_choice.reason
+        assert peephole.kernel_choice.name == "jax_fused"
+        plain(x)
+        assert plain.kernel_choice.name == "jax_fused"
+        norm = LSTM(3, layer_norm=True)
+        norm(x)
+        assert norm.kernel_choice.name == "jax" and "`layer_norm`" in norm.kernel_choice.reason
+        with pytest.raises(LSTMArgumentError, match="`layer_norm`"):
+            LSTM(3, layer_norm=True, kernel="fused")(x)
 
 
 def test_fit_trains_with_dropout_and_recurrent_dropout():
