@@ -38,11 +38,11 @@ class LSTM(keras.layers.Layer):
     ``kernel`` and ``jit_compile``:
 
     - ``kernel`` ("auto"): which code runs the recurrence (:mod:`keras_lstm.kernels`). On TensorFlow
-      "auto" takes the fused oneDNN kernel on a CPU where it measured faster and the XLA loop
-      elsewhere; "onednn" insists (an error names what prevents it); "xla" takes the loop. On torch
-      "auto" takes torch's fused LSTM where it can run, "onednn" insists on it, "xla" takes the loop;
-      on JAX "auto" and "xla" take the compiled scan. :attr:`kernel_choice` says what the last call
-      ran, and why.
+      "auto" takes this project's fused CPU kernel wherever it can run and the XLA loop elsewhere;
+      "fused" insists (an error names what prevents it; "onednn", its old name, reads as "fused");
+      "xla" takes the loop. On JAX the same fused kernel for unmasked calls on a CPU, else the
+      compiled scan. On torch "auto" takes torch's fused LSTM where it can run, "fused" insists on
+      it, "xla" takes the loop. :attr:`kernel_choice` says what the last call ran, and why.
     - ``jit_compile`` (True): on TensorFlow the loop runs inside ``tf.function(jit_compile=True)``;
       False gives the plain graph loop. The JAX kernel is always compiled (``jax.jit``); torch runs
       eagerly.

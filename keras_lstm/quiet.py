@@ -114,3 +114,20 @@ def import_tensorflow() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # cuInit, and its error line on a machine without a GPU driver
+        _spend_bool_rewrite_notice(tf)
+
+
+def _spend_bool_rewrite_notice(tf) -> None:
+    """On a CPU with AVX-512, TensorFlow's oneDNN graph rewrite logs an error line once per process, at the
+    first graph holding a bool op it would rewrite ("oneDNN supports DT_BOOL only on platforms with AVX-512.
+    Falling back to the default Eigen-based implementation"): any masked model meets it. One tiny such graph,
+    run here inside the filter in a v1 Session (which leaves the eager context, and so the thread settings
+    that `keras-lstm serve` makes later, untouched), spends that line. A bool Transpose of 2 x 3 (grappler
+    drops a 1 x 1 one)."""
+    import numpy as np
+
+    with tf.Graph().as_default() as graph:
+        bools = tf.compat.v1.placeholder(tf.bool, [2, 3])
+        transposed = tf.transpose(bools)
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(transposed, {bools: np.zeros((2, 3), bool)})

@@ -10,7 +10,7 @@ def test_layer_benchmark_quick_writes_json_markdown_and_png(tmp_path):
     assert main(["bench", "--quick", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "layer.json").read_text())
     impls = {r["impl"] for r in result["rows"]}
-    assert {"keras_lstm", "keras_lstm oneDNN", "keras_lstm XLA", "keras_lstm graph", "keras.layers.LSTM"} <= impls
+    assert {"keras_lstm", "keras_lstm fused", "keras_lstm XLA", "keras_lstm graph", "keras.layers.LSTM"} <= impls
     for r in result["rows"]:
         for key in ("forward_ms", "train_ms", "forward_gflops", "train_pct_ceiling", "train_speedup"):
             assert math.isfinite(r[key]) and r[key] > 0, (key, r)

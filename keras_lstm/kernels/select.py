@@ -119,11 +119,7 @@ def _choose_jax(cfg: LSTMConfig, activation: Callable, recurrent_activation: Cal
         if unavailable is not None:
             blocker = "kernel", f"the fused kernel is not available here: {unavailable}"
     if blocker is not None:
-        argument, why = blocker
-        if cfg.kernel == "fused":
-            raise LSTMArgumentError("kernel", "fused", f"'auto' or 'xla' for this call: `{argument}` keeps it off "
-                                                       f"the fused kernel ({why})")
-        return KernelChoice("jax", f"`{argument}`: {why}; {scan}")
+        return _kept_off(cfg, blocker, "the fused kernel", "jax", f"; {scan}")
     return KernelChoice("jax_fused", "kernel='fused'" if cfg.kernel == "fused" else
                         "the fused CPU kernel (XLA FFI custom calls), faster than the lax.scan here")
 
@@ -137,11 +133,7 @@ def _choose_torch(cfg: LSTMConfig, activation: Callable, recurrent_activation: C
         if blocker is None and getattr(cfg, name) not in (False, None):
             blocker = name, f"torch's fused LSTM has no {name}"
     if blocker is not None:
-        argument, why = blocker
-        if cfg.kernel == "fused":
-            raise LSTMArgumentError("kernel", "fused", f"'auto' or 'xla' for this call: `{argument}` keeps it off "
-                                                       f"torch's fused LSTM ({why})")
-        return KernelChoice("eager", f"`{argument}`: {why}")
+        return _kept_off(cfg, blocker, "torch's fused LSTM", "eager")
     fused = "torch's fused LSTM (oneDNN on a CPU, cuDNN on a GPU) on the layer's own variables"
     if has_mask:
         return KernelChoice("torch", f"the torch backend: {fused}; a batch whose mask is right-padded runs it as a "
@@ -176,17 +168,13 @@ def _choose_tensorflow(cfg: LSTMConfig, activation: Callable, recurrent_activati
     if cfg.kernel == "xla":
         return KernelChoice(loop, f"kernel='xla'{'' if cfg.jit_compile else ' with jit_compile=False'}")
     blocker = _fused_blocker(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
-    if blocker is None and tf_gpu_visible():
+    if blocker is None and _tf_gpu_visible():
         blocker = "device", "a GPU is visible: the fused kernel is CPU-only, and XLA runs the loop on the GPU"
     unavailable = fused.unavailable_reason() if blocker is None else None
     if unavailable is not None:
         blocker = "kernel", f"the fused kernel is not available here: {unavailable}"
     if blocker is not None:
-        argument, why = blocker
-        if cfg.kernel == "fused":
-            raise LSTMArgumentError("kernel", "fused", f"'auto' or 'xla' for this call: `{argument}` keeps it "
-                                                       f"off the fused kernel ({why})")
-        return KernelChoice(loop, f"`{argument}`: {why}")
+        return _kept_off(cfg, blocker, "the fused kernel", loop)
     why = "kernel='fused'" if cfg.kernel == "fused" else "the fused CPU kernel, faster than the XLA loop here"
     if has_mask:
         return KernelChoice("fused", f"{why}; a batch whose mask is right-padded runs fused, any other mask the "
@@ -194,7 +182,17 @@ def _choose_tensorflow(cfg: LSTMConfig, activation: Callable, recurrent_activati
     return KernelChoice("fused", why)
 
 
-def tf_gpu_visible() -> bool:
+def _kept_off(cfg: LSTMConfig, blocker: tuple[str, str], fused: str, fallback: str, more: str = "") -> KernelChoice:
+    """A call that ``blocker`` (argument, why) keeps off a fused kernel: an error naming the argument when
+    ``kernel="fused"`` insists, else the ``fallback`` kernel with the reason."""
+    argument, why = blocker
+    if cfg.kernel == "fused":
+        raise LSTMArgumentError("kernel", "fused", f"'auto' or 'xla' for this call: `{argument}` keeps it off "
+                                                   f"{fused} ({why})")
+    return KernelChoice(fallback, f"`{argument}`: {why}{more}")
+
+
+def _tf_gpu_visible() -> bool:
     import tensorflow as tf
 
     return bool(tf.config.list_logical_devices("GPU"))
