@@ -297,4 +297,12 @@ _TASKS = {"adding": Adding, "copy": Copy, "charlm": CharLM, "co2": CO2}
 
 
 def make_task(cfg: TrainConfig) -> Task:
+    if cfg.task == "series":
+        from keras_lstm.train.series import Series
+
+        return Series(cfg)
+    if cfg.task == "classify":
+        from keras_lstm.train.classify import Classify
+
+        return Classify(cfg)
     return _TASKS[cfg.task](cfg)

@@ -11,7 +11,9 @@ Run directory layout::
     RUN/backup/              keras.callbacks.BackupAndRestore state while the run is unfinished
     RUN/model.keras          the final model
     RUN/vocab.json           charlm: the characters, in id order
-    RUN/forecast.png         co2: forecast against the truth
+    RUN/forecast.png         co2, series: forecast against the truth (series: and the baselines)
+    RUN/classes.json         classify: the label strings, in class-index order
+    RUN/confusion.png        classify: the test part's confusion matrix
     RUN/workers/NAME/        multi-worker: the same files of each non-chief worker
 """
 
@@ -195,7 +197,7 @@ def _precision(mixed: bool):
 
 
 def _has_validation(cfg: TrainConfig) -> bool:
-    return cfg.task == "co2" or bool(cfg.validation_size)
+    return cfg.task in ("co2", "series", "classify") or bool(cfg.validation_size)
 
 
 def _stopped(run_log: RunLog) -> bool:
