@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_lstm.train.errors import CSVFormatError
 
-__all__ = ["MISSING_RULES", "Table", "read_table", "sha256_of", "fill_missing", "order_by_time"]
+__all__ = ["MISSING_RULES", "Table", "header_of", "read_table", "sha256_of", "fill_missing", "order_by_time"]
 
 MISSING_RULES = ("refuse", "ffill", "interpolate")
 _MISSING_TEXT = frozenset({"", "na", "nan", "null", "n/a", "none"})
@@ -60,17 +60,24 @@ class Table:
                      {k: v[order] for k, v in self.codes.items()}, self.names)
 
 
+def header_of(path: str) -> list[str]:
+    """The column names of the CSV's first row."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), None)
+    if header is None or not any(cell.strip() for cell in header):
+        raise CSVFormatError(path, 1, None, "the file is empty; expected a header row naming the columns")
+    return [cell.strip() for cell in header]
+
+
 def read_table(path: str, numeric: list[str], *, text: tuple[str, ...] = (), time_col: str | None = None,
                missing: str = "refuse") -> Table:
     """Read ``numeric`` columns as numbers, ``text`` columns as codes, and ``time_col`` as numbers or ISO 8601
     dates, from the CSV at ``path`` (UTF-8, a header row first). Missing numeric cells become NaN unless
     ``missing == "refuse"``, which raises on the first one."""
+    header = header_of(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or not any(cell.strip() for cell in header):
-            raise CSVFormatError(path, 1, None, "the file is empty; expected a header row naming the columns")
-        header = [cell.strip() for cell in header]
+        next(reader)
         wanted = [*numeric, *text, *([time_col] if time_col else [])]
         for name in wanted:
             if name not in header:

@@ -46,6 +46,7 @@ class Task:
     chance_loss: float | None = None
     chance_name: str = "chance"
     solve_rule: SolveRule | None = None
+    time_varies: bool = False  # batches differ in length (padded per batch)
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg

@@ -209,7 +209,8 @@ def _stopped(run_log: RunLog) -> bool:
 def _dataset(task, first: int, last: int) -> tf.data.Dataset:
     """Batches ``first .. last-1`` of the task, each a pure function of its index."""
     x, y = task.train_batch(0)
-    signature = (tf.TensorSpec((None,) + x.shape[1:], x.dtype), tf.TensorSpec((None,) + y.shape[1:], y.dtype))
+    x_shape = (None, None, *x.shape[2:]) if task.time_varies else (None, *x.shape[1:])  # classify pads per batch
+    signature = (tf.TensorSpec(x_shape, x.dtype), tf.TensorSpec((None,) + y.shape[1:], y.dtype))
     ds = tf.data.Dataset.from_generator(lambda: (task.train_batch(i) for i in range(first, last)),
                                         output_signature=signature)
     options = tf.data.Options()
