@@ -143,3 +143,14 @@ def test_malformed_long_format(tmp_path, rows, line, column, words):
         Classify(cfg)
     assert (info.value.line, info.value.column) == (line, column) and words in str(info.value), str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_export_refuses_class_names_that_do_not_fit(tmp_path):
+    from keras_lstm import LSTM
+    from keras_lstm.export import ExportArgumentError, export_model
+
+    model = keras.Sequential([keras.Input((None, 2)), LSTM(3), keras.layers.Dense(4, activation="softmax")])
+    for names in (["a", "b", "c"], ["a", "b", "c", "c"], "abcd"):
+        with pytest.raises(ExportArgumentError, match="4 distinct strings"):
+            export_model(model, tmp_path, "m", class_names=names)
+    assert not (tmp_path / "m" / "1").exists()

@@ -161,3 +161,29 @@ def test_sigkill_then_resume_gives_the_uninterrupted_losses(tmp_path):
         np.testing.assert_allclose([e[key] for e in resumed["epochs"]], [e[key] for e in expected["epochs"]],
                                    rtol=1e-4, err_msg=key)
     assert resumed["test"]["lstm"]["mae"] == pytest.approx(expected["test"]["lstm"]["mae"], rel=1e-4)
+
+
+def test_features_and_a_multi_step_horizon(tmp_path):
+    """A feature that leads the target, a 3-step horizon: every reported error recomputed here over all 3 steps."""
+    rng = np.random.default_rng(0)
+    n = 400
+    driver = np.sin(np.arange(n) / 5.0) * 10 + rng.normal(0, 0.5, n)
+    target = 100 + np.r_[0.0, 3 * driver[:-1]] + rng.normal(0, 0.5, n)
+    path = tmp_path / "plant.csv"
+    path.write_text("step,output,valve\n" + "".join(f"{i},{t:.4f},{d:.4f}\n" for i, (t, d) in
+                                                     enumerate(zip(target, driver))))
+    cfg = TrainConfig("series", csv=str(path), target="output", features="valve", time_col="step", length=8,
+                      horizon=3, units=8, epochs=3, seed=0, verbose=0)
+    m = train(cfg, run_dir=str(tmp_path / "run")).metrics
+    assert m["columns"] == ["output", "valve"] and m["horizon"] == 3
+    b = n - round(0.15 * n)
+    ends = np.arange(b, n - 2)
+    truth = np.stack([target[ends + k] for k in range(3)], axis=1)
+    x = np.stack([np.stack([target[t - 8:t], driver[t - 8:t]], axis=1) for t in ends]).astype(np.float32)
+    model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
+    forecast = np.asarray(model(x))
+    assert forecast.shape == (len(ends), 3) and m["test_windows"] == len(ends)
+    assert m["test"]["lstm"]["mae"] == pytest.approx(np.mean(np.abs(forecast - truth)), rel=1e-4)
+    assert m["test"]["lstm"]["rmse"] == pytest.approx(np.sqrt(np.mean((forecast - truth) ** 2)), rel=1e-4)
+    assert m["test"]["persistence"]["mae"] == pytest.approx(np.mean(np.abs(target[ends - 1][:, None] - truth)))
+    assert m["test"]["linear_ar"]["mae"] < m["test"]["persistence"]["mae"]  # the valve leads the output
