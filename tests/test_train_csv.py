@@ -160,3 +160,37 @@ def test_a_million_rows_stream_within_the_stated_memory(tmp_path):
     assert out.startswith("1000000 ")
     grown = int(out.split()[-1])
     assert grown < MEMORY_MB, out
+
+
+def test_a_million_long_format_rows_within_the_stated_memory(tmp_path):
+    """The same for classify: 20,000 sequences of 50 rows each, rows in file order, grouped, split, scaled, and
+    one padded batch cut."""
+    script = textwrap.dedent(f"""
+        import numpy as np
+        path = {str(tmp_path / "long.csv")!r}
+        rng = np.random.default_rng(0)
+        with open(path, "w") as f:
+            f.write("id,t,a,b,label\\n")
+            for s in range(0, 20_000, 2_000):
+                ids = np.repeat(np.arange(s, s + 2_000), 50)
+                steps = np.tile(np.arange(50), 2_000)
+                values = rng.normal(size=(ids.size, 2))
+                f.write("".join(f"s{{i}},{{t}},{{x:.4f}},{{y:.4f}},{{'up' if i % 3 else 'down'}}\\n"
+                                for i, t, (x, y) in zip(ids, steps, values)))
+        from keras_lstm.train.classify import Classify
+        from keras_lstm.train.config import TrainConfig
+        def status(key):
+            return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1])
+        open("/proc/self/clear_refs", "w").write("5")
+        before = status("VmRSS:")
+        task = Classify(TrainConfig("classify", csv=path, id_col="id", label_col="label", time_col="t",
+                                    seed=0).resolved())
+        x, y = task.train_batch(7)
+        print(int(task.offsets[-1]), len(task.labels), x.shape, (status("VmHWM:") - before) // 1024)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout.strip().split("\n")[-1]
+    print(out)
+    assert out.startswith("1000000 20000 (32, 64, 2) ")
+    assert int(out.split()[-1]) < MEMORY_MB, out
