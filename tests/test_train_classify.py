@@ -108,7 +108,8 @@ def test_served_classifier_names_the_classes(shapes_run):
         with Client(proc.wait_listening(), model="shapes", timeout_s=30.0) as client:
             client.wait_until_ready(timeout_s=60)
             served = client.predict(x, lengths)
-        body = json.dumps({"signature_name": "padded", "inputs": {"sequences": x.tolist(), "lengths": lengths.tolist()}})
+        body = json.dumps({"signature_name": "padded",
+                           "inputs": {"sequences": x.tolist(), "lengths": lengths.tolist()}})
         conn = http.client.HTTPConnection(f"127.0.0.1:{rest}", timeout=30)
         conn.request("POST", "/v1/models/shapes:predict", body)
         answer = json.loads(conn.getresponse().read())

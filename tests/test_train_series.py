@@ -91,8 +91,10 @@ def test_sunspots_beats_persistence_and_reports_honest_baselines(sunspots_run):
     # Done when: it beats persistence on the test part.
     assert m["lstm_beats"]["persistence"], m["summary"]
     assert m["test"]["lstm"]["mae"] < 0.8 * m["test"]["persistence"]["mae"]
-    for name in ("forecast.png", "learning_curve.png", "config.json", "model.keras"):
+    for name in ("forecast.png", "learning_curve.png", "config.json", "model.keras", "metrics.csv"):
         assert os.path.isfile(os.path.join(run, name)), name
+    assert os.listdir(os.path.join(run, "tensorboard")) and not os.path.exists(os.path.join(run, "backup"))
+    assert len(os.listdir(os.path.join(run, "checkpoints"))) == len(m["epochs"])
     saved = json.load(open(os.path.join(run, "config.json")))
     assert len(saved["csv_sha256"]) == 64 and saved["target"] == "SUNACTIVITY"
 

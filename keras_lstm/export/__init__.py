@@ -1,9 +1,10 @@
 """``keras-lstm export MODEL --name NAME --base models``: a model as a TF Serving SavedModel version.
 
 MODEL is a ``.keras`` file or a training run directory (``RUN/model.keras``, else the newest
-``RUN/checkpoints/*.keras``); a ``train classify`` run's ``classes.json`` becomes the ``classes`` output. The version is written to ``BASE/NAME/<version>/`` (the next integer
-unless ``--version N``; an existing one only with ``--force``), published atomically, and NAME is
-listed in ``BASE/models.config``. Signatures: see :mod:`keras_lstm.export.signatures`.
+``RUN/checkpoints/*.keras``); a ``train classify`` run's ``classes.json`` becomes the ``classes`` output.
+The version is written to ``BASE/NAME/<version>/`` (the next integer unless ``--version N``; an existing
+one only with ``--force``), published atomically, and NAME is listed in ``BASE/models.config``.
+Signatures: see :mod:`keras_lstm.export.signatures`.
 
 Python: ``export_model(model, base, name, version=None, force=False, xla=False, class_names=None) -> Path``.
 """
