@@ -223,7 +223,8 @@ def _callbacks(cfg: TrainConfig, task, out_dir: str, steps: int, replicas: int):
     tracker = None
     if task.solve_rule is not None:
         tracker = SolveTracker(task.solve_rule, cfg.batch_size, steps, stop=cfg.stop_when_solved)
-    title = f"{cfg.task} T={cfg.length}: {cfg.layer}" + (f" ({cfg.init} init)" if cfg.layer == "lstm" else "")
+    title = (f"{cfg.task}" + (f" T={cfg.length}" if cfg.length else "") + f": {cfg.layer}"
+             + (f" ({cfg.init} init)" if cfg.layer == "lstm" else ""))
     summary = {"task": cfg.task, "T": cfg.length, "layer": cfg.layer, "init": cfg.init, "units": cfg.units,
                "batch_size": cfg.batch_size, "seed": cfg.seed, "distribute": cfg.distribute, "replicas": replicas,
                "title": title,

@@ -112,7 +112,6 @@ class Series(Task):
             self.variance = np.where(self.variance == 0, 1.0, self.variance)
         self.inputs = values.astype(np.float32)  # raw: the model scales them
         self.y = values[:, 0].copy()  # the target, float64
-        self.lines = table.lines
         self.times, self.is_date = table.times, table.time_is_date
         val = self.val_ends
         self.chance_loss = float(np.mean((baselines.persistence(self.y, val, K)
