@@ -126,45 +126,6 @@ def test_served_forecaster_takes_raw_values_and_answers_in_units(sunspots_run):
     assert 0 <= served.min() and served.max() < 300  # sunspot counts, not standardised values
 
 
-@pytest.mark.slow
-def test_sigkill_then_resume_gives_the_uninterrupted_losses(tmp_path):
-    """The run-directory contract holds for a CSV task: killed after its second backup, resumed, same losses."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from test_train_resume import backed_up_epoch
-
-    path = write_sunspots_csv(tmp_path / "sunspots.csv")
-    flags = ["--csv", str(path), "--target", "SUNACTIVITY", "--window", "12", "--units", "8", "--steps-per-epoch",
-             "15", "--epochs", "5", "--early-stopping", "0", "--seed", "3", "--verbose", "0"]
-    run = str(tmp_path / "killed")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "keras_lstm.cli", "train", "series", *flags, "--run-dir", run],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while backed_up_epoch(run) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    assert 2 <= backed_up_epoch(run) < 5
-    done = subprocess.run([sys.executable, "-m", "keras_lstm.cli", "train", "--resume", run], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    resumed = json.load(open(os.path.join(run, "metrics.json")))
-    reference = str(tmp_path / "reference")
-    assert main(["train", "series", *flags, "--run-dir", reference]) == 0
-    expected = json.load(open(os.path.join(reference, "metrics.json")))
-    assert resumed["status"] == "finished" and [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3, 4, 5]
-    for key in ("loss", "val_loss"):
-        np.testing.assert_allclose([e[key] for e in resumed["epochs"]], [e[key] for e in expected["epochs"]],
-                                   rtol=1e-4, err_msg=key)
-    assert resumed["test"]["lstm"]["mae"] == pytest.approx(expected["test"]["lstm"]["mae"], rel=1e-4)
-
-
 def test_features_and_a_multi_step_horizon(tmp_path):
     """A feature that leads the target, a 3-step horizon: every reported error recomputed here over all 3 steps."""
     rng = np.random.default_rng(0)
