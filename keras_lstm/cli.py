@@ -59,7 +59,7 @@ use_tensorflow_defaults()
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("keras_lstm.train.cli", "train a model on a task (adding, copy, charlm, co2)"),
+    "train": ("keras_lstm.train.cli", "train a model on a task (adding, copy, charlm, co2) or on your CSV (series, classify)"),
     "sample": ("keras_lstm.train.sample", "generate text from a charlm run"),
     "export": ("keras_lstm.export", "export a model as a TF Serving SavedModel version"),
     "serve": ("serving.cli", "run the local TF-Serving-compatible gRPC and REST server"),

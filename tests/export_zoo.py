@@ -63,11 +63,24 @@ def bidirectional() -> keras.Model:
     ]), seed=3)
 
 
+def scaled() -> keras.Model:
+    """Functional, as `train series` and `train classify` build them: Masking, Normalization of the raw inputs,
+    LSTM, dense head, an inverted Normalization back to the target's units."""
+    x = keras.Input((None, FEATURES))
+    y = keras.layers.Masking(mask_value=-1e9)(x)
+    y = keras.layers.Normalization(mean=[0.5, -1.0, 3.0], variance=[4.0, 0.25, 9.0])(y)
+    y = LSTM(4, name="lstm_s")(y)
+    y = keras.layers.Dense(2)(y)
+    y = keras.layers.Normalization(mean=10.0, variance=25.0, axis=None, invert=True)(y)
+    return _randomise(keras.Model(x, y), seed=5)
+
+
 ZOO = {
     "plain": ZooModel(plain, tokens=False, steppable=True),
     "stacked": ZooModel(stacked, tokens=False, steppable=True),
     "tokens": ZooModel(tokens, tokens=True, steppable=True),
     "bidirectional": ZooModel(bidirectional, tokens=False, steppable=False),
+    "scaled": ZooModel(scaled, tokens=False, steppable=True),
 }
 
 

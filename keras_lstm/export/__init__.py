@@ -1,11 +1,12 @@
 """``keras-lstm export MODEL --name NAME --base models``: a model as a TF Serving SavedModel version.
 
 MODEL is a ``.keras`` file or a training run directory (``RUN/model.keras``, else the newest
-``RUN/checkpoints/*.keras``). The version is written to ``BASE/NAME/<version>/`` (the next integer
-unless ``--version N``; an existing one only with ``--force``), published atomically, and NAME is
-listed in ``BASE/models.config``. Signatures: see :mod:`keras_lstm.export.signatures`.
+``RUN/checkpoints/*.keras``); a ``train classify`` run's ``classes.json`` becomes the ``classes`` output.
+The version is written to ``BASE/NAME/<version>/`` (the next integer unless ``--version N``; an existing
+one only with ``--force``), published atomically, and NAME is listed in ``BASE/models.config``.
+Signatures: see :mod:`keras_lstm.export.signatures`.
 
-Python: ``export_model(model, base, name, version=None, force=False, xla=False) -> Path``.
+Python: ``export_model(model, base, name, version=None, force=False, xla=False, class_names=None) -> Path``.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ __all__ = [
 ]
 
 
-def export_model(model, base, name, version=None, force=False, xla=False):
+def export_model(model, base, name, version=None, force=False, xla=False, class_names=None):
     """See :func:`keras_lstm.export.api.export_model` (imported lazily: it pulls in TensorFlow)."""
     from keras_lstm.export.api import export_model as _export_model
 
-    return _export_model(model, base, name, version=version, force=force, xla=xla)
+    return _export_model(model, base, name, version=version, force=force, xla=xla, class_names=class_names)
 
 
 def _positive_int(text: str) -> int:
@@ -67,12 +68,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from keras_lstm.export.publish import check_name
-    from keras_lstm.export.source import load_model
+    from keras_lstm.export.source import class_names_of, load_model
 
     try:
         check_name(args.name)
         model = load_model(args.model)
-        path = export_model(model, args.base, args.name, version=args.version, force=args.force, xla=args.xla)
+        path = export_model(model, args.base, args.name, version=args.version, force=args.force, xla=args.xla,
+                            class_names=class_names_of(args.model))
     except ExportError as err:
         print(f"keras-lstm export: error: {err}", file=sys.stderr)
         return 2

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from keras_lstm.export.errors import UnservableGraphError
+from keras_lstm.export.errors import ExportArgumentError, UnservableGraphError
 from keras_lstm.export.graphcheck import serving_blockers
 from keras_lstm.export.plan import plan_export
 from keras_lstm.export.publish import CONFIG_NAME, check_name, choose_version, register_model, staged_version
@@ -21,7 +21,8 @@ log = logging.getLogger("keras_lstm.export")
 
 
 def export_model(
-    model, base: str | Path, name: str, version: Optional[int] = None, force: bool = False, xla: bool = False
+    model, base: str | Path, name: str, version: Optional[int] = None, force: bool = False, xla: bool = False,
+    class_names: Optional[Sequence[str]] = None,
 ) -> Path:
     """Export ``model`` as ``BASE/NAME/<version>/`` and list NAME in ``BASE/models.config``.
 
@@ -29,13 +30,15 @@ def export_model(
     Without ``xla`` the graph holds no XLA-marked function (checked before publishing), so stock TF
     Serving loads it on CPU or GPU; ``xla=True`` keeps the layers' XLA compilation, which needs TF
     Serving >= 2.18 started with ``--xla_cpu_compilation_enabled`` or ``--xla_gpu_compilation_enabled``.
-    Returns the published version directory."""
+    With ``class_names`` (one label per column of a classifier's output) the signatures also answer
+    ``classes``, those labels as strings. Returns the published version directory."""
     check_name(name)
     base = Path(base)
     model_dir = base / name
     version = choose_version(model_dir, version, force)
     plan = plan_export(model, xla=xla)
-    module = ServingModule(plan)
+    _check_class_names(model, class_names)
+    module = ServingModule(plan, class_names)
     signatures = module.functions
     if plan.not_steppable:
         log.warning("exporting %s without the step and init_state signatures: %s", name, plan.not_steppable)
@@ -53,6 +56,17 @@ def export_model(
         log.info("added %s to %s", name, base / CONFIG_NAME)
     log.info("published %s (signatures: %s)", final, ", ".join(signatures))
     return final
+
+
+def _check_class_names(model, class_names) -> None:
+    if class_names is None:
+        return
+    width = model.outputs[0].shape[-1]
+    ok = (not isinstance(class_names, str) and all(isinstance(c, str) for c in class_names)
+          and len(class_names) == width and len(set(class_names)) == len(class_names))
+    if not ok:
+        raise ExportArgumentError("class_names", class_names, f"{width} distinct strings, one per column of the "
+                                  f"model's output (shape {tuple(model.outputs[0].shape)})")
 
 
 def _prove_on_session_path(staged: Path, name: str, version: int) -> None:

@@ -31,7 +31,7 @@ POINTWISE_LAYERS = (
     keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.Softmax, keras.layers.Masking,
     keras.layers.Identity, keras.layers.Rescaling, keras.layers.TimeDistributed,
 )
-_LAST_AXIS_LAYERS = (keras.layers.LayerNormalization, keras.layers.BatchNormalization)
+_LAST_AXIS_LAYERS = (keras.layers.LayerNormalization, keras.layers.BatchNormalization, keras.layers.Normalization)
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def _why_not_steppable(stages: tuple[Stage, ...]) -> Optional[str]:
         if isinstance(layer, _LAST_AXIS_LAYERS):
             axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
             rank = len(_input_shape(layer))
-            if all(a in (-1, rank - 1) for a in axes):
+            if all(a in (-1, rank - 1) for a in axes):  # Normalization(axis=None) has axis (): one scalar
                 continue
         if not isinstance(layer, POINTWISE_LAYERS):
             return (f"layer {layer.name!r} ({type(layer).__name__}) is not known to act on each time step "

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from keras_lstm.export.errors import ModelNotFoundError
 
-__all__ = ["resolve_model_path", "load_model"]
+__all__ = ["resolve_model_path", "load_model", "class_names_of", "CLASSES_FILE"]
+
+CLASSES_FILE = "classes.json"  # written by `keras-lstm train classify` into its run directory
 
 _EXPECTED = "a .keras file, or a training run directory holding model.keras or checkpoints/*.keras"
 
@@ -41,3 +43,15 @@ def load_model(model: str | Path):
     import keras_lstm  # noqa: F401  (registers LSTM and LSTMCell for deserialisation)
 
     return keras.saving.load_model(resolve_model_path(model), compile=False)
+
+
+def class_names_of(model: str | Path) -> list[str] | None:
+    """The labels of a ``train classify`` run (``RUN/classes.json``) that MODEL belongs to, else None."""
+    import json
+
+    path = resolve_model_path(model)
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    if not (run / CLASSES_FILE).is_file():
+        return None
+    with open(run / CLASSES_FILE, encoding="utf-8") as f:
+        return json.load(f)

@@ -1,4 +1,4 @@
-"""Training scripts: the adding, copy, charlm and co2 tasks (``keras-lstm train``)."""
+"""Training scripts: the adding, copy, charlm and co2 tasks, and the user's own CSV (series, classify)."""
 
 from keras_lstm.train.config import TASKS, TrainConfig
 from keras_lstm.train.errors import TrainArgumentError

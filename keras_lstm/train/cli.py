@@ -48,4 +48,6 @@ def run(args: argparse.Namespace) -> int:
     if m.get("chance_loss") is not None:
         line += f"  final loss: {m['final'].get('loss', float('nan')):.4g} (chance {m['chance_loss']:.4g})"
     print(line)
+    for text in m.get("summary", ()):  # series and classify: the test part against the baselines
+        print(text)
     return 0

@@ -19,7 +19,8 @@ from keras_lstm.train.errors import TrainArgumentError
 
 __all__ = ["TrainConfig", "TASKS", "TASK_DEFAULTS", "add_arguments", "from_args"]
 
-TASKS = ("adding", "copy", "charlm", "co2")
+TASKS = ("adding", "copy", "charlm", "co2", "series", "classify")
+CSV_TASKS = ("series", "classify")
 MIN_LENGTH = 10
 
 # Task defaults for the fields left None. init: chosen by the long-memory benchmark (docs/training.md).
@@ -32,6 +33,10 @@ TASK_DEFAULTS: dict[str, dict] = {
                    validation_size=128, early_stopping=3),
     "co2": dict(length=48, units=32, init="keras", learning_rate=1e-3, steps_per_epoch=0, epochs=200,
                 validation_size=0, early_stopping=30),
+    "series": dict(length=24, units=32, init="keras", learning_rate=3e-3, steps_per_epoch=0, epochs=100,
+                   validation_size=0, early_stopping=15, horizon=1, missing="refuse"),
+    "classify": dict(units=32, init="keras", learning_rate=3e-3, steps_per_epoch=0, epochs=50,
+                     validation_size=0, early_stopping=10, missing="refuse"),
 }
 
 
@@ -43,7 +48,8 @@ def _opt(help_text: str, **extra) -> dict:
 class TrainConfig:
     task: str = field(metadata=_opt("the task", choices=TASKS, positional=True))
     length: Optional[int] = field(default=None, metadata=_opt(
-        "T: the adding/copy span, the charlm window, the co2 input window in months", flags=("-T", "--length")))
+        "T: the adding/copy span, the charlm window, the co2 input window in months, the series window",
+        flags=("-T", "--length", "--window")))
     units: Optional[int] = field(default=None, metadata=_opt("recurrent units"))
     baseline: Optional[str] = field(default=None, metadata=_opt(
         "train this Keras layer instead of keras_lstm.LSTM", choices=("simple_rnn", "gru")))
@@ -75,6 +81,24 @@ class TrainConfig:
         choices=("mirrored", "multi-worker")))
     text: Optional[str] = field(default=None, metadata=_opt("charlm: a UTF-8 text file (default: the stdlib's .py)"))
     max_chars: int = field(default=1_000_000, metadata=_opt("charlm: read at most this many characters"))
+    csv: Optional[str] = field(default=None, metadata=_opt("series/classify: the CSV file (a header row first)"))
+    target: Optional[str] = field(default=None, metadata=_opt("series: the column to forecast"))
+    features: Optional[str] = field(default=None, metadata=_opt(
+        "comma-separated input columns; series: besides the target (default none), classify: default every "
+        "column but --id-col, --label-col and --time-col"))
+    time_col: Optional[str] = field(default=None, metadata=_opt(
+        "series/classify: a time column (numbers or ISO 8601 dates): rows are sorted by it, duplicates refused, "
+        "gaps reported"))
+    horizon: Optional[int] = field(default=None, metadata=_opt("series: K, the steps ahead to forecast (default 1)"))
+    season: Optional[int] = field(default=None, metadata=_opt(
+        "series: the season length S in rows, for the seasonal naive baseline and MASE"))
+    missing: Optional[str] = field(default=None, metadata=_opt(
+        "series/classify: missing numeric cells are refused (default), or filled with the previous value (ffill) "
+        "or a straight line between neighbours (interpolate)", choices=("refuse", "ffill", "interpolate")))
+    id_col: Optional[str] = field(default=None, metadata=_opt("classify: the column naming each row's sequence"))
+    label_col: Optional[str] = field(default=None, metadata=_opt("classify: the column holding the sequence's label"))
+    csv_sha256: Optional[str] = field(default=None, metadata=_opt(
+        "the CSV's SHA-256 (recorded by the run; a --resume refuses a changed file)"))
     run_dir: Optional[str] = field(default=None, metadata=_opt("run directory (default: runs/TASK-TIMESTAMP)"))
     verbose: int = field(default=1, metadata=_opt("Keras verbosity: 0 silent, 1 progress bar, 2 one line/epoch",
                                                   choices=(0, 1, 2)))
@@ -88,9 +112,15 @@ class TrainConfig:
         changes = {k: v for k, v in TASK_DEFAULTS[self.task].items() if getattr(self, k) is None}
         if self.baseline is not None:
             changes["init"] = "keras"
+        if self.csv is not None and self.csv_sha256 is None:
+            from keras_lstm.train.csvfile import sha256_of
+
+            changes["csv_sha256"] = sha256_of(self.csv)
         if self.seed is None:
             changes["seed"] = random.SystemRandom().randrange(2**31)
         out = dataclasses.replace(self, **changes)
+        if out.max_timescale is None and out.init == "chrono" and out.length is None:
+            raise TrainArgumentError("--max-timescale", None, f"given with --init chrono for {out.task} (no -T)")
         if out.max_timescale is None and out.init == "chrono":
             out = dataclasses.replace(out, max_timescale=float(out.length))
         if out.max_sequences is not None and out.steps_per_epoch:
@@ -125,10 +155,12 @@ def _positive(cfg, name, kind=int, allow_zero=False):
 def _check(cfg: TrainConfig) -> None:
     if cfg.task not in TASKS:
         raise TrainArgumentError("task", cfg.task, f"one of {', '.join(TASKS)}")
+    shortest = 2 if cfg.task == "series" else MIN_LENGTH
     if cfg.length is not None and (isinstance(cfg.length, bool) or not isinstance(cfg.length, int)
-                                   or cfg.length < MIN_LENGTH):
-        raise TrainArgumentError("--length", cfg.length, f"an integer T >= {MIN_LENGTH}")
-    for name in ("units", "batch_size", "epochs", "max_sequences", "projection_units", "max_chars"):
+                                   or cfg.length < shortest):
+        raise TrainArgumentError("--length", cfg.length, f"an integer T >= {shortest}")
+    for name in ("units", "batch_size", "epochs", "max_sequences", "projection_units", "max_chars", "horizon",
+                 "season"):
         _positive(cfg, name)
     for name in ("steps_per_epoch", "validation_size", "early_stopping", "seed"):
         _positive(cfg, name, allow_zero=True)
@@ -158,11 +190,36 @@ def _check(cfg: TrainConfig) -> None:
             raise TrainArgumentError("--text", cfg.text, "unset unless the task is charlm")
         if not os.path.isfile(cfg.text):
             raise TrainArgumentError("--text", cfg.text, "the path of an existing text file")
+    _check_csv_task(cfg)
     if cfg.projection_clip is not None and cfg.projection_units is None:
         raise TrainArgumentError("--projection-clip", cfg.projection_clip, "unset unless --projection-units is set")
     if cfg.distribute == "multi-worker" and not os.environ.get("TF_CONFIG"):
         raise TrainArgumentError("--distribute", cfg.distribute,
                                  "used with the TF_CONFIG environment variable describing the cluster")
+
+
+_CSV_FLAGS = {"series": ("csv", "target", "features", "time_col", "horizon", "season", "missing", "csv_sha256"),
+              "classify": ("csv", "id_col", "label_col", "features", "time_col", "missing", "csv_sha256")}
+_REQUIRED = {"series": ("csv", "target"), "classify": ("csv", "id_col", "label_col")}
+
+
+def _check_csv_task(cfg: TrainConfig) -> None:
+    """The CSV flags: required by series and classify, refused by the other tasks."""
+    allowed = _CSV_FLAGS.get(cfg.task, ())
+    for name in sorted({n for names in _CSV_FLAGS.values() for n in names}):
+        value = getattr(cfg, name)
+        if value is not None and name not in allowed:
+            raise TrainArgumentError(_flag(name), value, f"unset unless the task is "
+                                     f"{' or '.join(t for t, names in _CSV_FLAGS.items() if name in names)}")
+    for name in _REQUIRED.get(cfg.task, ()):
+        if getattr(cfg, name) is None:
+            raise TrainArgumentError(_flag(name), None, f"given for the {cfg.task} task")
+    if cfg.csv is not None and not os.path.isfile(cfg.csv):
+        raise TrainArgumentError("--csv", cfg.csv, "the path of an existing CSV file")
+    if cfg.missing is not None and cfg.missing not in ("refuse", "ffill", "interpolate"):
+        raise TrainArgumentError("--missing", cfg.missing, "one of refuse, ffill, interpolate")
+    if cfg.task == "classify" and cfg.length is not None:
+        raise TrainArgumentError("--length", cfg.length, "unset for classify (each sequence is read whole)")
 
 
 _VARIANTS = ("peephole", "coupled_gates", "projection_units", "layer_norm", "cell_clip", "projection_clip")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras_lstm.errors import LSTMArgumentError
 
-__all__ = ["TrainArgumentError"]
+__all__ = ["TrainArgumentError", "CSVFormatError"]
 
 
 class TrainArgumentError(LSTMArgumentError):
@@ -14,3 +14,17 @@ class TrainArgumentError(LSTMArgumentError):
     apply to the chosen task or layer, a run directory in the wrong state. Raised before any training
     starts. Fix: pass what ``expected`` says.
     """
+
+
+class CSVFormatError(TrainArgumentError):
+    """A CSV given to ``train series`` or ``train classify`` cannot be used as it is.
+
+    Cause: the file is empty, lacks a column, holds text or a missing value in a numeric column, has
+    duplicate times, or has too few rows for the window. The message names the file, the line (1 is the
+    header) and the column. Fix: correct that cell, or choose a fill rule with ``--missing``.
+    """
+
+    def __init__(self, path: str, line: int, column: str | None, problem: str):
+        where = f"{path}, line {line}" + (f", column {column!r}" if column is not None else "")
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line, self.column, self.problem = path, line, column, problem

@@ -46,6 +46,7 @@ class Task:
     chance_loss: float | None = None
     chance_name: str = "chance"
     solve_rule: SolveRule | None = None
+    time_varies: bool = False  # batches differ in length (padded per batch)
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -297,4 +298,12 @@ _TASKS = {"adding": Adding, "copy": Copy, "charlm": CharLM, "co2": CO2}
 
 
 def make_task(cfg: TrainConfig) -> Task:
+    if cfg.task == "series":
+        from keras_lstm.train.series import Series
+
+        return Series(cfg)
+    if cfg.task == "classify":
+        from keras_lstm.train.classify import Classify
+
+        return Classify(cfg)
     return _TASKS[cfg.task](cfg)

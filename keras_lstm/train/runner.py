@@ -11,7 +11,9 @@ Run directory layout::
     RUN/backup/              keras.callbacks.BackupAndRestore state while the run is unfinished
     RUN/model.keras          the final model
     RUN/vocab.json           charlm: the characters, in id order
-    RUN/forecast.png         co2: forecast against the truth
+    RUN/forecast.png         co2, series: forecast against the truth (series: and the baselines)
+    RUN/classes.json         classify: the label strings, in class-index order
+    RUN/confusion.png        classify: the test part's confusion matrix
     RUN/workers/NAME/        multi-worker: the same files of each non-chief worker
 """
 
@@ -195,7 +197,7 @@ def _precision(mixed: bool):
 
 
 def _has_validation(cfg: TrainConfig) -> bool:
-    return cfg.task == "co2" or bool(cfg.validation_size)
+    return cfg.task in ("co2", "series", "classify") or bool(cfg.validation_size)
 
 
 def _stopped(run_log: RunLog) -> bool:
@@ -207,7 +209,8 @@ def _stopped(run_log: RunLog) -> bool:
 def _dataset(task, first: int, last: int) -> tf.data.Dataset:
     """Batches ``first .. last-1`` of the task, each a pure function of its index."""
     x, y = task.train_batch(0)
-    signature = (tf.TensorSpec((None,) + x.shape[1:], x.dtype), tf.TensorSpec((None,) + y.shape[1:], y.dtype))
+    x_shape = (None, None, *x.shape[2:]) if task.time_varies else (None, *x.shape[1:])  # classify pads per batch
+    signature = (tf.TensorSpec(x_shape, x.dtype), tf.TensorSpec((None,) + y.shape[1:], y.dtype))
     ds = tf.data.Dataset.from_generator(lambda: (task.train_batch(i) for i in range(first, last)),
                                         output_signature=signature)
     options = tf.data.Options()
@@ -220,7 +223,8 @@ def _callbacks(cfg: TrainConfig, task, out_dir: str, steps: int, replicas: int):
     tracker = None
     if task.solve_rule is not None:
         tracker = SolveTracker(task.solve_rule, cfg.batch_size, steps, stop=cfg.stop_when_solved)
-    title = f"{cfg.task} T={cfg.length}: {cfg.layer}" + (f" ({cfg.init} init)" if cfg.layer == "lstm" else "")
+    title = (f"{cfg.task}" + (f" T={cfg.length}" if cfg.length else "") + f": {cfg.layer}"
+             + (f" ({cfg.init} init)" if cfg.layer == "lstm" else ""))
     summary = {"task": cfg.task, "T": cfg.length, "layer": cfg.layer, "init": cfg.init, "units": cfg.units,
                "batch_size": cfg.batch_size, "seed": cfg.seed, "distribute": cfg.distribute, "replicas": replicas,
                "title": title,
