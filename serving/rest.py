@@ -27,7 +27,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import grpc
 from google.protobuf import json_format
@@ -85,7 +85,7 @@ class RestApi:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "")
-        path = urlsplit(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")).path
+        path = _target_path(environ.get("REQUEST_URI") or environ.get("PATH_INFO", ""))
         content_type = _JSON
         try:
             if self._options.metrics_path and path == self._options.metrics_path and self._metrics is not None:
@@ -118,6 +118,10 @@ class RestApi:
             if verb.lower() != "predict":
                 raise UnimplementedError(f"{verb.capitalize()} is not supported by the local server; use predict",
                                          code=C.UNIMPLEMENTED)
+            encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
+            if encoding not in ("", "identity"):  # TF Serving inflates gzip bodies; the local server does not
+                raise UnimplementedError(f"Content-Encoding {clip(encoding, 32)} is not supported by the local "
+                                         "server; send the JSON body uncompressed", code=C.UNIMPLEMENTED)
             return self._predict(spec, environ["wsgi.input"].read())
         if method == "GET" and (match := _STATUS.fullmatch(path)):
             name, version, label, metadata = match.groups()
@@ -130,10 +134,11 @@ class RestApi:
     def _predict(self, spec: model_pb2.ModelSpec, body: bytes) -> bytes:
         request = predict_pb2.PredictRequest()
         request.model_spec.CopyFrom(spec)
+        limits = self._service.limits
         form = json_tensor.fill_predict_request(
-            body, lambda signature: self._service.input_signature(request.model_spec, signature), request)
+            body, lambda signature: self._service.input_signature(request.model_spec, signature), request, limits)
         response = self._service.predict(request, timeout_s=self._options.timeout_s, api="REST")
-        return json_tensor.predict_response_json(response.outputs, form)
+        return json_tensor.predict_response_json(response.outputs, form, limits.max_answer_bytes)
 
     def _status(self, spec: model_pb2.ModelSpec) -> bytes:
         response = self._service.status(get_model_status_pb2.GetModelStatusRequest(model_spec=spec))
@@ -163,6 +168,17 @@ def _model_spec(name: str, version: str | None, label: str | None) -> model_pb2.
     if label is not None:
         spec.version_label = unquote(label, errors="replace")
     return spec
+
+
+def _target_path(target: str) -> str:
+    """The path of a request target as it was sent, for the routes (TF Serving matches them on the raw path):
+    origin form ``/path?query`` or absolute form ``http://host/path?query``. Never raises, whatever the bytes
+    (``urlsplit`` raises ValueError on a target such as ``//[/v1/models/m``)."""
+    path = target.split("#", 1)[0].split("?", 1)[0]
+    scheme, sep, rest = path.partition("://")
+    if sep and scheme.isalpha():
+        path = rest[rest.find("/"):] if "/" in rest else "/"
+    return path
 
 
 def _status_line(status: int) -> str:
