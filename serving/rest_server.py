@@ -8,7 +8,7 @@ server such as cheroot's, or werkzeug's development server, would give it one); 
 (``max_request_body_size``, set to ``--max-message-bytes``: a longer body is answered 413 before it is read
 further), parses HTTP/1.1 with keep-alive and chunked bodies, and is pure Python with no dependencies.
 
-Three things waitress 3.0.2 gets wrong under hostile bytes are guarded here, in its request parser (``_Parser``),
+Four things waitress 3.0.2 gets wrong under hostile bytes are guarded here, in its request parser (``_Parser``),
 so that every request gets an HTTP answer (issue 30); each guard names the waitress behaviour it covers.
 """
 
@@ -42,10 +42,12 @@ class _Parser(HTTPRequestParser):
 
     def received(self, data: bytes) -> int:
         consumed = super().received(data)
-        if self.error is not None:
+        if self.completed:
             # waitress sends "100 Continue" whenever the headers asked for it, even for a request it has already
-            # refused (a Content-Length over max_request_body_size): the client then sends the whole body before
-            # it reads the 413. A refused request gets its answer instead of the invitation.
+            # refused (a Content-Length over max_request_body_size: the client then sends the whole body before it
+            # reads the 413) or one that is already whole (Content-Length: 0: waitress then marks it incomplete
+            # again and waits for a body that never comes, with no answer). A request that is complete, refused or
+            # whole, gets its answer instead of the invitation.
             self.expect_continue = False
         return consumed
 
