@@ -122,8 +122,10 @@ def _parse(body: bytes, max_elements: int) -> dict:
         raise _bad("JSON Parse error: The document is empty")
     _scan(body, max_elements)
     try:
-        text = body.decode("utf-8")  # strictly: RapidJSON reads UTF-8; json.loads(bytes) would also take UTF-16
-    except UnicodeDecodeError as err:  # and lone surrogates written as raw bytes (b"\xed\xa0\x80")
+        # UTF-8 strictly, a byte-order mark skipped, as TF Serving's RapidJSON stream reads it (json.loads(bytes)
+        # would also take UTF-16 and UTF-32, and lone surrogates written as raw bytes, b"\xed\xa0\x80")
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
         raise _bad(f"JSON Parse error: Invalid encoding in string. at offset: {err.start}") from None
     try:
         doc = json.loads(text, object_pairs_hook=_first_wins, parse_constant=_CONSTANTS.__getitem__)

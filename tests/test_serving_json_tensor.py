@@ -249,3 +249,8 @@ def test_answers_over_max_bytes_are_refused_before_they_are_written():
     assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     with pytest.raises(ServingError, match=f"would take {len(columnar)} bytes"):
         predict_response_json(h, JsonFormat.COLUMNAR, max_bytes=len(columnar) - 1)
+
+
+def test_a_utf8_byte_order_mark_is_skipped_as_rapidjson_skips_it():
+    _, inputs, _ = parse(b"\xef\xbb\xbf" + json.dumps({"inputs": X}).encode())
+    np.testing.assert_array_equal(inputs["sequences"], np.array(X, np.float32))
