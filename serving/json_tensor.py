@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import enum
 import json
 import math
 import re
-from typing import Callable, Mapping
+from typing import Callable, ContextManager, Mapping
 
 import grpc
 import numpy as np
@@ -88,14 +89,23 @@ def _bad(message: str) -> BadRequestError:
 
 # -- request ----------------------------------------------------------------------------------------------------
 def fill_predict_request(body: bytes, signature_of: Callable[[str], Signature], request: Message,
-                         limits: RequestLimits = RequestLimits()) -> JsonFormat:
+                         limits: RequestLimits = RequestLimits(),
+                         parsing: Callable[[int], ContextManager] = lambda size: contextlib.nullcontext()) -> JsonFormat:
     """Parse a REST predict body into ``request`` (a PredictRequest whose model_spec names the model): its
     ``signature_name`` and its input TensorProtos. ``signature_of(name)`` looks the signature up ("" for the
     default), as TF Serving's handler asks its servable. Raises BadRequestError (INVALID_ARGUMENT) naming the
     key and the value that is wrong; the lookup's own errors (NOT_FOUND, ...) pass through. The body's values
     are counted against ``limits.max_elements`` before it is parsed, and the inputs' shapes checked against
-    ``limits`` before any TensorProto is filled."""
-    doc = _parse(body, limits.max_elements)
+    ``limits`` before any TensorProto is filled. ``parsing(len(body))`` is entered once the body is counted and
+    held while it is parsed and the TensorProtos are filled (the REST API's parse budget)."""
+    if not body.strip():
+        raise _bad("JSON Parse error: The document is empty")
+    _scan(body, limits.max_elements)
+    with parsing(len(body)):
+        return _fill(_parse(body), signature_of, request, limits)
+
+
+def _fill(doc: dict, signature_of: Callable[[str], Signature], request: Message, limits: RequestLimits) -> JsonFormat:
     if SIGNATURE_KEY in doc and not isinstance(doc[SIGNATURE_KEY], str):
         raise _bad(f"'{SIGNATURE_KEY}' must be a string, got {_show(doc[SIGNATURE_KEY])} ({_json_type(doc[SIGNATURE_KEY])})")
     if doc.get(SIGNATURE_KEY):
@@ -117,10 +127,7 @@ def fill_predict_request(body: bytes, signature_of: Callable[[str], Signature], 
     return form
 
 
-def _parse(body: bytes, max_elements: int) -> dict:
-    if not body.strip():
-        raise _bad("JSON Parse error: The document is empty")
-    _scan(body, max_elements)
+def _parse(body: bytes) -> dict:
     try:
         # UTF-8 strictly, a byte-order mark skipped, as TF Serving's RapidJSON stream reads it (json.loads(bytes)
         # would also take UTF-16 and UTF-32, and lone surrogates written as raw bytes, b"\xed\xa0\x80")

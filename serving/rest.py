@@ -20,13 +20,15 @@ full batch queue or a draining server 503, a passed deadline 504, a request over
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import http
 import json
 import logging
 import re
+import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote
 
 import grpc
@@ -40,7 +42,7 @@ from serving.interceptors import Drain
 from serving.metrics import Metrics
 from serving.service import Service
 
-__all__ = ["RestApi", "RestOptions", "HTTP_STATUS", "http_status"]
+__all__ = ["RestApi", "RestOptions", "ParseBudget", "HTTP_STATUS", "http_status"]
 
 log = logging.getLogger("serving.server")
 C = grpc.StatusCode
@@ -66,6 +68,36 @@ class RestOptions:
     timeout_s: float | None = 30.0  # each predict's deadline (TF Serving's --rest_api_timeout_in_ms; None: none)
     auth_token: str | None = None  # set: /v1/ needs "Authorization: Bearer <token>", as gRPC's call metadata
     metrics_path: str | None = None  # set: Prometheus metrics served there
+    parse_bytes: int = 64 << 20  # bytes of bodies the workers parse at once (the server: --max-message-bytes)
+
+
+class ParseBudget:
+    """The bytes of request bodies being parsed at once, over all REST workers (issue 30).
+
+    Python's json makes 7.5 to 28 bytes of objects for each byte of body (a flat list of floats; lists of one
+    value), so eight workers parsing at once could hold 8 x 28 bodies. A body waits here, within its deadline,
+    until the bodies being parsed leave room for it; one larger than the whole budget is parsed alone. json.loads
+    holds the GIL, so parses never ran side by side and the wait costs no throughput. A request whose deadline
+    passes while it waits is answered DEADLINE_EXCEEDED (504)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity, self._in_use = capacity, 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, size: int, timeout_s: float | None) -> Iterator[None]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._in_use == 0 or self._in_use + size <= self._capacity,
+                                          timeout_s):
+                raise ServingError(f"the request's deadline passed while other bodies were being parsed ({size} "
+                                   "bytes waited)", code=C.DEADLINE_EXCEEDED)
+            self._in_use += size
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_use -= size
+                self._changed.notify_all()
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -82,6 +114,7 @@ class RestApi:
         self._options = options
         self._metrics = metrics
         self._token = f"Bearer {options.auth_token}".encode() if options.auth_token else None
+        self._parsing = ParseBudget(options.parse_bytes)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "")
@@ -136,7 +169,8 @@ class RestApi:
         request.model_spec.CopyFrom(spec)
         limits = self._service.limits
         form = json_tensor.fill_predict_request(
-            body, lambda signature: self._service.input_signature(request.model_spec, signature), request, limits)
+            body, lambda signature: self._service.input_signature(request.model_spec, signature), request, limits,
+            parsing=lambda size: self._parsing.hold(size, self._options.timeout_s))
         response = self._service.predict(request, timeout_s=self._options.timeout_s, api="REST")
         return json_tensor.predict_response_json(response.outputs, form, limits.max_answer_bytes)
 

@@ -179,7 +179,8 @@ class LocalServer:
         self.rest: RestServer | None = None
         if options.rest_api_port:
             app = RestApi(service, self._drain, RestOptions(options.rest_api_timeout_s, options.auth_token,
-                                                            options.metrics_path), self.metrics)
+                                                            options.metrics_path, options.max_message_bytes),
+                          self.metrics)
             self.rest = RestServer(app, host=options.host, port=options.rest_api_port,
                                    threads=options.rest_api_threads, max_body_bytes=options.max_message_bytes)
 

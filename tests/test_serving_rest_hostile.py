@@ -36,6 +36,10 @@ PREDICT = f"/v1/models/{MODEL}:predict"
 STATUSES = {200, 400, 401, 404, 413, 429, 431, 501, 503, 504}
 # What a refused body may cost, per REST worker: the body, and two copies while it is counted (docs/rest.md).
 MEMORY_BOUND_KB = REST_THREADS * 3 * MAX_MESSAGE_BYTES // 1024 + 64 * 1024
+# What parsing may cost at once: the bodies the workers hold, and for at most one body's worth of bytes being
+# parsed (the server's parse budget) up to 28 bytes of Python objects a byte, a few more while its values are
+# flattened, and its text: 36 in all (docs/rest.md).
+PARSE_BOUND_KB = (REST_THREADS + 36) * MAX_MESSAGE_BYTES // 1024 + 64 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +297,25 @@ def test_concurrent_bodies_over_the_element_limit_stay_within_the_memory_bound(s
     print(f"\n{len(statuses)} bodies of {len(body) >> 10} KiB over the element limit, {2 * REST_THREADS} at once: "
           f"resident memory {memory.start_kb} kB -> peak {memory.peak_kb} kB (+{memory.growth_kb} kB, "
           f"bound {MEMORY_BOUND_KB} kB)")
+
+
+def test_concurrent_bodies_within_the_limits_are_parsed_within_the_parse_budget(served):
+    """Bodies of one-value lists, the costliest JSON to parse (28 bytes of Python objects a byte), within every
+    limit, one on each worker at once: they are parsed at most one body's worth at a time."""
+    body = b'{"inputs": [' + b",".join([b"[[0.5]]"] * 500_000) + b"]}"  # [500000, 1, 1]: the wrong feature size
+    assert len(body) < MAX_MESSAGE_BYTES
+
+    def send(_: int) -> tuple[int, bytes]:
+        return check(exchange(served, post(body)))
+
+    with PeakMemory(served.proc.pid) as memory:
+        with ThreadPoolExecutor(REST_THREADS) as pool:
+            answers_ = list(pool.map(send, range(REST_THREADS)))
+    assert {status for status, _ in answers_} == {400}
+    assert all(b"feature size must be 3" in out for _, out in answers_), answers_[0]
+    assert memory.growth_kb < PARSE_BOUND_KB, (memory.growth_kb, PARSE_BOUND_KB)
+    print(f"\n{len(answers_)} bodies of {len(body) >> 10} KiB parsed, {REST_THREADS} at once: resident memory "
+          f"+{memory.growth_kb} kB at the peak (bound {PARSE_BOUND_KB} kB)")
 
 
 # -- about 2,000 seeded hostile requests ---------------------------------------------------------------------
