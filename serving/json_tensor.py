@@ -90,7 +90,7 @@ def _bad(message: str) -> BadRequestError:
 # -- request ----------------------------------------------------------------------------------------------------
 def fill_predict_request(body: bytes, signature_of: Callable[[str], Signature], request: Message,
                          limits: RequestLimits = RequestLimits(),
-                         parsing: Callable[[int], ContextManager] = lambda size: contextlib.nullcontext()) -> JsonFormat:
+                         parsing: Callable[[int], ContextManager] = lambda _: contextlib.nullcontext()) -> JsonFormat:
     """Parse a REST predict body into ``request`` (a PredictRequest whose model_spec names the model): its
     ``signature_name`` and its input TensorProtos. ``signature_of(name)`` looks the signature up ("" for the
     default), as TF Serving's handler asks its servable. Raises BadRequestError (INVALID_ARGUMENT) naming the

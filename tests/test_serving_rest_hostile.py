@@ -20,9 +20,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 from serving_helpers import FEATURES, UNITS, ServerProcess, export_version, free_port, reference
+
+from serving.errors import ServingError
+from serving.rest import ParseBudget
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -273,7 +277,8 @@ def test_remaining_differences_are_answered_as_documented(served):
     x = sequences(np.random.default_rng(3)).tolist()
     first = {"inputs": x}
     status, body = check(exchange(served, post(b'{"inputs": ' + json.dumps(x).encode() + b', "inputs": "no"}')))
-    assert status == 200 and json.loads(body) == json.loads(check(exchange(served, post(json.dumps(first).encode())))[1])
+    plain = check(exchange(served, post(json.dumps(first).encode())))[1]
+    assert status == 200 and json.loads(body) == json.loads(plain)
     status, body = check(exchange(served, post(b"\x1f\x8b\x08", headers="Content-Encoding: gzip\r\n")))
     assert status == 501 and b"Content-Encoding gzip" in body
     utf16 = json.dumps(first).encode("utf-16")
@@ -297,6 +302,28 @@ def test_concurrent_bodies_over_the_element_limit_stay_within_the_memory_bound(s
     print(f"\n{len(statuses)} bodies of {len(body) >> 10} KiB over the element limit, {2 * REST_THREADS} at once: "
           f"resident memory {memory.start_kb} kB -> peak {memory.peak_kb} kB (+{memory.growth_kb} kB, "
           f"bound {MEMORY_BOUND_KB} kB)")
+
+
+def test_parse_budget_parses_a_large_body_alone_and_waiters_keep_their_deadline():
+    budget = ParseBudget(100)
+    with budget.hold(60, timeout_s=1.0), budget.hold(40, timeout_s=1.0):  # within the budget together
+        with pytest.raises(ServingError) as caught, budget.hold(1, timeout_s=0.05):
+            pass
+        assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    with budget.hold(500, timeout_s=1.0):  # larger than the whole budget: alone
+        pass
+    entered = threading.Event()
+
+    def second() -> None:
+        with budget.hold(80, timeout_s=30.0):
+            entered.set()
+
+    with budget.hold(30, timeout_s=1.0):
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        assert not entered.wait(0.1)  # 30 + 80 > 100: it waits for the first to leave
+    waiter.join(30.0)
+    assert entered.is_set()
 
 
 def test_concurrent_bodies_within_the_limits_are_parsed_within_the_parse_budget(served):
@@ -405,5 +432,6 @@ def test_two_thousand_hostile_requests_each_get_an_answer(served):
     assert check(exchange(served, post(good)))[1] == want
     assert memory.growth_kb < MEMORY_BOUND_KB, (memory.growth_kb, MEMORY_BOUND_KB)
     assert seen.get(0, 0) < len(requests) // 4, seen  # most requests are complete, and those are all answered
-    print(f"\n{len(requests)} hostile REST requests, HTTP status: count (0: incomplete, closed) {dict(sorted(seen.items()))}; "
+    print(f"\n{len(requests)} hostile REST requests, HTTP status: count (0: incomplete, closed) "
+          f"{dict(sorted(seen.items()))}; "
           f"resident memory +{memory.growth_kb} kB at the peak (bound {MEMORY_BOUND_KB} kB)")
