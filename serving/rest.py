@@ -14,8 +14,13 @@ json_format as TF Serving renders them (``always_print_primitive_fields``; metad
 
 Every failure is ``{"error": "<message>"}`` (the message at most 1 KB, as on gRPC) with the HTTP status TF
 Serving's http_server.cc gives its status code (``HTTP_STATUS``): a bad request 400, an unknown model 404, a
-full batch queue or a draining server 503, a passed deadline 504, a request over the element limit (for
-``init_state``) 429. A bug in the server answers 500 and logs its traceback; nothing a client sends does.
+full batch queue or a draining server 503, a passed deadline 504, an answer over the element or size limit
+(``init_state``'s batch, say) 429. A bug in the server answers 500 and logs its traceback; nothing a client sends does.
+
+Under hostile input (issue 30, docs/rest.md): a body is counted before it is parsed and refused there if it holds
+more values than the element limit (``json_tensor``); bodies are parsed at most ``--max-message-bytes`` at a time
+(``ParseBudget``, within the request's deadline); an answer is bounded before the model runs (``admission``) and
+its JSON by ``--max-message-bytes`` (429); a ``Content-Encoding`` other than identity is UNIMPLEMENTED (501).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import json
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote
@@ -167,11 +173,13 @@ class RestApi:
     def _predict(self, spec: model_pb2.ModelSpec, body: bytes) -> bytes:
         request = predict_pb2.PredictRequest()
         request.model_spec.CopyFrom(spec)
-        limits = self._service.limits
+        limits, timeout_s = self._service.limits, self._options.timeout_s
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s  # the wait to parse counts in it
         form = json_tensor.fill_predict_request(
             body, lambda signature: self._service.input_signature(request.model_spec, signature), request, limits,
-            parsing=lambda size: self._parsing.hold(size, self._options.timeout_s))
-        response = self._service.predict(request, timeout_s=self._options.timeout_s, api="REST")
+            parsing=lambda size: self._parsing.hold(size, timeout_s))
+        left_s = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        response = self._service.predict(request, timeout_s=left_s, api="REST")
         return json_tensor.predict_response_json(response.outputs, form, limits.max_answer_bytes)
 
     def _status(self, spec: model_pb2.ModelSpec) -> bytes:
