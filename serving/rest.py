@@ -20,7 +20,8 @@ full batch queue or a draining server 503, a passed deadline 504, an answer over
 Under hostile input (issue 30, docs/rest.md): a body is counted before it is parsed and refused there if it holds
 more values than the element limit (``json_tensor``); bodies are parsed at most ``--max-message-bytes`` at a time
 (``ParseBudget``, within the request's deadline); an answer is bounded before the model runs (``admission``) and
-its JSON by ``--max-message-bytes`` (429); a ``Content-Encoding`` other than identity is UNIMPLEMENTED (501).
+its JSON by ``--max-message-bytes`` (429); a gzip body is inflated to at most ``--max-message-bytes``, another
+``Content-Encoding`` is UNIMPLEMENTED (501).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import logging
 import re
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote
@@ -157,11 +159,14 @@ class RestApi:
             if verb.lower() != "predict":
                 raise UnimplementedError(f"{verb.capitalize()} is not supported by the local server; use predict",
                                          code=C.UNIMPLEMENTED)
+            body = environ["wsgi.input"].read()
             encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
-            if encoding not in ("", "identity"):  # TF Serving inflates gzip bodies; the local server does not
-                raise UnimplementedError(f"Content-Encoding {clip(encoding, 32)} is not supported by the local "
-                                         "server; send the JSON body uncompressed", code=C.UNIMPLEMENTED)
-            return self._predict(spec, environ["wsgi.input"].read())
+            if encoding == "gzip":  # as TF Serving's HTTP server inflates it, to at most the body limit
+                body = _gunzip(body, self._service.limits.max_answer_bytes)
+            elif encoding not in ("", "identity"):
+                raise UnimplementedError(f"Content-Encoding {clip(encoding, 32)} is not supported; send the JSON "
+                                         "body uncompressed or gzip", code=C.UNIMPLEMENTED)
+            return self._predict(spec, body)
         if method == "GET" and (match := _STATUS.fullmatch(path)):
             name, version, label, metadata = match.groups()
             if not name:  # TF Serving does not list every model either
@@ -210,6 +215,23 @@ def _model_spec(name: str, version: str | None, label: str | None) -> model_pb2.
     if label is not None:
         spec.version_label = unquote(label, errors="replace")
     return spec
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """A gzip body inflated, never past ``limit`` bytes (--max-message-bytes bounds what is parsed, as it bounds
+    a plain body): a body that would inflate further is refused once ``limit`` + 1 bytes are out."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as err:
+        raise BadRequestError(f"Content-Encoding gzip: the body is not gzip data ({clip(err, 80)})",
+                              code=C.INVALID_ARGUMENT) from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise BadRequestError(f"Content-Encoding gzip: the body inflates past the server's limit of {limit} bytes "
+                              "(--max-message-bytes)", code=C.INVALID_ARGUMENT)
+    if not inflater.eof or inflater.unused_data:
+        raise BadRequestError("Content-Encoding gzip: the body is not one whole gzip member", code=C.INVALID_ARGUMENT)
+    return out
 
 
 def _target_path(target: str) -> str:

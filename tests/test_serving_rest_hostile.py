@@ -13,10 +13,12 @@ time appears only as socket timeouts.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import socket
 import threading
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -279,8 +281,18 @@ def test_remaining_differences_are_answered_as_documented(served):
     status, body = check(exchange(served, post(b'{"inputs": ' + json.dumps(x).encode() + b', "inputs": "no"}')))
     plain = check(exchange(served, post(json.dumps(first).encode())))[1]
     assert status == 200 and json.loads(body) == json.loads(plain)
-    status, body = check(exchange(served, post(b"\x1f\x8b\x08", headers="Content-Encoding: gzip\r\n")))
-    assert status == 501 and b"Content-Encoding gzip" in body
+    status, body = check(exchange(served, post(gzip.compress(json.dumps(first).encode()),
+                                               headers="Content-Encoding: gzip\r\n")))
+    assert status == 200 and json.loads(body) == json.loads(plain)  # inflated, as TF Serving's server does
+    bomb = zlib.compressobj(wbits=31)
+    bomb = b"".join([bomb.compress(b"[" * (1 << 20)) for _ in range(64)]) + bomb.flush()  # 64 MiB from 64 KiB
+    for data, words in [(bomb, b"inflates past the server's limit"), (b"{} is not gzip", b"not gzip data"),
+                        (b"\x1f\x8b\x08", b"not one whole gzip member"),
+                        (gzip.compress(b"{}") + b"x", b"not one whole gzip member")]:
+        status, body = check(exchange(served, post(data, headers="Content-Encoding: gzip\r\n")))
+        assert status == 400 and words in body, body
+    status, body = check(exchange(served, post(b"{}", headers="Content-Encoding: br\r\n")))
+    assert status == 501 and b"Content-Encoding br" in body
     utf16 = json.dumps(first).encode("utf-16")
     assert check(exchange(served, post(utf16)))[0] == 400
 
