@@ -12,8 +12,9 @@ Every RPC of the local server goes through here, so that a new RPC inherits the 
 
 Where the local server refuses what TF Serving would accept, it is to bound the memory and time one
 request can take: an absent value list for a tensor of more than one element (TF Serving fills it with
-zeros), more elements than ``max_elements``, a sequence longer than ``max_sequence_length``, and an
-``init_state`` batch whose state would exceed ``max_elements``.
+zeros), more elements than ``max_elements``, a sequence longer than ``max_sequence_length``, and an answer
+(an ``init_state`` batch's state, or any batch's outputs) that would exceed ``max_elements`` or, at 4 bytes an
+element, ``max_answer_bytes``: refused before the model runs, where gRPC would refuse it at its send limit after.
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ from serving import tensors
 from serving.errors import BadRequestError, clip
 from serving.requests import Signature, check_batch, check_names, check_tensor
 
-__all__ = ["RequestLimits", "model_spec_of", "decode_inputs", "output_fetches",
-           "DEFAULT_MAX_ELEMENTS", "DEFAULT_MAX_SEQUENCE_LENGTH"]
+__all__ = ["RequestLimits", "model_spec_of", "decode_inputs", "check_limits", "output_fetches",
+           "DEFAULT_MAX_ELEMENTS", "DEFAULT_MAX_SEQUENCE_LENGTH", "DEFAULT_MAX_ANSWER_BYTES"]
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 # 2**24 elements: what a 64 MiB message (the default --max-message-bytes) holds as float32.
 DEFAULT_MAX_ELEMENTS = 1 << 24
 # 100,000 steps: a full LSTM pass over one such sequence takes about a second on one core.
 DEFAULT_MAX_SEQUENCE_LENGTH = 100_000
+# 64 MiB: TF Serving's default gRPC message size, both ways.
+DEFAULT_MAX_ANSWER_BYTES = 64 << 20
 # A rank-0 integer input of this name is a number of rows the signature's outputs will hold (init_state).
 BATCH_SIZE_INPUT = "batch_size"
 
@@ -48,9 +51,10 @@ class RequestLimits:
 
     max_elements: int = DEFAULT_MAX_ELEMENTS  # summed over a request's inputs, fill-outs included
     max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH  # dimension 1 of an input shaped [?, ?, ...]
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES  # the server sets it to --max-message-bytes (gRPC's send limit)
 
     def __post_init__(self) -> None:
-        if self.max_elements < 1 or self.max_sequence_length < 1:
+        if self.max_elements < 1 or self.max_sequence_length < 1 or self.max_answer_bytes < 1:
             raise ValueError(f"request limits must be >= 1: {self}")
 
 
@@ -67,11 +71,10 @@ def decode_inputs(signature: Signature, protos: Mapping[str, object], limits: Re
     Raises BadRequestError: INVALID_ARGUMENT naming the input for wrong names, a shape TensorFlow
     refuses, a dtype / rank / fixed dimension the signature does not take, a sequence or element count
     over the limits, values that disagree with the shape, or values out of their dtype's range;
-    RESOURCE_EXHAUSTED for an ``init_state`` batch whose state would exceed ``max_elements``.
+    RESOURCE_EXHAUSTED for an answer that would exceed ``max_elements`` or ``max_answer_bytes``.
     """
     check_names(signature, protos)
     shapes: dict[str, tuple[int, ...]] = {}
-    total = 0
     for name in sorted(protos):
         proto, info = protos[name], signature.inputs[name]
         try:
@@ -79,19 +82,10 @@ def decode_inputs(signature: Signature, protos: Mapping[str, object], limits: Re
         except ValueError as err:  # TF Serving: "tensor parsing error: <alias>"
             raise BadRequestError(f"tensor parsing error: {clip(name)} ({err})", code=_INVALID) from None
         check_tensor(name, info, int(proto.dtype), shape)
-        if info.shape is not None and len(info.shape) >= 2 and info.shape[1] is None \
-                and shape[1] > limits.max_sequence_length:
-            raise BadRequestError(
-                f'input "{clip(name)}": sequence length {shape[1]} is over the server\'s maximum of '
-                f"{limits.max_sequence_length} steps (--max-sequence-length)", code=_INVALID)
-        elements = math.prod(shape)
-        total += elements
-        if total > limits.max_elements:
-            raise BadRequestError(
-                f'input "{clip(name)}": shape {clip(list(shape))} brings the request to {total} elements, over the '
-                f"server's limit of {limits.max_elements} (--max-request-elements)", code=_INVALID)
-        _check_values_sent(name, proto, shape, elements)
         shapes[name] = shape
+    check_limits(signature, shapes, limits)
+    for name in sorted(protos):
+        _check_values_sent(name, protos[name], shapes[name], math.prod(shapes[name]))
     check_batch(signature, shapes)
     arrays = {}
     for name in sorted(protos):
@@ -99,8 +93,26 @@ def decode_inputs(signature: Signature, protos: Mapping[str, object], limits: Re
             arrays[name] = tensors.to_array(protos[name])
         except ValueError as err:
             raise BadRequestError(f'input "{clip(name)}": {err}', code=_INVALID) from None
-    _check_claimed_rows(signature, arrays, limits)
+    _check_answer(signature, arrays, limits)
     return arrays
+
+
+def check_limits(signature: Signature, shapes: Mapping[str, Sequence[int]], limits: RequestLimits) -> None:
+    """The sequence length and the elements that the inputs' shapes claim, against the limits (INVALID_ARGUMENT);
+    the REST API calls it on the shapes of the JSON lists, before it builds any tensor."""
+    total = 0
+    for name in sorted(shapes):
+        shape, info = shapes[name], signature.inputs.get(name)
+        if info is not None and info.shape is not None and len(info.shape) >= 2 and info.shape[1] is None \
+                and len(shape) >= 2 and shape[1] > limits.max_sequence_length:
+            raise BadRequestError(
+                f'input "{clip(name)}": sequence length {shape[1]} is over the server\'s maximum of '
+                f"{limits.max_sequence_length} steps (--max-sequence-length)", code=_INVALID)
+        total += math.prod(shape)
+        if total > limits.max_elements:
+            raise BadRequestError(
+                f'input "{clip(name)}": shape {clip(list(shape))} brings the request to {total} elements, over the '
+                f"server's limit of {limits.max_elements} (--max-request-elements)", code=_INVALID)
 
 
 def _check_values_sent(name: str, proto: object, shape: tuple[int, ...], elements: int) -> None:
@@ -119,17 +131,35 @@ def _check_values_sent(name: str, proto: object, shape: tuple[int, ...], element
             code=_INVALID)
 
 
-def _check_claimed_rows(signature: Signature, arrays: Mapping[str, np.ndarray], limits: RequestLimits) -> None:
-    """A ``batch_size`` input asks for that many rows of every output: bound them by ``max_elements``."""
+def _check_answer(signature: Signature, arrays: Mapping[str, np.ndarray], limits: RequestLimits) -> None:
+    """Bound the answer before the model runs: its rows (a ``batch_size`` input's value, else the inputs' batch)
+    times the elements of one row of every output (a dimension the signature leaves open counts as the inputs'
+    largest at that axis) must be within ``max_elements``, and at 4 bytes an element (a float32 on gRPC, the
+    shortest JSON value and its comma on REST) within ``max_answer_bytes``, the gRPC send limit. Over either:
+    RESOURCE_EXHAUSTED, the code gRPC gives an answer over its send limit."""
     value = arrays.get(BATCH_SIZE_INPUT)
-    if value is None or value.ndim != 0 or value.dtype.kind not in "iu":
-        return
-    row = sum(math.prod(d or 1 for d in (info.shape or ())[1:]) for info in signature.outputs.values())
-    if int(value) * max(row, 1) > limits.max_elements:
+    if value is not None and value.ndim == 0 and value.dtype.kind in "iu":
+        rows, what = int(value), f'input "{BATCH_SIZE_INPUT}": {int(value)} rows'
+    else:
+        batched = [a.shape[0] for n, a in arrays.items()
+                   if a.ndim >= 1 and (signature.inputs[n].shape or (1,))[0] is None]
+        if not batched:
+            return
+        rows, what = max(batched), f"a batch of {max(batched)} rows"
+    row = 0
+    for info in signature.outputs.values():
+        dims = (info.shape or (None,))[1:]
+        row += math.prod(d if d is not None else _widest(arrays, axis) for axis, d in enumerate(dims, 1))
+    elements = rows * max(row, 1)
+    if elements > limits.max_elements or 4 * elements > limits.max_answer_bytes:
         raise BadRequestError(
-            f'input "{BATCH_SIZE_INPUT}": {int(value)} rows of {row} state elements each are over the '
-            f"server's limit of {limits.max_elements} elements (--max-request-elements)",
+            f"{what} of {row} output elements each are over the server's limit of {limits.max_elements} "
+            f"elements or {limits.max_answer_bytes} bytes an answer (--max-request-elements, --max-message-bytes)",
             code=grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+def _widest(arrays: Mapping[str, np.ndarray], axis: int) -> int:
+    return max((a.shape[axis] for a in arrays.values() if a.ndim > axis), default=1)
 
 
 def output_fetches(signature: Signature, output_filter: Sequence[str]) -> tuple[str, ...]:

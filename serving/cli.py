@@ -73,9 +73,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("request limits (what one request may make the server hold)")
     limits.add_argument("--max-request-elements", type=_positive, default=DEFAULT_MAX_ELEMENTS, metavar="N",
                         help="elements one Predict request may claim, summed over its inputs (a value filled out to "
-                             "a whole shape counts in full), and init_state's batch_size times its state width; "
-                             "over it: INVALID_ARGUMENT (RESOURCE_EXHAUSTED for init_state) before anything is "
-                             "allocated (default: %(default)s = 2**24, a 64 MiB message of float32)")
+                             "a whole shape counts in full; a REST body's JSON values are counted before it is "
+                             "parsed), and its answer may hold (init_state's batch_size or the batch, times one row "
+                             "of every output); over it: INVALID_ARGUMENT (RESOURCE_EXHAUSTED for an answer) before "
+                             "anything is allocated (default: %(default)s = 2**24, a 64 MiB message of float32)")
     limits.add_argument("--max-sequence-length", type=_positive, default=DEFAULT_MAX_SEQUENCE_LENGTH, metavar="STEPS",
                         help="longest sequence (dimension 1 of an input shaped [?, ?, ...]) a request may send; "
                              "longer: INVALID_ARGUMENT (default: %(default)s)")

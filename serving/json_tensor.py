@@ -13,10 +13,13 @@ Serving's request forms:
 JSON numbers. What this module refuses is what TF Serving refuses, in its words where they name the problem: a
 body that is not a JSON object, both or neither of the two keys, lists that are not rectangular or nested deeper
 than their first element, values of the wrong JSON type, numbers the dtype cannot hold without loss (an int32 of
-2**31, a float32 of 1e39 or the integer 2**24 + 1), and ``{"b64": ...}`` values anywhere but a string input.
-Everything is checked on the parsed JSON before any NumPy array exists; the request's size was bounded by the
-HTTP server (``--max-message-bytes``) before parsing, and the element and sequence limits are checked after, on
-the TensorProtos, by ``serving.admission`` as for gRPC.
+2**31, a float32 of 1e39 or the integer 2**24 + 1), numbers too big for a double (``1e400``), bytes that are not
+UTF-8 and lone surrogates (``"\\ud800"``), and ``{"b64": ...}`` values anywhere but a string input. An object
+whose keys repeat keeps the first, as TF Serving's lookups do. The request's size was bounded by the HTTP server
+(``--max-message-bytes``) before it was read; its values are counted on the bytes against the element limit
+before it is parsed (``_scan``), the shapes of its lists are checked against the element and sequence limits
+(``admission.check_limits``) before any TensorProto is filled, and the TensorProtos once more by
+``serving.admission`` on the gRPC side's path.
 
 ``predict_response_json`` writes the PredictResponse's outputs as TF Serving does: row requests get
 ``{"predictions": [...]}`` with one entry per row (the value itself for a single output, an object of the
@@ -29,16 +32,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import enum
 import json
 import math
-from typing import Callable, Mapping
+import re
+from typing import Callable, ContextManager, Mapping
 
 import grpc
 import numpy as np
 from google.protobuf.message import Message
 
 from serving import tensors
+from serving.admission import RequestLimits, check_limits
 from serving.errors import BadRequestError, ServingError, UnimplementedError, clip
 from serving.requests import Signature
 from serving.wire import DataType
@@ -69,17 +75,37 @@ class JsonFormat(enum.Enum):
     COLUMNAR = "inputs"
 
 
+# A \uD800-\uDFFF escape; the constants json.loads reads (NaN, Infinity, -Infinity), kept as these objects, so that
+# an infinity that is none of them came from a number too big for a double (1e400).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_CONSTANTS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_OTHER_VALUES = 64  # values a body may hold besides its inputs' elements: signature_name, keys nobody reads
+_NESTING = 1024  # lists a body may hold besides two per value: deep nesting gets its own message (MAX_RANK)
+
+
 def _bad(message: str) -> BadRequestError:
     return BadRequestError(message, code=_INVALID)
 
 
 # -- request ----------------------------------------------------------------------------------------------------
-def fill_predict_request(body: bytes, signature_of: Callable[[str], Signature], request: Message) -> JsonFormat:
+def fill_predict_request(body: bytes, signature_of: Callable[[str], Signature], request: Message,
+                         limits: RequestLimits = RequestLimits(),
+                         parsing: Callable[[int], ContextManager] = lambda _: contextlib.nullcontext()) -> JsonFormat:
     """Parse a REST predict body into ``request`` (a PredictRequest whose model_spec names the model): its
     ``signature_name`` and its input TensorProtos. ``signature_of(name)`` looks the signature up ("" for the
     default), as TF Serving's handler asks its servable. Raises BadRequestError (INVALID_ARGUMENT) naming the
-    key and the value that is wrong; the lookup's own errors (NOT_FOUND, ...) pass through."""
-    doc = _parse(body)
+    key and the value that is wrong; the lookup's own errors (NOT_FOUND, ...) pass through. The body's values
+    are counted against ``limits.max_elements`` before it is parsed, and the inputs' shapes checked against
+    ``limits`` before any TensorProto is filled. ``parsing(len(body))`` is entered once the body is counted and
+    held while it is parsed and the TensorProtos are filled (the REST API's parse budget)."""
+    if not body.strip():
+        raise _bad("JSON Parse error: The document is empty")
+    _scan(body, limits.max_elements)
+    with parsing(len(body)):
+        return _fill(_parse(body), signature_of, request, limits)
+
+
+def _fill(doc: dict, signature_of: Callable[[str], Signature], request: Message, limits: RequestLimits) -> JsonFormat:
     if SIGNATURE_KEY in doc and not isinstance(doc[SIGNATURE_KEY], str):
         raise _bad(f"'{SIGNATURE_KEY}' must be a string, got {_show(doc[SIGNATURE_KEY])} ({_json_type(doc[SIGNATURE_KEY])})")
     if doc.get(SIGNATURE_KEY):
@@ -95,26 +121,82 @@ def fill_predict_request(body: bytes, signature_of: Callable[[str], Signature], 
         form, columns = JsonFormat.COLUMNAR, _from_inputs(doc[INPUTS_KEY], signature)
     else:
         raise _bad(f"Missing '{INPUTS_KEY}' or '{INSTANCES_KEY}' key; got keys {_keys(doc)}")
+    check_limits(signature, {name: shape for name, (shape, _) in columns.items()}, limits)
     for name, (shape, value) in columns.items():
         _fill_tensor(request.inputs[name], name, signature.inputs[name].dtype, shape, value)
     return form
 
 
 def _parse(body: bytes) -> dict:
-    if not body.strip():
-        raise _bad("JSON Parse error: The document is empty")
     try:
-        doc = json.loads(body)
+        # UTF-8 strictly, a byte-order mark skipped, as TF Serving's RapidJSON stream reads it (json.loads(bytes)
+        # would also take UTF-16 and UTF-32, and lone surrogates written as raw bytes, b"\xed\xa0\x80")
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise _bad(f"JSON Parse error: Invalid encoding in string. at offset: {err.start}") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_first_wins, parse_constant=_CONSTANTS.__getitem__)
     except json.JSONDecodeError as err:
         raise _bad(f"JSON Parse error: {err.msg} at offset: {err.pos}") from None
     except RecursionError:
         raise _bad("JSON Parse error: lists or objects nested too deeply") from None
-    except ValueError as err:  # bytes that are not UTF-8, an integer of more than 4300 digits
+    except ValueError as err:  # an integer of more than 4300 digits
         raise _bad(f"JSON Parse error: {clip(err, 200)}") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        _check_surrogates(doc)
     if not isinstance(doc, dict):
         raise _bad(f"JSON Value: {_show(doc)} Is not object; the body must be a JSON object with "
                    f"'{INSTANCES_KEY}' or '{INPUTS_KEY}'")
     return doc
+
+
+def _scan(body: bytes, max_elements: int) -> None:
+    """What the body would cost to parse, counted on its bytes with bytes methods only (a fraction of
+    json.loads's time, and no Python object per value), so that a body over the element limit is refused before
+    it is parsed.
+
+    Outside its strings, and without blanks, a valid JSON text holds ``1 + commas - empty containers`` values
+    that are not lists or objects (every value but a container's first follows a comma); every element of an
+    input is one of them. A body with more than ``max_elements`` of them (and a few for values no input reads) is
+    refused; so is one with more lists and objects than twice its values and a thousand, which nests lists
+    around nothing (json.loads would make a list object for each). Where the body is not valid JSON the counts
+    are off only past the first error, and json.loads stops there."""
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")  # escapes are read left to right, as JSON does
+    outside = b"".join(unescaped.split(b'"')[0::2]).translate(None, b" \t\r\n")  # what the strings leave
+    values = 1 + outside.count(b",") - outside.count(b"[]") - outside.count(b"{}")
+    if values > max_elements + _OTHER_VALUES:
+        raise _bad(f"the body holds {values} JSON values, over the server's limit of {max_elements} elements "
+                   "(--max-request-elements)")
+    containers = outside.count(b"[") + outside.count(b"{")
+    if containers > 2 * max(values, 0) + _NESTING:
+        raise _bad(f"the body nests {containers} lists or objects around {max(values, 0)} values; a tensor's lists "
+                   "hold values")
+
+
+def _first_wins(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose keys repeat keeps the first value, as TF Serving's lookups (RapidJSON's FindMember) do."""
+    out: dict = {}
+    for key, value in pairs:
+        out.setdefault(key, value)
+    return out
+
+
+def _check_surrogates(doc: object) -> None:
+    """A string with a lone surrogate escape (``"\\ud800"``) is refused as RapidJSON refuses it; Python's json
+    would keep it, and it cannot be encoded into a protobuf string."""
+    stack = [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+            stack.extend(value.keys())
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _bad(f"JSON Parse error: The surrogate pair in string is invalid: {_show(value)}") from None
 
 
 def _from_instances(instances: object, signature: Signature) -> dict[str, tuple[tuple[int, ...], list]]:
@@ -210,8 +292,11 @@ def _fill_tensor(proto: Message, name: str, dtype: int, shape: tuple[int, ...], 
         _only(name, dtype, values, kinds, (float, int))
         exact = _EXACT_INT[dtype]
         lossy = next((v for v in values if type(v) is int and abs(v) > exact), None) if int in kinds else None
-        if lossy is None and dtype == DataType.DT_FLOAT and float in kinds:
-            lossy = next((v for v in values if type(v) is float and _F32_MAX < abs(v) < math.inf), None)
+        if lossy is None and float in kinds:
+            most = _F32_MAX if dtype == DataType.DT_FLOAT else math.inf
+            lossy = next((v for v in values if type(v) is float and abs(v) >= most and not _constant(v)), None)
+        if lossy is not None and math.isinf(lossy):
+            raise _bad(f'input "{clip(name)}": JSON Parse error: Number too big to be stored in double')
         if lossy is not None:
             raise _bad(f'input "{clip(name)}": cannot convert JSON value {_show(lossy)} to '
                        f"{tensors.dtype_name(dtype)} without loss of precision")
@@ -233,6 +318,10 @@ def _fill_tensor(proto: Message, name: str, dtype: int, shape: tuple[int, ...], 
     else:
         raise UnimplementedError(f'input "{clip(name)}": conversion of JSON values to '
                                  f"{tensors.dtype_name(dtype)} is not supported", code=grpc.StatusCode.UNIMPLEMENTED)
+
+
+def _constant(value: float) -> bool:
+    return value is _CONSTANTS["Infinity"] or value is _CONSTANTS["-Infinity"]
 
 
 def _only(name: str, dtype: int, values: list, kinds: set, allowed: tuple[type, ...]) -> None:
@@ -298,30 +387,59 @@ def _keys(names: object) -> str:
 
 
 # -- response ---------------------------------------------------------------------------------------------------
-def predict_response_json(outputs: Mapping[str, Message], form: JsonFormat) -> bytes:
+def predict_response_json(outputs: Mapping[str, Message], form: JsonFormat, max_bytes: int | None = None) -> bytes:
     """A PredictResponse's output TensorProtos as TF Serving's REST answer in the request's form. Raises
     BadRequestError for what the form cannot hold (a scalar output or outputs of different batch sizes in the
-    row form), as TF Serving does."""
+    row form), as TF Serving does; and RESOURCE_EXHAUSTED for an answer longer than ``max_bytes`` (the gRPC send
+    limit's code), from the shortest text it could have before any value is written, else once written."""
     if not outputs:
         raise _bad("Cannot convert empty tensor map to JSON")
     arrays = {name: tensors.to_array(outputs[name]) for name in sorted(outputs)}
     single = len(arrays) == 1
+    if form is JsonFormat.ROW:
+        batch = None
+        for name, array in arrays.items():
+            if array.ndim == 0:
+                raise _bad(f"Tensor name: {clip(name)} has no shape information; a scalar output cannot be answered "
+                           f"in the row ('{INSTANCES_KEY}') form, use '{INPUTS_KEY}'")
+            if batch is not None and array.shape[0] != batch:
+                raise _bad(f"Tensor name: {clip(name)} has inconsistent batch size: {array.shape[0]} expecting: "
+                           f"{batch}")
+            batch = array.shape[0]
+    if max_bytes is not None:
+        _check_answer_size(_shortest_answer(arrays, form), max_bytes, "at least ")
     if form is JsonFormat.COLUMNAR:
         texts = {name: _nested(_value_texts(name, a), a.shape)[0] for name, a in arrays.items()}
         body = next(iter(texts.values())) if single else _object(texts)
-        return f'{{"outputs": {body}}}'.encode()
-    batch = None
-    for name, array in arrays.items():
-        if array.ndim == 0:
-            raise _bad(f"Tensor name: {clip(name)} has no shape information; a scalar output cannot be answered in "
-                       f"the row ('{INSTANCES_KEY}') form, use '{INPUTS_KEY}'")
-        if batch is not None and array.shape[0] != batch:
-            raise _bad(f"Tensor name: {clip(name)} has inconsistent batch size: {array.shape[0]} expecting: {batch}")
-        batch = array.shape[0]
-    rows = {name: _nested(_value_texts(name, a), a.shape, keep_rows=True) for name, a in arrays.items()}
-    first = next(iter(rows.values()))
-    items = [first[i] if single else _object({n: r[i] for n, r in rows.items()}) for i in range(batch or 0)]
-    return ('{"predictions": [' + ", ".join(items) + "]}").encode()
+        answer = f'{{"outputs": {body}}}'.encode()
+    else:
+        rows = {name: _nested(_value_texts(name, a), a.shape, keep_rows=True) for name, a in arrays.items()}
+        first = next(iter(rows.values()))
+        items = [first[i] if single else _object({n: r[i] for n, r in rows.items()}) for i in range(batch or 0)]
+        answer = ('{"predictions": [' + ", ".join(items) + "]}").encode()
+    if max_bytes is not None:
+        _check_answer_size(len(answer), max_bytes, "")
+    return answer
+
+
+# The shortest JSON text of one value of each kind of dtype (numpy's dtype.kind), with its comma or bracket.
+_SHORTEST_VALUE = {"f": len("0.0,"), "i": len("0,"), "u": len("0,"), "b": len("true,"), "O": len('"",')}
+
+
+def _shortest_answer(arrays: Mapping[str, np.ndarray], form: JsonFormat) -> int:
+    """The fewest bytes the answer can take: every value at its shortest, the keys of the row form's objects."""
+    size = sum(a.size * _SHORTEST_VALUE.get(a.dtype.kind, 1) for a in arrays.values())
+    if form is JsonFormat.ROW and len(arrays) > 1:
+        rows = next(iter(arrays.values())).shape[0]
+        size += rows * sum(len(json.dumps(name)) + len(": , ") for name in arrays)
+    return size
+
+
+def _check_answer_size(size: int, max_bytes: int, qualifier: str) -> None:
+    if size > max_bytes:
+        raise ServingError(f"the JSON answer would take {qualifier}{size} bytes, over the server's limit of "
+                           f"{max_bytes} (--max-message-bytes, the gRPC send limit)",
+                           code=grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 def error_json(message: str) -> bytes:
@@ -359,22 +477,33 @@ def _value_texts(name: str, array: np.ndarray) -> list[str]:
 
 def _float_texts(values: np.ndarray) -> list[str]:
     """TF Serving's WriteDecimal: %g (six digits) when it reads back as the same value, else max_digits10 digits
-    (9 for float32, 17 for float64); '.0' on whole numbers; NaN, Infinity, -Infinity."""
-    digits = 9 if values.dtype == np.float32 else 17
-    doubles = values.tolist()
-    texts = ["%g" % v for v in doubles]
+    (9 for float32, 17 for float64); '.0' on whole numbers; NaN, Infinity, -Infinity.
+
+    In bulk, as an answer may hold millions of values: one % over all of them, read back by NumPy, a second % over
+    those that need more digits, and a loop only over whole numbers and non-finite values. An array of few
+    distinct values (an init_state's zeros) formats each of them once."""
+    if values.size > 4096:
+        bits = values.view(np.uint32 if values.dtype == np.float32 else np.uint64)  # -0.0 is not 0.0 here
+        distinct, where = np.unique(bits, return_inverse=True)
+        if 2 * distinct.size <= values.size:
+            return np.array(_float_texts(distinct.view(values.dtype)), dtype=object)[where.reshape(-1)].tolist()
+    if values.size == 0:
+        return []
+    joined = ("%g," * values.size % tuple(values.tolist()))[:-1]
+    texts = np.array(joined.split(","), dtype=object)
+    finite = np.isfinite(values)
     with np.errstate(all="ignore"):
-        exact = (np.array([float(t) for t in texts], dtype=values.dtype) == values).tolist()
-    out = []
-    for text, value, same in zip(texts, doubles, exact):
-        if value != value:
-            text = "NaN"
-        elif math.isinf(value):
-            text = "Infinity" if value > 0 else "-Infinity"
-        else:
-            if not same:
-                text = "%.*g" % (digits, value)
-            if "." not in text and "e" not in text:
-                text += ".0"
-        out.append(text)
-    return out
+        exact = np.fromstring(joined, dtype=np.float64, sep=",").astype(values.dtype) == values
+    longer = np.flatnonzero(finite & ~exact)
+    if longer.size:
+        digits = 9 if values.dtype == np.float32 else 17
+        texts[longer] = (f"%.{digits}g," * longer.size % tuple(values[longer].tolist()))[:-1].split(",")
+    with np.errstate(all="ignore"):
+        whole = np.flatnonzero(finite & (values == np.trunc(values)))
+    for i in whole.tolist():
+        if "." not in texts[i] and "e" not in texts[i]:
+            texts[i] += ".0"
+    for i in np.flatnonzero(~finite).tolist():
+        value = values[i]
+        texts[i] = "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+    return texts.tolist()

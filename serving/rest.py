@@ -14,20 +14,30 @@ json_format as TF Serving renders them (``always_print_primitive_fields``; metad
 
 Every failure is ``{"error": "<message>"}`` (the message at most 1 KB, as on gRPC) with the HTTP status TF
 Serving's http_server.cc gives its status code (``HTTP_STATUS``): a bad request 400, an unknown model 404, a
-full batch queue or a draining server 503, a passed deadline 504, a request over the element limit (for
-``init_state``) 429. A bug in the server answers 500 and logs its traceback; nothing a client sends does.
+full batch queue or a draining server 503, a passed deadline 504, an answer over the element or size limit
+(``init_state``'s batch, say) 429. A bug in the server answers 500 and logs its traceback; nothing a client sends does.
+
+Under hostile input (issue 30, docs/rest.md): a body is counted before it is parsed and refused there if it holds
+more values than the element limit (``json_tensor``); bodies are parsed at most ``--max-message-bytes`` at a time
+(``ParseBudget``, within the request's deadline); an answer is bounded before the model runs (``admission``) and
+its JSON by ``--max-message-bytes`` (429); a gzip body is inflated to at most ``--max-message-bytes``, another
+``Content-Encoding`` is UNIMPLEMENTED (501).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import http
 import json
 import logging
 import re
+import threading
+import time
+import zlib
 from dataclasses import dataclass
-from typing import Callable, Iterable
-from urllib.parse import unquote, urlsplit
+from typing import Callable, Iterable, Iterator
+from urllib.parse import unquote
 
 import grpc
 from google.protobuf import json_format
@@ -40,7 +50,7 @@ from serving.interceptors import Drain
 from serving.metrics import Metrics
 from serving.service import Service
 
-__all__ = ["RestApi", "RestOptions", "HTTP_STATUS", "http_status"]
+__all__ = ["RestApi", "RestOptions", "ParseBudget", "HTTP_STATUS", "http_status"]
 
 log = logging.getLogger("serving.server")
 C = grpc.StatusCode
@@ -66,6 +76,36 @@ class RestOptions:
     timeout_s: float | None = 30.0  # each predict's deadline (TF Serving's --rest_api_timeout_in_ms; None: none)
     auth_token: str | None = None  # set: /v1/ needs "Authorization: Bearer <token>", as gRPC's call metadata
     metrics_path: str | None = None  # set: Prometheus metrics served there
+    parse_bytes: int = 64 << 20  # bytes of bodies the workers parse at once (the server: --max-message-bytes)
+
+
+class ParseBudget:
+    """The bytes of request bodies being parsed at once, over all REST workers (issue 30).
+
+    Python's json makes 7.5 to 28 bytes of objects for each byte of body (a flat list of floats; lists of one
+    value), so eight workers parsing at once could hold 8 x 28 bodies. A body waits here, within its deadline,
+    until the bodies being parsed leave room for it; one larger than the whole budget is parsed alone. json.loads
+    holds the GIL, so parses never ran side by side and the wait costs no throughput. A request whose deadline
+    passes while it waits is answered DEADLINE_EXCEEDED (504)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity, self._in_use = capacity, 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, size: int, timeout_s: float | None) -> Iterator[None]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._in_use == 0 or self._in_use + size <= self._capacity,
+                                          timeout_s):
+                raise ServingError(f"the request's deadline passed while other bodies were being parsed ({size} "
+                                   "bytes waited)", code=C.DEADLINE_EXCEEDED)
+            self._in_use += size
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_use -= size
+                self._changed.notify_all()
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -82,10 +122,11 @@ class RestApi:
         self._options = options
         self._metrics = metrics
         self._token = f"Bearer {options.auth_token}".encode() if options.auth_token else None
+        self._parsing = ParseBudget(options.parse_bytes)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "")
-        path = urlsplit(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")).path
+        path = _target_path(environ.get("REQUEST_URI") or environ.get("PATH_INFO", ""))
         content_type = _JSON
         try:
             if self._options.metrics_path and path == self._options.metrics_path and self._metrics is not None:
@@ -118,7 +159,14 @@ class RestApi:
             if verb.lower() != "predict":
                 raise UnimplementedError(f"{verb.capitalize()} is not supported by the local server; use predict",
                                          code=C.UNIMPLEMENTED)
-            return self._predict(spec, environ["wsgi.input"].read())
+            body = environ["wsgi.input"].read()
+            encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
+            if encoding == "gzip":  # as TF Serving's HTTP server inflates it, to at most the body limit
+                body = _gunzip(body, self._service.limits.max_answer_bytes)
+            elif encoding not in ("", "identity"):
+                raise UnimplementedError(f"Content-Encoding {clip(encoding, 32)} is not supported; send the JSON "
+                                         "body uncompressed or gzip", code=C.UNIMPLEMENTED)
+            return self._predict(spec, body)
         if method == "GET" and (match := _STATUS.fullmatch(path)):
             name, version, label, metadata = match.groups()
             if not name:  # TF Serving does not list every model either
@@ -130,10 +178,14 @@ class RestApi:
     def _predict(self, spec: model_pb2.ModelSpec, body: bytes) -> bytes:
         request = predict_pb2.PredictRequest()
         request.model_spec.CopyFrom(spec)
+        limits, timeout_s = self._service.limits, self._options.timeout_s
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s  # the wait to parse counts in it
         form = json_tensor.fill_predict_request(
-            body, lambda signature: self._service.input_signature(request.model_spec, signature), request)
-        response = self._service.predict(request, timeout_s=self._options.timeout_s, api="REST")
-        return json_tensor.predict_response_json(response.outputs, form)
+            body, lambda signature: self._service.input_signature(request.model_spec, signature), request, limits,
+            parsing=lambda size: self._parsing.hold(size, timeout_s))
+        left_s = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        response = self._service.predict(request, timeout_s=left_s, api="REST")
+        return json_tensor.predict_response_json(response.outputs, form, limits.max_answer_bytes)
 
     def _status(self, spec: model_pb2.ModelSpec) -> bytes:
         response = self._service.status(get_model_status_pb2.GetModelStatusRequest(model_spec=spec))
@@ -163,6 +215,34 @@ def _model_spec(name: str, version: str | None, label: str | None) -> model_pb2.
     if label is not None:
         spec.version_label = unquote(label, errors="replace")
     return spec
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """A gzip body inflated, never past ``limit`` bytes (--max-message-bytes bounds what is parsed, as it bounds
+    a plain body): a body that would inflate further is refused once ``limit`` + 1 bytes are out."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as err:
+        raise BadRequestError(f"Content-Encoding gzip: the body is not gzip data ({clip(err, 80)})",
+                              code=C.INVALID_ARGUMENT) from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise BadRequestError(f"Content-Encoding gzip: the body inflates past the server's limit of {limit} bytes "
+                              "(--max-message-bytes)", code=C.INVALID_ARGUMENT)
+    if not inflater.eof or inflater.unused_data:
+        raise BadRequestError("Content-Encoding gzip: the body is not one whole gzip member", code=C.INVALID_ARGUMENT)
+    return out
+
+
+def _target_path(target: str) -> str:
+    """The path of a request target as it was sent, for the routes (TF Serving matches them on the raw path):
+    origin form ``/path?query`` or absolute form ``http://host/path?query``. Never raises, whatever the bytes
+    (``urlsplit`` raises ValueError on a target such as ``//[/v1/models/m``)."""
+    path = target.split("#", 1)[0].split("?", 1)[0]
+    scheme, sep, rest = path.partition("://")
+    if sep and scheme.isalpha():
+        path = rest[rest.find("/"):] if "/" in rest else "/"
+    return path
 
 
 def _status_line(status: int) -> str:

@@ -17,6 +17,7 @@ Bodies gRPC cannot parse are logged by ``serving.unparseable``, one line at a ti
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -164,7 +165,9 @@ class LocalServer:
             ],
         )
         self.metrics = Metrics()
-        service = Service(manager, self.batcher, options.limits, self.metrics)
+        # An answer is bounded by the send limit on both APIs, as TF Serving's gRPC answers are (issue 30).
+        limits = dataclasses.replace(options.limits, max_answer_bytes=options.max_message_bytes)
+        service = Service(manager, self.batcher, limits, self.metrics)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(service), self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service, resolve_config), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -176,7 +179,8 @@ class LocalServer:
         self.rest: RestServer | None = None
         if options.rest_api_port:
             app = RestApi(service, self._drain, RestOptions(options.rest_api_timeout_s, options.auth_token,
-                                                            options.metrics_path), self.metrics)
+                                                            options.metrics_path, options.max_message_bytes),
+                          self.metrics)
             self.rest = RestServer(app, host=options.host, port=options.rest_api_port,
                                    threads=options.rest_api_threads, max_body_bytes=options.max_message_bytes)
 

@@ -7,7 +7,10 @@ leave the server's resident memory where it was, that a deadline stops the run, 
 no traceback and at most one rate-limited line per window for unparseable bodies, and that canary
 requests, sent before, between and among the hostile ones, still equal the Keras oracle. The same server
 answers TF Serving's REST API (issue 24): ``test_hostile_rest_bodies`` sends it hostile HTTP bodies, with the
-same checks (TF Serving's HTTP status per class, bounded error bodies, canaries, no traceback).
+same checks (TF Serving's HTTP status per class, bounded error bodies, canaries, no traceback). The REST port under
+hostile HTTP bytes (issue 30: request lines, headers, ``Expect``, the body and answer bounds, memory under
+concurrent bodies over the limits, 2,000 seeded requests) is ``tests/test_serving_rest_hostile.py``, against a
+server of its own with limits its cases need.
 """
 
 from __future__ import annotations

@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import json
 
+import grpc
 import numpy as np
 import pytest
 from tensorflow_serving.apis import predict_pb2
 
 from serving import tensors
-from serving.errors import BadRequestError, UnimplementedError
+from serving.admission import RequestLimits
+from serving.errors import BadRequestError, ServingError, UnimplementedError
 from serving.json_tensor import JsonFormat, fill_predict_request, predict_response_json
 from serving.requests import Signature, TensorInfo
 from serving.wire import DataType
@@ -86,7 +88,7 @@ def test_multiple_named_inputs_and_signature_name():
 def test_malformed_documents_are_refused_with_the_value_and_what_was_expected():
     refused(b"", "The document is empty")
     refused(b"{\"instances\": [1,", "JSON Parse error", "at offset")
-    refused(b"[" * 100_000, "JSON Parse error")
+    refused(b"[" * 100_000, "nests 100000 lists")  # counted on the bytes, refused before it is parsed
     refused(b"\xff\xfe\x00{", "JSON Parse error")
     refused(b"[1, 2]", "Is not object")
     refused({"instances": X, "inputs": X}, "only one of 'inputs'", "got both")
@@ -170,3 +172,85 @@ def test_floats_are_written_as_tf_serving_writes_them():
     words = predict_response_json({"w_bytes": tensors.to_proto(np.array([b"\x00\xff"], object)),
                                    "w": tensors.to_proto(np.array([b"hi"], object))}, JsonFormat.COLUMNAR)
     assert json.loads(words) == {"outputs": {"w": ["hi"], "w_bytes": [{"b64": "AP8="}]}}
+
+
+# -- hostile input (issue 30) ----------------------------------------------------------------------------------
+def write_decimal(value: float, digits: int) -> str:
+    """TF Serving's WriteDecimal for one value, written plainly: the oracle of the bulk writer."""
+    if value != value:
+        return "NaN"
+    if value in (np.inf, -np.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = "%g" % value
+    if np.array(float(text), np.float32 if digits == 9 else np.float64) != value:
+        text = "%.*g" % (digits, value)
+    return text if "." in text or "e" in text else text + ".0"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_floats_written_in_bulk_equal_one_value_at_a_time(dtype):
+    rng = np.random.default_rng(30)
+    special = [0.0, -0.0, 1.0, -1.0, 1e5, 1e6, 123456.0, 1234567.0, 16777217.0, 0.1, 1 / 3, 1e-7, 3.4e38, 1e-45,
+               np.nan, np.inf, -np.inf, 2.5, 1e16, 1e17]
+    with np.errstate(over="ignore"):
+        for values in [np.array(special), rng.normal(size=5000), rng.normal(size=6000).round() * 1e4,
+                       rng.standard_cauchy(size=3000), np.exp(rng.normal(scale=60, size=3000)),
+                       np.zeros(10_000), np.repeat(rng.normal(size=10), 1000), np.tile(special, 300)]:
+            values = values.astype(dtype)
+            text = predict_response_json({"v": tensors.to_proto(values)}, JsonFormat.COLUMNAR).decode()
+            digits = 9 if dtype == np.float32 else 17
+            assert text == '{"outputs": [' + ",".join(write_decimal(v, digits) for v in values.tolist()) + "]}"
+
+
+def test_json_that_rapidjson_refuses_is_refused():
+    refused({"signature_name": "\ud800", "inputs": X}, "The surrogate pair in string is invalid")
+    refused(b'{"signature_name": "\\udfff", "inputs": []}', "The surrogate pair in string is invalid")
+    refused(b'{"signature_name": "\xed\xa0\x80", "inputs": []}', "Invalid encoding in string")
+    refused(json.dumps({"inputs": X}).encode("utf-16"), "Invalid encoding in string")
+    refused(b'{"inputs": [[[1e400, 1.0]]]}', "Number too big to be stored in double")
+    refused(b'{"signature_name": "types", "inputs": {"d": -1e400, "b": true, "i64": 1, "u8": 1}}', "Number too big")
+    _, inputs, _ = parse(b'{"inputs": [[[Infinity, -Infinity]]]}')
+    assert inputs["sequences"].tolist() == [[[np.inf, -np.inf]]]
+    with pytest.raises(KeyError, match="\U0001f600"):  # a valid pair, and an escaped backslash, are text: looked up
+        parse(b'{"signature_name": "\\ud83d\\ude00", "inputs": []}')
+    with pytest.raises(KeyError, match=r"\\\\ud800"):
+        parse(b'{"signature_name": "\\\\ud800", "inputs": []}')
+
+
+def test_repeated_keys_keep_the_first_value_as_tf_serving_looks_it_up():
+    _, inputs, _ = parse(b'{"inputs": ' + json.dumps(X).encode() + b', "inputs": "second"}')
+    np.testing.assert_array_equal(inputs["sequences"], np.array(X, np.float32))
+
+
+def test_bodies_over_the_limits_are_refused_before_tensors_are_built():
+    limits = RequestLimits(max_elements=100, max_sequence_length=8)
+
+    def refused_within(body: bytes, *words: str) -> None:
+        with pytest.raises(BadRequestError) as caught:
+            fill_predict_request(body, lambda name: SIGNATURES["serving_default"], predict_pb2.PredictRequest(), limits)
+        for word in words:
+            assert word in caught.value.details, caught.value.details
+
+    values = json.dumps({"inputs": np.zeros((1, 90, 2)).tolist()}).encode()  # 180 values: counted on the bytes
+    refused_within(values, "the body holds 180 JSON values, over the server's limit of 100 elements")
+    refused_within(b'{"inputs": [' + b"[], " * 2000 + b"[]]}", "nests 2003 lists or objects around 0 values")
+    strings = json.dumps({"inputs": [[[0.5, 0.5]]], "note": "[], " * 1000 + ",,," * 1000}).encode()
+    fill_predict_request(strings, lambda name: SIGNATURES["serving_default"], predict_pb2.PredictRequest(), limits)
+    refused_within(json.dumps({"inputs": np.zeros((5, 9, 2)).tolist()}).encode(), "sequence length 9")
+    refused_within(json.dumps({"inputs": np.zeros((7, 8, 2)).tolist()}).encode(), "112 elements")
+
+
+def test_answers_over_max_bytes_are_refused_before_they_are_written():
+    h = {"c": tensors.to_proto(np.zeros((1000, 4), np.float32)), "h": tensors.to_proto(np.zeros((1000, 4), np.float32))}
+    columnar = predict_response_json(h, JsonFormat.COLUMNAR, max_bytes=40_000)
+    assert len(columnar) <= 40_000  # 8,000 values of "0.0,": 32,000 bytes and the brackets
+    with pytest.raises(ServingError, match="would take at least 46000 bytes") as caught:  # and 14 of keys a row
+        predict_response_json(h, JsonFormat.ROW, max_bytes=40_000)
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(ServingError, match=f"would take {len(columnar)} bytes"):
+        predict_response_json(h, JsonFormat.COLUMNAR, max_bytes=len(columnar) - 1)
+
+
+def test_a_utf8_byte_order_mark_is_skipped_as_rapidjson_skips_it():
+    _, inputs, _ = parse(b"\xef\xbb\xbf" + json.dumps({"inputs": X}).encode())
+    np.testing.assert_array_equal(inputs["sequences"], np.array(X, np.float32))
