@@ -52,14 +52,15 @@ struct Workspace {
 };
 
 struct Scratch {
-  float *dZ, *DHP, *R, *DC, *DM, *dXt, *sums;
+  float *dZ, *DHP, *R, *DC, *DM, *dXt, *dUt, *dWt, *sums;
   int64_t end;
   Scratch(const LstmShape& s, float* base) {
     const int64_t GH = s.G * s.H, S = Stride(s);
     int64_t at = 0;
     auto take = [&](int64_t n) { float* p = base ? base + at : nullptr; at += n; return p; };
     dZ = take(GH * S), DHP = take(s.projection ? s.P * S : 0), R = take(s.P * s.B), DC = take(s.H * s.B);
-    DM = take(s.projection ? s.H * s.B : 0), dXt = take(s.D * s.T * s.B), sums = take(kMaxChunks * SumWidth(s));
+    DM = take(s.projection ? s.H * s.B : 0), dXt = take(s.D * s.T * s.B), dUt = take(GH * s.P), dWt = take(GH * s.D);
+    sums = take(kMaxChunks * SumWidth(s));
     end = at;
   }
   static int64_t SumWidth(const LstmShape& s) { return s.G * s.H + 3 * s.H; }
@@ -255,6 +256,31 @@ KERAS_LSTM_INLINE void BackwardLanes(bool coupled, float clip, const UnitWeights
   sum.pi += dzi * c_prev, sum.pf += dzf * c_prev, sum.po += dzo * c_t;
 }
 
+// The backward pass reads the forward's gates and cell states and writes the gate gradients of step k:
+// a short run of columns in each of 8-10 rows per unit, rows a whole stride apart (S floats), long out
+// of cache and too far apart for the hardware prefetcher. So each unit asks for the rows of the unit
+// kPrefetchUnits ahead. (With the transposed weight gradients in LstmBackward, the medium shape's backward
+// went from 60 to 51-52 ms in interleaved runs; 8 units ahead measured the same as 4.)
+constexpr int64_t kPrefetchUnits = 4;
+
+KERAS_LSTM_INLINE void PrefetchRow(const float* p, int64_t n, bool write) {
+  for (int64_t at = 0; at < n; at += 64 / sizeof(float)) {
+    if (write) __builtin_prefetch(p + at, 1, 3);
+    else __builtin_prefetch(p + at, 0, 3);
+  }
+}
+
+KERAS_LSTM_INLINE void PrefetchUnit(const LstmShape& s, const Workspace& ws, const Scratch& sc, int64_t j,
+                                    int64_t col, int64_t n) {
+  const int64_t S = Stride(s), S1 = Stride1(s);
+  const Row a = GateRows(s, ws.A, j, S, col), d = GateRows(s, sc.dZ, j, S, col);
+  for (const float* row : {a.i, a.f, a.g, a.o})
+    if (row) PrefetchRow(row, n, false);
+  for (float* row : {d.i, d.f, d.g, d.o})
+    if (row) PrefetchRow(row, n, true);
+  PrefetchRow(ws.C + j * S1 + col, n + s.B, false);  // C_{t-1} and C_t
+}
+
 // The backward elementwise pass of step k over columns [b0, b1): from dm (stride ldm) and the running
 // dC (DC, stride B) to the pre-activation gradients dZ of step k, dC_{t-1} (into DC), and this
 // thread's sums of the bias and peephole gradients.
@@ -270,6 +296,7 @@ KERAS_LSTM_INLINE void BackwardRows(const LstmShape& s, const LstmWeights& w, co
   float* dpeep = sums + s.G * H;  // (3, H): i, f, o
   for (int64_t j = 0; j < H; ++j) {
     const Row a = GateRows(s, ws.A, j, S, col), d = GateRows(s, sc.dZ, j, S, col);
+    if (j + kPrefetchUnits < H) PrefetchUnit(s, ws, sc, j + kPrefetchUnits, col + b0, b1 - b0);
     const UnitWeights u(s, w, j);
     const float* cp = ws.C + j * S1 + col;
     UnitSums<V> sum;
@@ -460,8 +487,12 @@ void LstmBackward(const LstmShape& s, const float* x, const LstmWeights& w, cons
   Transpose<false>(H, B, sc.DC, B, dc0, H);
 
   // The weight and input gradients, each one GEMM over every step at once, on every thread.
-  Gemm('N', 'T', P, GH, TB, ws.Hs, S1, sc.dZ, S, 0.f, dw.recurrent_kernel, GH);  // dU = Σ_k h_{k-1}ᵀ·dz_k
-  Gemm('N', 'T', D, GH, TB, ws.Xt, TB, sc.dZ, S, 0.f, dw.kernel, GH);             // dW = Σ_k x_kᵀ·dz_k
+  // dUᵀ and dWᵀ, the large dimension first again (at B=64, T=100, D=64, H=256: 201 against 180 and 187
+  // against 123 GFLOP/s the other way round), then transposed into Keras's layout.
+  Gemm('N', 'T', GH, P, TB, sc.dZ, S, ws.Hs, S1, 0.f, sc.dUt, P);  // dUᵀ = Σ_k dz_kᵀ·h_{k-1}
+  Gemm('N', 'T', GH, D, TB, sc.dZ, S, ws.Xt, TB, 0.f, sc.dWt, D);  // dWᵀ = Σ_k dz_kᵀ·x_k
+  Transpose<false>(GH, P, sc.dUt, P, dw.recurrent_kernel, GH);
+  Transpose<false>(GH, D, sc.dWt, D, dw.kernel, GH);
   Gemm('N', 'N', D, TB, GH, w.kernel, GH, sc.dZ, S, 0.f, sc.dXt, TB);             // dx_kᵀ = W·dz_kᵀ
   for (int64_t k = 0; k < T; ++k)
     Transpose<false>(D, B, sc.dXt + k * B, TB, dx + (s.reverse ? T - 1 - k : k) * D, T * D);
