@@ -256,19 +256,32 @@ def test_threads_and_every_copy_of_the_elementwise_code_agree(tmp_path):
             np.testing.assert_allclose(result[key], first[key], rtol=tol, atol=tol, err_msg=f"{name}: {key}")
 
 
-def test_auto_takes_the_fused_kernel_for_inference_and_training_with_a_per_batch_fallback():
-    x = tf.constant(np.random.default_rng(0).standard_normal((B, T, D)), tf.float32)
-    holes = np.ones((B, T), bool)
-    holes[1, 2] = False
+def test_auto_takes_the_fused_kernel_with_the_loop_for_small_batches_and_masks_it_cannot_run():
+    """kernel="auto": the fused kernel for a batch of at least FUSED_MIN_BATCH rows, the XLA loop for a smaller
+    one (decided per batch in the graph) and for a mask with holes; the same results either way."""
+    from keras_lstm.kernels.select import FUSED_MIN_BATCH
+
     ref, ours = keras.layers.LSTM(H, return_sequences=True), LSTM(H, return_sequences=True)
-    ref(x), ours(x)
-    assert ours.kernel_choice.name == "fused"  # inference
-    ours.set_weights(ref.get_weights())
-    for mask in (None, np.arange(T)[None, :] < np.array([7, 4, 0, 1])[:, None], holes):
-        with tf.GradientTape() as tape:
-            out = ours(x, mask=mask)
-            loss = tf.reduce_sum(out)
-        want = ("fused", None) if mask is None else ("fused", "xla")
-        assert (ours.kernel_choice.name, ours.kernel_choice.fallback) == want
-        np.testing.assert_allclose(out, ref(x, mask=mask), atol=1e-5)
-        assert all(g is not None for g in tape.gradient(loss, ours.trainable_weights))
+    rng = np.random.default_rng(0)
+    for rows in (FUSED_MIN_BATCH, B):
+        x = tf.constant(rng.standard_normal((rows, T, D)), tf.float32)
+        ref(x), ours(x)
+        ours.set_weights(ref.get_weights())
+        holes = np.ones((rows, T), bool)
+        holes[1, 2] = False
+        lengths = rng.integers(0, T + 1, rows)
+        for mask in (None, np.arange(T)[None, :] < lengths[:, None], holes):
+            with tf.GradientTape() as tape:
+                out = ours(x, mask=mask)
+                loss = tf.reduce_sum(out)
+            assert (ours.kernel_choice.name, ours.kernel_choice.fallback) == ("fused", "xla"), ours.kernel_choice
+            np.testing.assert_allclose(out, ref(x, mask=mask), atol=1e-5)
+            assert all(g is not None for g in tape.gradient(loss, ours.trainable_weights))
+
+    @tf.function
+    def runs_fused(x):  # the graph holds the kernel's op for the large batch's branch
+        return ours(x)
+
+    graph = runs_fused.get_concrete_function(tf.TensorSpec((None, T, D), tf.float32)).graph
+    ops = {op.type for f in graph._functions.values() for op in f.graph.get_operations()}
+    assert "KerasLstmFused" in ops

@@ -13,9 +13,10 @@ Masks: a right-padded mask runs the full length and each row's output is taken a
 holes or left padding go to the XLA loop (see :mod:`keras_lstm.kernels`), decided per batch.
 
 Memory: the forward run for training keeps a workspace for the backward: every step's gates, C and
-h (about (G + 2)·H floats per step and row, plus the input: 33 MB at B=64, T=100, H=256), an ordinary
-TensorFlow tensor held by the tape until the gradient has run; the forward for inference allocates
-the same as a temporary, freed when it returns. The backward's scratch is the same size again.
+h (about (G + 2)·H floats per step and row, plus the input and the transposed weights: 43 MB at
+B=64, T=100, D=64, H=256), an ordinary TensorFlow tensor held by the tape until the gradient has run;
+the forward for inference allocates the same as a temporary, freed when it returns. The backward's
+scratch is about the same size again.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from tensorflow.python.eager import record  # could_possibly_record: no public A
 
 from keras_lstm.kernels import padding
 from keras_lstm.kernels.build import BuildError, library
+from keras_lstm.kernels.select import FUSED_MIN_BATCH
 from keras_lstm.step import LSTMWeights
 
 __all__ = ["FusedUnavailableWarning", "unavailable_reason", "run", "batch_runs"]
+
 
 
 class FusedUnavailableWarning(UserWarning):
@@ -114,8 +117,12 @@ except KeyError:  # registered by another copy of this module (bench/fit.py --ag
 
 
 def batch_runs(x, mask, cfg):
-    """Scalar bool: whether this batch can run here (a mask must be right-padded); None: always."""
-    return None if mask is None else padding.right_padded(mask)
+    """Scalar bool: whether this batch runs here (a mask must be right-padded; under kernel="auto", at least
+    FUSED_MIN_BATCH rows); None: always."""
+    conditions = [] if mask is None else [padding.right_padded(mask)]
+    if cfg.kernel == "auto":
+        conditions.append(tf.shape(x)[0] >= FUSED_MIN_BATCH)
+    return tf.reduce_all(tf.stack(conditions)) if conditions else None
 
 
 def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeights, *, cfg,

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from keras_lstm.kernels.build import BuildError, jax_library
+from keras_lstm.kernels.select import FUSED_MIN_BATCH
 from keras_lstm.step import LSTMWeights
 
 __all__ = ["FusedUnavailableWarning", "unavailable_reason", "run"]
@@ -118,7 +119,13 @@ def _sequence(x, h0, c0, input_dropout_mask, w: LSTMWeights, *, cfg):
     return (y if cfg.return_sequences else h), h, c
 
 
-def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, *, cfg, **_):
-    """The kernels' contract (see :mod:`keras_lstm.kernels`) for an unmasked call without recurrent dropout."""
+def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, *, cfg, **kwargs):
+    """The kernels' contract (see :mod:`keras_lstm.kernels`) for an unmasked call without recurrent dropout;
+    under kernel="auto" a batch of fewer than :data:`~keras_lstm.kernels.select.FUSED_MIN_BATCH` rows (a static
+    shape under jax.jit) runs the scan, as on TensorFlow."""
     assert mask is None and recurrent_dropout_mask is None, "masks and recurrent dropout run on the lax.scan"
+    if cfg.kernel == "auto" and x.shape[0] < FUSED_MIN_BATCH:
+        from keras_lstm.kernels import jax as scan
+
+        return scan.run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, cfg=cfg, **kwargs)
     return _sequence(x, h0, c0, input_dropout_mask, w, cfg=cfg)

@@ -16,7 +16,7 @@ from keras_lstm.config import LSTMConfig
 from keras_lstm.errors import LSTMArgumentError
 from keras_lstm.step import default_activations
 
-__all__ = ["KernelChoice", "choose", "run"]
+__all__ = ["FUSED_MIN_BATCH", "KernelChoice", "choose", "run"]
 
 # kernel name -> its module in this package (one file per kernel)
 _KERNEL_MODULES = {"fused": "fused", "jax_fused": "jax_fused", "xla": "xla", "graph": "graph", "block": "block", "jax": "jax",
@@ -25,6 +25,16 @@ _KERNEL_MODULES = {"fused": "fused", "jax_fused": "jax_fused", "xla": "xla", "gr
 
 def _kernel(name: str):
     return importlib.import_module(f"keras_lstm.kernels.{_KERNEL_MODULES[name]}")
+
+# kernel="auto" runs a batch of fewer rows on the XLA loop (decided per batch). The kernel stores a step's
+# gates transposed, which makes the per-step GEMM fast for a batch of dozens of rows and slow for a few
+# (H=128, 8 rows, one thread: 39 against 108 GFLOP/s the natural way round), and a batch under 16 rows is one
+# thread's slice.
+# Measured 2026-12-07 on the 2-core machine, layer forward / training step p50 ms, fused against XLA:
+# B=8 H=256 15.9/31.4 against 4.7/12.6; B=16 H=256 14.5/28.4 against 8.3/19.1; B=32 H=256 10.6/25.8 against
+# 11.8/32.4; B=16 H=64 3.2/5.3 against 2.3/4.1; B=32 H=64 2.4/4.1 against 2.8/5.9; batch 1 H=64 0.70 against
+# 0.42 (forward), T=50 (T=100 at batch 1). kernel="fused" runs every batch.
+FUSED_MIN_BATCH = 32
 
 # In a saved graph a batch of two or more rows is cut into this many slices, each run by its own kernel call
 # (BlockLSTMV2, or the XLA loop of an --xla export), which TensorFlow's executor runs at once on its inter-op
@@ -120,8 +130,11 @@ def _choose_jax(cfg: LSTMConfig, activation: Callable, recurrent_activation: Cal
             blocker = "kernel", f"the fused kernel is not available here: {unavailable}"
     if blocker is not None:
         return _kept_off(cfg, blocker, "the fused kernel", "jax", f"; {scan}")
-    return KernelChoice("jax_fused", "kernel='fused'" if cfg.kernel == "fused" else
-                        "the fused CPU kernel (XLA FFI custom calls), faster than the lax.scan here")
+    if cfg.kernel == "fused":
+        return KernelChoice("jax_fused", "kernel='fused'")
+    return KernelChoice("jax_fused", f"the fused CPU kernel (XLA FFI custom calls) for a batch of at least "
+                                     f"{FUSED_MIN_BATCH} rows, where it measured faster than the lax.scan; a "
+                                     "smaller batch the scan", fallback="jax")
 
 
 def _choose_torch(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
@@ -175,11 +188,14 @@ def _choose_tensorflow(cfg: LSTMConfig, activation: Callable, recurrent_activati
         blocker = "kernel", f"the fused kernel is not available here: {unavailable}"
     if blocker is not None:
         return _kept_off(cfg, blocker, "the fused kernel", loop)
-    why = "kernel='fused'" if cfg.kernel == "fused" else "the fused CPU kernel, faster than the XLA loop here"
+    if cfg.kernel == "fused":
+        why = "kernel='fused'"
+    else:
+        why = (f"the fused CPU kernel for a batch of at least {FUSED_MIN_BATCH} rows, where it measured faster than "
+               f"the XLA loop; a smaller batch the {loop} loop")
     if has_mask:
-        return KernelChoice("fused", f"{why}; a batch whose mask is right-padded runs fused, any other mask the "
-                                     f"{loop} loop", fallback=None if cfg.kernel == "fused" else loop)
-    return KernelChoice("fused", why)
+        why += f"; a batch whose mask is right-padded runs fused, any other mask the {loop} loop"
+    return KernelChoice("fused", why, fallback=None if cfg.kernel == "fused" else loop)
 
 
 def _kept_off(cfg: LSTMConfig, blocker: tuple[str, str], fused: str, fallback: str, more: str = "") -> KernelChoice:

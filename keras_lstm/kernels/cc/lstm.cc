@@ -10,8 +10,8 @@
 //   Ut  (G·H, P), Wt (G·H, D), PRt (P, H)   the weights transposed once per call
 // Backward scratch: dZ (G·H, S) every step's pre-activation gradients; DHP (P, S) the gradient of
 // h_t before the projection clip (projection only); R (P, B) the running dh; DC (H, B) the running
-// dC; DM (H, B) dm under projection; dXt (D, T·B); per-thread sums of the bias and peephole
-// gradients (kMaxChunks, G·H + 3·H).
+// dC; DM (H, B) dm under projection; dXt (D, T·B); dUt (G·H, P) and dWt (G·H, D) the weight gradients
+// before their transpose; per-thread sums of the bias and peephole gradients (kMaxChunks, G·H + 3·H).
 
 #include "lstm.h"
 
