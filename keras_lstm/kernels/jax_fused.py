@@ -2,8 +2,11 @@
 calls (``cc/jax_ffi.cc``), forward and backward, tied together by a ``jax.custom_vjp``.
 
 The same maths, layouts and threads as :mod:`keras_lstm.kernels.fused`; the calls compile into the
-caller's program (``model.fit``'s ``jax.jit`` step), and XLA owns every buffer: the forward returns
-the workspace the backward reads, and the backward returns its scratch as a result that nothing uses.
+caller's program (``model.fit``'s ``jax.jit`` step). The forward under a gradient returns the workspace
+its backward reads, a result XLA owns; a forward without one (the primal of the ``custom_vjp``) and the
+backward take their temporary memory from a buffer each calling thread keeps between calls (about the
+size of the workspace: 43 MB at B=64, T=100, D=64, H=256), because XLA:CPU maps and unmaps a buffer that
+large on every call and the page faults cost more than the step (see ``cc/jax_ffi.cc``).
 It runs on the CPU, unmasked calls (a masked call takes the ``lax.scan``, :mod:`keras_lstm.kernels.jax`,
 whose per-step masks JAX can trace), with peephole, coupled gates, the clips, projection and
 ``go_backwards``, as the TensorFlow op does. ``vmap`` runs the calls one after another.
@@ -26,7 +29,7 @@ from keras_lstm.step import LSTMWeights
 
 __all__ = ["FusedUnavailableWarning", "unavailable_reason", "run"]
 
-_FORWARD, _BACKWARD = "keras_lstm_fused_forward", "keras_lstm_fused_backward"
+_FORWARD, _INFERENCE, _BACKWARD = "keras_lstm_fused_forward", "keras_lstm_fused_inference", "keras_lstm_fused_backward"
 _LOADED: dict = {}
 
 
@@ -42,11 +45,11 @@ def _lib():
     if "lib" not in _LOADED:
         try:
             lib = ctypes.cdll.LoadLibrary(str(jax_library()))
-            for name, symbol in ((_FORWARD, lib.KerasLstmFusedForward), (_BACKWARD, lib.KerasLstmFusedBackward)):
+            for name, symbol in ((_FORWARD, lib.KerasLstmFusedForward), (_INFERENCE, lib.KerasLstmFusedInference),
+                                 (_BACKWARD, lib.KerasLstmFusedBackward)):
                 jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
-            for size in (lib.keras_lstm_workspace_floats, lib.keras_lstm_scratch_floats):
-                size.restype = ctypes.c_int64
-                size.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int, ctypes.c_int]
+            lib.keras_lstm_workspace_floats.restype = ctypes.c_int64
+            lib.keras_lstm_workspace_floats.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int, ctypes.c_int]
             _LOADED["lib"], _LOADED["reason"] = lib, None
         except (BuildError, OSError, AttributeError) as err:
             _LOADED["lib"], _LOADED["reason"] = None, str(err).strip()
@@ -86,7 +89,10 @@ def _forward_call(static, x, h0, c0, W, U, b, peep, proj):
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _fused(static, x, h0, c0, W, U, b, peep, proj):
     """(reverse, cell_clip, projection_clip); x (B, T, D) -> y (B, T, P) in processing order, h_T, c_T."""
-    return tuple(_forward_call(static, x, h0, c0, W, U, b, peep, proj)[:3])
+    (B, T, _), H, P = x.shape, c0.shape[1], h0.shape[1]
+    outs = [_f32((B, T, P)), _f32((B, P)), _f32((B, H))]
+    return tuple(jax.ffi.ffi_call(_INFERENCE, outs, vmap_method="sequential")(x, h0, c0, W, U, b, peep, proj,
+                                                                             **_attrs(static)))
 
 
 def _fused_fwd(static, x, h0, c0, W, U, b, peep, proj):
@@ -96,11 +102,9 @@ def _fused_fwd(static, x, h0, c0, W, U, b, peep, proj):
 
 def _fused_bwd(static, residuals, cotangents):
     inputs, workspace = residuals[:8], residuals[8]
-    scratch = _lib().keras_lstm_scratch_floats(*_sizes(*inputs[:4], inputs[7]))
-    outs = [_f32(a.shape) for a in inputs] + [_f32((scratch,))]
-    grads = jax.ffi.ffi_call(_BACKWARD, outs, vmap_method="sequential")(*inputs, workspace, *cotangents,
-                                                                       **_attrs(static))
-    return tuple(grads[:8])
+    outs = [_f32(a.shape) for a in inputs]
+    return tuple(jax.ffi.ffi_call(_BACKWARD, outs, vmap_method="sequential")(*inputs, workspace, *cotangents,
+                                                                            **_attrs(static)))
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)

@@ -4,13 +4,16 @@
 // jax.custom_vjp and makes every decision.
 //
 // Buffers are Keras's: x (B, T, D), h0 (B, P), c0 (B, H), kernel (D, G·H), recurrent_kernel (P, G·H),
-// bias (G·H), peephole (G-1, H) or (0,), projection (H, P) or (0, 0). The forward's last result is the
-// workspace (WorkspaceFloats), the backward's the scratch it needs (BackwardScratchFloats): XLA owns
-// both, as results, so nothing is allocated here. The sizes come from keras_lstm_workspace_floats and
-// keras_lstm_scratch_floats, called from Python with ctypes.
+// bias (G·H), peephole (G-1, H) or (0,), projection (H, P) or (0, 0). The training forward's last result
+// is the workspace (WorkspaceFloats) its backward reads, so XLA owns it; its size comes from
+// keras_lstm_workspace_floats, called from Python with ctypes. The inference forward's workspace and the
+// backward's scratch live only for the call, so they come from a buffer each calling thread keeps and
+// reuses (Reused): XLA:CPU allocates results with malloc, which maps and unmaps buffers this large on every
+// call, and the page faults of a fresh 43 MB cost the medium shape's forward about 20 of its 50 ms.
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "lstm.h"
 #include "xla/ffi/api/ffi.h"
@@ -21,6 +24,13 @@ namespace keras_lstm {
 namespace {
 
 using F32 = ffi::Buffer<ffi::F32>;
+
+// n floats that this thread keeps between calls (grown when a call needs more, never shrunk).
+float* Reused(int64_t n) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
+  return buffer.data();
+}
 using Out = ffi::ResultBuffer<ffi::F32>;
 
 const float* Data(const F32& b) { return b.element_count() ? b.typed_data() : nullptr; }
@@ -65,18 +75,27 @@ ffi::Error Forward(F32 x, F32 h0, F32 c0, F32 k, F32 rk, F32 b, F32 pe, F32 pr, 
   return ffi::Error::Success();
 }
 
-ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 k, F32 rk, F32 b, F32 pe, F32 pr, F32 workspace, F32 dy, F32 dh_T,
-                    F32 dc_T, bool reverse, float cell_clip, float projection_clip, Out dx, Out dh0, Out dc0, Out dk,
-                    Out drk, Out db, Out dpe, Out dpr, Out scratch) {
+ffi::Error Inference(F32 x, F32 h0, F32 c0, F32 k, F32 rk, F32 b, F32 pe, F32 pr, bool reverse, float cell_clip,
+                     float projection_clip, Out y, Out h_T, Out c_T) {
   LstmShape s;
   if (auto err = ReadShape(x, h0, c0, k, rk, b, pe, pr, reverse, cell_clip, projection_clip, &s); err.failure())
     return err;
-  if (workspace.element_count() != static_cast<size_t>(WorkspaceFloats(s)) ||
-      scratch->element_count() != static_cast<size_t>(BackwardScratchFloats(s)))
-    return ffi::Error::InvalidArgument("keras_lstm fused LSTM: the workspace or scratch has the wrong size");
+  LstmForward(s, Data(x), Data(h0), Data(c0), {Data(k), Data(rk), Data(b), Data(pe), Data(pr)}, Data(y), Data(h_T),
+              Data(c_T), Reused(WorkspaceFloats(s)), 0);
+  return ffi::Error::Success();
+}
+
+ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 k, F32 rk, F32 b, F32 pe, F32 pr, F32 workspace, F32 dy, F32 dh_T,
+                    F32 dc_T, bool reverse, float cell_clip, float projection_clip, Out dx, Out dh0, Out dc0, Out dk,
+                    Out drk, Out db, Out dpe, Out dpr) {
+  LstmShape s;
+  if (auto err = ReadShape(x, h0, c0, k, rk, b, pe, pr, reverse, cell_clip, projection_clip, &s); err.failure())
+    return err;
+  if (workspace.element_count() != static_cast<size_t>(WorkspaceFloats(s)))
+    return ffi::Error::InvalidArgument("keras_lstm fused LSTM: the workspace has the wrong size");
   LstmBackward(s, Data(x), {Data(k), Data(rk), Data(b), Data(pe), Data(pr)}, Data(workspace), Data(dy), Data(dh_T),
                Data(dc_T), Data(dx), Data(dh0), Data(dc0), {Data(dk), Data(drk), Data(db), Data(dpe), Data(dpr)},
-               Data(scratch), 0);
+               Reused(BackwardScratchFloats(s)), 0);
   return ffi::Error::Success();
 }
 
@@ -125,19 +144,29 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(KerasLstmFusedBackward, keras_lstm::Backward,
                                   .Ret<keras_lstm::F32>()  // drecurrent_kernel
                                   .Ret<keras_lstm::F32>()  // dbias
                                   .Ret<keras_lstm::F32>()  // dpeephole
-                                  .Ret<keras_lstm::F32>()  // dprojection
-                                  .Ret<keras_lstm::F32>());  // scratch
+                                  .Ret<keras_lstm::F32>());  // dprojection
 
-// Sizes for Python (ctypes), from the same shape rules as the handlers.
+XLA_FFI_DEFINE_HANDLER_SYMBOL(KerasLstmFusedInference, keras_lstm::Inference,
+                              ffi::Ffi::Bind()
+                                  .Arg<keras_lstm::F32>()  // x
+                                  .Arg<keras_lstm::F32>()  // h0
+                                  .Arg<keras_lstm::F32>()  // c0
+                                  .Arg<keras_lstm::F32>()  // kernel
+                                  .Arg<keras_lstm::F32>()  // recurrent_kernel
+                                  .Arg<keras_lstm::F32>()  // bias
+                                  .Arg<keras_lstm::F32>()  // peephole
+                                  .Arg<keras_lstm::F32>()  // projection
+                                  .Attr<bool>("reverse")
+                                  .Attr<float>("cell_clip")
+                                  .Attr<float>("projection_clip")
+                                  .Ret<keras_lstm::F32>()  // y
+                                  .Ret<keras_lstm::F32>()  // h_T
+                                  .Ret<keras_lstm::F32>());  // c_T
+
+// The workspace's size for Python (ctypes), from the same shape rules as the handlers.
 extern "C" int64_t keras_lstm_workspace_floats(int64_t T, int64_t B, int64_t D, int64_t H, int64_t P, int G,
                                                int projection) {
   keras_lstm::LstmShape s;
   s.T = T, s.B = B, s.D = D, s.H = H, s.P = P, s.G = G, s.projection = projection != 0;
   return keras_lstm::WorkspaceFloats(s);
-}
-extern "C" int64_t keras_lstm_scratch_floats(int64_t T, int64_t B, int64_t D, int64_t H, int64_t P, int G,
-                                             int projection) {
-  keras_lstm::LstmShape s;
-  s.T = T, s.B = B, s.D = D, s.H = H, s.P = P, s.G = G, s.projection = projection != 0;
-  return keras_lstm::BackwardScratchFloats(s);
 }
