@@ -19,8 +19,8 @@ from keras_lstm.step import default_activations
 __all__ = ["FUSED_MIN_BATCH", "KernelChoice", "choose", "run"]
 
 # kernel name -> its module in this package (one file per kernel)
-_KERNEL_MODULES = {"fused": "fused", "jax_fused": "jax_fused", "xla": "xla", "graph": "graph", "block": "block", "jax": "jax",
-                   "torch": "torch", "eager": "eager"}
+_KERNEL_MODULES = {"fused": "fused", "jax_fused": "jax_fused", "xla": "xla", "graph": "graph", "block": "block",
+                   "jax": "jax", "torch": "torch", "eager": "eager"}
 
 
 def _kernel(name: str):

@@ -302,7 +302,8 @@ KERAS_LSTM_INLINE void BackwardRows(const LstmShape& s, const LstmWeights& w, co
     UnitSums<V> sum;
     UnitSums<typename Vec<1>::F> rest;
     int64_t b = b0;
-    for (; b + N <= b1; b += N) BackwardLanes<N>(coupled, clip, u, a, d, cp, cp + B, dm + j * ldm, sc.DC + j * B, b, sum);
+    for (; b + N <= b1; b += N)
+      BackwardLanes<N>(coupled, clip, u, a, d, cp, cp + B, dm + j * ldm, sc.DC + j * B, b, sum);
     for (; b < b1; ++b) BackwardLanes<1>(coupled, clip, u, a, d, cp, cp + B, dm + j * ldm, sc.DC + j * B, b, rest);
     if (!coupled) dbias[j] += Sum(sum.i) + rest.i[0];
     dbias[fb * H + j] += Sum(sum.f) + rest.f[0], dbias[(fb + 1) * H + j] += Sum(sum.g) + rest.g[0];
@@ -431,9 +432,10 @@ void LstmForward(const LstmShape& s, const float* x, const float* h0, const floa
       }
       pointwise.forward(s, w, ws, k, b0, b1, ws.M + k * B, S);
       Gemm('N', 'N', P, nb, H, ws.PRt, H, ws.M + k * B + b0, S, 0.f, h + b0, S1);  // h_kᵀ = W_projᵀ·m_kᵀ
-      if (s.projection_clip > 0.f)
+      const float clip = s.projection_clip;
+      if (clip > 0.f)
         for (int64_t p = 0; p < P; ++p)
-          for (int64_t b = b0; b < b1; ++b) h[p * S1 + b] = std::min(std::max(h[p * S1 + b], -s.projection_clip), s.projection_clip);
+          for (int64_t b = b0; b < b1; ++b) h[p * S1 + b] = std::min(std::max(h[p * S1 + b], -clip), clip);
     }
     for (int64_t k = 0; k < T && nb > 0; ++k)  // y[b, k, :] = h_k
       Transpose<false>(P, nb, ws.Hs + (k + 1) * B + b0, S1, y + b0 * T * P + k * P, T * P);

@@ -52,7 +52,8 @@ Status ReadShape(OpKernelContext* ctx, const Attrs& attrs, LstmShape* s, LstmWei
   const Tensor &x = ctx->input(0), &h0 = ctx->input(1), &c0 = ctx->input(2), &k = ctx->input(3),
                &rk = ctx->input(4), &b = ctx->input(5), &pe = ctx->input(6), &pr = ctx->input(7);
   if (x.dims() != 3) return InvalidArgument("x must be (batch, time, features), got ", x.shape().DebugString());
-  if (c0.dims() != 2 || c0.dim_size(1) == 0) return InvalidArgument("c0 must be (batch, units), got ", c0.shape().DebugString());
+  if (c0.dims() != 2 || c0.dim_size(1) == 0)
+    return InvalidArgument("c0 must be (batch, units), got ", c0.shape().DebugString());
   s->B = x.dim_size(0), s->T = x.dim_size(1), s->D = x.dim_size(2), s->H = c0.dim_size(1);
   if (k.dims() != 2 || k.dim_size(0) != s->D || k.dim_size(1) % s->H != 0)
     return InvalidArgument("kernel must be (", s->D, ", G*", s->H, "), got ", k.shape().DebugString());
@@ -63,9 +64,11 @@ Status ReadShape(OpKernelContext* ctx, const Attrs& attrs, LstmShape* s, LstmWei
   s->P = s->projection ? pr.dim_size(1) : s->H;
   s->reverse = attrs.reverse, s->cell_clip = attrs.cell_clip, s->projection_clip = attrs.projection_clip;
   const char* problem = CheckShape(*s);
-  if (*problem) return InvalidArgument(problem, " (kernel ", k.shape().DebugString(), ", c0 ", c0.shape().DebugString(), ")");
+  if (*problem)
+    return InvalidArgument(problem, " (kernel ", k.shape().DebugString(), ", c0 ", c0.shape().DebugString(), ")");
   const int64_t GH = s->G * s->H;
-  if (c0.dim_size(0) != s->B) return InvalidArgument("c0 must be (", s->B, ", ", s->H, "), got ", c0.shape().DebugString());
+  if (c0.dim_size(0) != s->B)
+    return InvalidArgument("c0 must be (", s->B, ", ", s->H, "), got ", c0.shape().DebugString());
   if (h0.shape() != TensorShape({s->B, s->P}))
     return InvalidArgument("h0 must be (", s->B, ", ", s->P, "), got ", h0.shape().DebugString());
   if (rk.shape() != TensorShape({s->P, GH}))
