@@ -78,25 +78,25 @@ def _attrs(static) -> dict:
     return dict(reverse=reverse, cell_clip=np.float32(cell_clip), projection_clip=np.float32(projection_clip))
 
 
-def _forward_call(static, x, h0, c0, W, U, b, peep, proj):
+def _forward_call(static, x, h0, c0, W, U, b, peep, proj, *, keep_workspace: bool):
+    """(y, h_T, c_T), and the workspace for the backward when ``keep_workspace``."""
     sizes = _sizes(x, h0, c0, W, proj)
     T, B, _, H, P = sizes[:5]
-    outs = [_f32((B, T, P)), _f32((B, P)), _f32((B, H)), _f32((_lib().keras_lstm_workspace_floats(*sizes),))]
-    return jax.ffi.ffi_call(_FORWARD, outs, vmap_method="sequential")(x, h0, c0, W, U, b, peep, proj,
-                                                                     **_attrs(static))
+    outs = [_f32((B, T, P)), _f32((B, P)), _f32((B, H))]
+    if keep_workspace:
+        outs.append(_f32((_lib().keras_lstm_workspace_floats(*sizes),)))
+    call = jax.ffi.ffi_call(_FORWARD if keep_workspace else _INFERENCE, outs, vmap_method="sequential")
+    return tuple(call(x, h0, c0, W, U, b, peep, proj, **_attrs(static)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _fused(static, x, h0, c0, W, U, b, peep, proj):
     """(reverse, cell_clip, projection_clip); x (B, T, D) -> y (B, T, P) in processing order, h_T, c_T."""
-    (B, T, _), H, P = x.shape, c0.shape[1], h0.shape[1]
-    outs = [_f32((B, T, P)), _f32((B, P)), _f32((B, H))]
-    return tuple(jax.ffi.ffi_call(_INFERENCE, outs, vmap_method="sequential")(x, h0, c0, W, U, b, peep, proj,
-                                                                             **_attrs(static)))
+    return _forward_call(static, x, h0, c0, W, U, b, peep, proj, keep_workspace=False)
 
 
 def _fused_fwd(static, x, h0, c0, W, U, b, peep, proj):
-    y, h, c, workspace = _forward_call(static, x, h0, c0, W, U, b, peep, proj)
+    y, h, c, workspace = _forward_call(static, x, h0, c0, W, U, b, peep, proj, keep_workspace=True)
     return (y, h, c), (x, h0, c0, W, U, b, peep, proj, workspace)
 
 

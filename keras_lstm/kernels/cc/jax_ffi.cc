@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lstm.h"
@@ -102,66 +103,56 @@ ffi::Error Backward(F32 x, F32 h0, F32 c0, F32 k, F32 rk, F32 b, F32 pe, F32 pr,
 }  // namespace
 }  // namespace keras_lstm
 
+namespace keras_lstm {
+namespace {
+
+// The forward's 8 inputs, in the order of lstm.h: x, h0, c0, kernel, recurrent_kernel, bias, peephole,
+// projection.
+template <typename Binding>
+auto Inputs(Binding binding) {
+  return std::move(binding).template Arg<F32>().template Arg<F32>().template Arg<F32>().template Arg<F32>()
+      .template Arg<F32>().template Arg<F32>().template Arg<F32>().template Arg<F32>();
+}
+
+template <typename Binding>
+auto Attrs(Binding binding) {
+  return std::move(binding).template Attr<bool>("reverse").template Attr<float>("cell_clip")
+      .template Attr<float>("projection_clip");
+}
+
+}  // namespace
+}  // namespace keras_lstm
+
+// Results: y, h_T, c_T, and the workspace.
 XLA_FFI_DEFINE_HANDLER_SYMBOL(KerasLstmFusedForward, keras_lstm::Forward,
-                              ffi::Ffi::Bind()
-                                  .Arg<keras_lstm::F32>()  // x
-                                  .Arg<keras_lstm::F32>()  // h0
-                                  .Arg<keras_lstm::F32>()  // c0
-                                  .Arg<keras_lstm::F32>()  // kernel
-                                  .Arg<keras_lstm::F32>()  // recurrent_kernel
-                                  .Arg<keras_lstm::F32>()  // bias
-                                  .Arg<keras_lstm::F32>()  // peephole
-                                  .Arg<keras_lstm::F32>()  // projection
-                                  .Attr<bool>("reverse")
-                                  .Attr<float>("cell_clip")
-                                  .Attr<float>("projection_clip")
-                                  .Ret<keras_lstm::F32>()  // y
-                                  .Ret<keras_lstm::F32>()  // h_T
-                                  .Ret<keras_lstm::F32>()  // c_T
-                                  .Ret<keras_lstm::F32>());  // workspace
+                              keras_lstm::Attrs(keras_lstm::Inputs(ffi::Ffi::Bind()))
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(KerasLstmFusedBackward, keras_lstm::Backward,
-                              ffi::Ffi::Bind()
-                                  .Arg<keras_lstm::F32>()  // x
-                                  .Arg<keras_lstm::F32>()  // h0
-                                  .Arg<keras_lstm::F32>()  // c0
-                                  .Arg<keras_lstm::F32>()  // kernel
-                                  .Arg<keras_lstm::F32>()  // recurrent_kernel
-                                  .Arg<keras_lstm::F32>()  // bias
-                                  .Arg<keras_lstm::F32>()  // peephole
-                                  .Arg<keras_lstm::F32>()  // projection
-                                  .Arg<keras_lstm::F32>()  // workspace
-                                  .Arg<keras_lstm::F32>()  // dy
-                                  .Arg<keras_lstm::F32>()  // dh_T
-                                  .Arg<keras_lstm::F32>()  // dc_T
-                                  .Attr<bool>("reverse")
-                                  .Attr<float>("cell_clip")
-                                  .Attr<float>("projection_clip")
-                                  .Ret<keras_lstm::F32>()  // dx
-                                  .Ret<keras_lstm::F32>()  // dh0
-                                  .Ret<keras_lstm::F32>()  // dc0
-                                  .Ret<keras_lstm::F32>()  // dkernel
-                                  .Ret<keras_lstm::F32>()  // drecurrent_kernel
-                                  .Ret<keras_lstm::F32>()  // dbias
-                                  .Ret<keras_lstm::F32>()  // dpeephole
-                                  .Ret<keras_lstm::F32>());  // dprojection
-
+// Results: y, h_T, c_T.
 XLA_FFI_DEFINE_HANDLER_SYMBOL(KerasLstmFusedInference, keras_lstm::Inference,
-                              ffi::Ffi::Bind()
-                                  .Arg<keras_lstm::F32>()  // x
-                                  .Arg<keras_lstm::F32>()  // h0
-                                  .Arg<keras_lstm::F32>()  // c0
-                                  .Arg<keras_lstm::F32>()  // kernel
-                                  .Arg<keras_lstm::F32>()  // recurrent_kernel
-                                  .Arg<keras_lstm::F32>()  // bias
-                                  .Arg<keras_lstm::F32>()  // peephole
-                                  .Arg<keras_lstm::F32>()  // projection
-                                  .Attr<bool>("reverse")
-                                  .Attr<float>("cell_clip")
-                                  .Attr<float>("projection_clip")
-                                  .Ret<keras_lstm::F32>()  // y
-                                  .Ret<keras_lstm::F32>()  // h_T
-                                  .Ret<keras_lstm::F32>());  // c_T
+                              keras_lstm::Attrs(keras_lstm::Inputs(ffi::Ffi::Bind()))
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>());
+
+// Inputs: the forward's, its workspace, dy, dh_T, dc_T. Results: the gradients of the forward's 8 inputs.
+XLA_FFI_DEFINE_HANDLER_SYMBOL(KerasLstmFusedBackward, keras_lstm::Backward,
+                              keras_lstm::Attrs(keras_lstm::Inputs(ffi::Ffi::Bind())
+                                                    .Arg<keras_lstm::F32>()
+                                                    .Arg<keras_lstm::F32>()
+                                                    .Arg<keras_lstm::F32>()
+                                                    .Arg<keras_lstm::F32>())
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>()
+                                  .Ret<keras_lstm::F32>());
 
 // The workspace's size for Python (ctypes), from the same shape rules as the handlers.
 extern "C" int64_t keras_lstm_workspace_floats(int64_t T, int64_t B, int64_t D, int64_t H, int64_t P, int G,

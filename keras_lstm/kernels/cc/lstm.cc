@@ -337,7 +337,6 @@ KERAS_LSTM_POINTWISE(Avx512, __attribute__((target("avx512f,avx512vl,avx512dq,av
 struct Pointwise {
   ForwardFn forward;
   BackwardFn backward;
-  const char* isa;
 };
 
 // The widest copy this CPU runs (KERAS_LSTM_ISA=avx2|baseline caps it, for tests and comparisons).
@@ -350,10 +349,10 @@ const Pointwise& PointwiseForCpu() {
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
                         __builtin_cpu_supports("avx512dq");
-    if (avx512 && limit.empty()) return Pointwise{ForwardAvx512, BackwardAvx512, "avx512"};
-    if (avx2 && limit != "baseline") return Pointwise{ForwardAvx2, BackwardAvx2, "avx2"};
+    if (avx512 && limit.empty()) return Pointwise{ForwardAvx512, BackwardAvx512};
+    if (avx2 && limit != "baseline") return Pointwise{ForwardAvx2, BackwardAvx2};
 #endif
-    return Pointwise{ForwardBaseline, BackwardBaseline, "baseline"};
+    return Pointwise{ForwardBaseline, BackwardBaseline};
   }();
   return chosen;
 }
@@ -388,7 +387,6 @@ int StepGemmThreads(const LstmShape& s, int chunks, int threads) {
 
 }  // namespace
 
-const char* PointwiseIsa() { return PointwiseForCpu().isa; }
 int64_t WorkspaceFloats(const LstmShape& s) { return Workspace(s, nullptr).end; }
 int64_t BackwardScratchFloats(const LstmShape& s) { return Scratch(s, nullptr).end; }
 

@@ -56,8 +56,6 @@ struct LstmWeightGrads {
 // Floats the forward keeps for the backward (its workspace), and the backward's own scratch.
 int64_t WorkspaceFloats(const LstmShape& s);
 int64_t BackwardScratchFloats(const LstmShape& s);
-// Which copy of the elementwise passes this CPU runs: "avx512", "avx2" or "baseline".
-const char* PointwiseIsa();
 // A shape's problem, or an empty string when it is fine (dimensions positive, G 3 or 4, ...).
 const char* CheckShape(const LstmShape& s);
 
