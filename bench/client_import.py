@@ -40,13 +40,21 @@ print(json.dumps({"import_s": seconds, "peak_rss_mb": after["VmHWM"], "added_rss
 def measure(python: str, prelude: str, cwd: Path, repeats: int) -> dict:
     runs = []
     for _ in range(repeats):
-        done = subprocess.run([python, "-c", SNIPPET.replace("{prelude}", prelude)], cwd=cwd, capture_output=True,
-                              text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+        done = subprocess.run(
+            [python, "-c", SNIPPET.replace("{prelude}", prelude)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{python} failed:\n{done.stderr[-3000:]}")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {key: statistics.median(r[key] for r in runs) for key in ("import_s", "peak_rss_mb", "added_rss_mb")} | {
-        "tensorflow_imported": runs[0]["tensorflow_imported"], "repeats": repeats}
+        "tensorflow_imported": runs[0]["tensorflow_imported"],
+        "repeats": repeats,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as elsewhere:
         if args.client_python:
             cases.append(("client env, no TensorFlow", args.client_python, "", Path(elsewhere)))
-        cases += [("main env, TensorFlow not imported", sys.executable, "", REPO),
-                  ("main env, after `import tensorflow`", sys.executable, "import tensorflow", REPO)]
+        cases += [
+            ("main env, TensorFlow not imported", sys.executable, "", REPO),
+            ("main env, after `import tensorflow`", sys.executable, "import tensorflow", REPO),
+        ]
         rows = [{"case": label} | measure(python, prelude, cwd, args.repeats) for label, python, prelude, cwd in cases]
 
     print(f"{'case':38s} {'import s':>9s} {'peak RSS MB':>12s} {'added RSS MB':>13s}")

@@ -31,8 +31,24 @@ LAYERS = {
 
 def run_cell(task, T, layer, args) -> dict:
     run = os.path.join(args.out, "cells", f"{task}-T{T}-{layer}")
-    cmd = [sys.executable, "-m", "keras_lstm.cli", "train", task, "-T", str(T), "--max-sequences", str(args.budget),
-           "--seed", str(args.seed), "--run-dir", run, "--verbose", "0", *LAYERS[layer]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "keras_lstm.cli",
+        "train",
+        task,
+        "-T",
+        str(T),
+        "--max-sequences",
+        str(args.budget),
+        "--seed",
+        str(args.seed),
+        "--run-dir",
+        run,
+        "--verbose",
+        "0",
+        *LAYERS[layer],
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     t0 = time.perf_counter()
     try:
@@ -45,26 +61,41 @@ def run_cell(task, T, layer, args) -> dict:
     if os.path.exists(os.path.join(run, "metrics.json")):
         with open(os.path.join(run, "metrics.json")) as f:
             m = json.load(f)
-    return {"task": task, "T": T, "layer": layer, "status": status, "wall_s": round(wall, 1),
-            "solved_at": m.get("solved_at_sequences"), "seen": m.get("sequences_seen", 0),
-            "loss": m.get("final", {}).get("loss"), "val_loss": m.get("final", {}).get("val_loss"),
-            "chance": m.get("chance_loss"), "command": " ".join(cmd[1:])}
+    return {
+        "task": task,
+        "T": T,
+        "layer": layer,
+        "status": status,
+        "wall_s": round(wall, 1),
+        "solved_at": m.get("solved_at_sequences"),
+        "seen": m.get("sequences_seen", 0),
+        "loss": m.get("final", {}).get("loss"),
+        "val_loss": m.get("final", {}).get("val_loss"),
+        "chance": m.get("chance_loss"),
+        "command": " ".join(cmd[1:]),
+    }
 
 
 def table(rows, args) -> str:
-    lines = [f"Budget {args.budget:,} sequences per cell, seed {args.seed}, batch 32, Adam, 64 units "
-             "(keras-lstm train defaults).", "",
-             "| task | T | layer | solved after (sequences) | 1997 paper | final loss | val loss | chance | wall (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Budget {args.budget:,} sequences per cell, seed {args.seed}, batch 32, Adam, 64 units "
+        "(keras-lstm train defaults).",
+        "",
+        "| task | T | layer | solved after (sequences) | 1997 paper | final loss | val loss | chance | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         solved = f"{r['solved_at']:,}" if r["solved_at"] else f"not solved in {r['seen']:,}"
         if r["status"] != "finished":
             solved += f" ({r['status']})"
-        paper = f"{PAPER[(r['task'], r['T'])]:,}" if (r["task"], r["T"]) in PAPER and r["layer"].startswith("lstm") \
-            else ""
+        paper = (
+            f"{PAPER[(r['task'], r['T'])]:,}" if (r["task"], r["T"]) in PAPER and r["layer"].startswith("lstm") else ""
+        )
         fmt = lambda v: "" if v is None else f"{v:.3g}"  # noqa: E731
-        lines.append(f"| {r['task']} | {r['T']} | {r['layer']} | {solved} | {paper} | {fmt(r['loss'])} | "
-                     f"{fmt(r['val_loss'])} | {fmt(r['chance'])} | {r['wall_s']} |")
+        lines.append(
+            f"| {r['task']} | {r['T']} | {r['layer']} | {solved} | {paper} | {fmt(r['loss'])} | "
+            f"{fmt(r['val_loss'])} | {fmt(r['chance'])} | {r['wall_s']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -97,8 +128,9 @@ def plot(rows, path, budget):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="adding T=100 only (with a 32,000-sequence default budget)")
-    p.add_argument("--budget", type=int, default=None, help="training sequences per cell (default 1,000,000; "
-                   "32,000 with --quick)")
+    p.add_argument(
+        "--budget", type=int, default=None, help="training sequences per cell (default 1,000,000; 32,000 with --quick)"
+    )
     p.add_argument("--cells", default=None, help="comma-separated TASK:T (default: all five)")
     p.add_argument("--layers", default=",".join(LAYERS), help=f"comma-separated, from {', '.join(LAYERS)}")
     p.add_argument("--jobs", type=int, default=1, help="cells run at once")

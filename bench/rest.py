@@ -68,10 +68,30 @@ def start_server(model_base: Path, work: Path, rest_port: int) -> tuple[subproce
     port_file = work / "port"
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "--model-base", str(model_base), "--model-name", MODEL_NAME,
-         "--port", "0", "--port-file", str(port_file), "--rest-api-port", str(rest_port),
-         "--file-system-poll-wait-seconds", "0", "--log-level", "WARNING"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("w"))
+        [
+            sys.executable,
+            "-m",
+            "serving.cli",
+            "--model-base",
+            str(model_base),
+            "--model-name",
+            MODEL_NAME,
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--rest-api-port",
+            str(rest_port),
+            "--file-system-poll-wait-seconds",
+            "0",
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "server.log").open("w"),
+    )
     deadline = time.monotonic() + 180
     while not port_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -116,7 +136,7 @@ def measure(target: str, rest: str, x: np.ndarray, rounds: int, warmup: int = 20
                 call()
         times: dict[str, list[float]] = {mode: [] for mode in MODES}
         for i in range(rounds):
-            for mode in MODES[i % 3:] + MODES[:i % 3]:
+            for mode in MODES[i % 3 :] + MODES[: i % 3]:
                 start = time.perf_counter()
                 calls[mode]()
                 times[mode].append(time.perf_counter() - start)
@@ -129,10 +149,20 @@ def report(times: dict[str, list[float]], config: dict) -> tuple[dict, str]:
     rows = []
     for mode in MODES:
         overhead = None if mode == "grpc" else float(np.median(ms[mode] - ms["grpc"]))
-        rows.append({"mode": mode, "p50_ms": float(np.median(ms[mode])), "p90_ms": float(np.percentile(ms[mode], 90)),
-                     "overhead_p50_ms": overhead})
-    lines = [f"Batch 1, {config['steps']} steps, {config['rounds']} rounds, {config['machine']}:", "",
-             "| API | p50 ms | p90 ms | p50 of (this - gRPC) per round, ms |", "|---|---|---|---|"]
+        rows.append(
+            {
+                "mode": mode,
+                "p50_ms": float(np.median(ms[mode])),
+                "p90_ms": float(np.percentile(ms[mode], 90)),
+                "overhead_p50_ms": overhead,
+            }
+        )
+    lines = [
+        f"Batch 1, {config['steps']} steps, {config['rounds']} rounds, {config['machine']}:",
+        "",
+        "| API | p50 ms | p90 ms | p50 of (this - gRPC) per round, ms |",
+        "|---|---|---|---|",
+    ]
     for row in rows:
         overhead = "" if row["overhead_p50_ms"] is None else f"{row['overhead_p50_ms']:+.3f}"
         lines.append(f"| {row['mode']} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {overhead} |")
@@ -159,8 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    config = {"rounds": rounds, "steps": args.steps, "units": args.units, "quick": args.quick,
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"}
+    config = {
+        "rounds": rounds,
+        "steps": args.steps,
+        "units": args.units,
+        "quick": args.quick,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
+    }
     result, markdown = report(times, config)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "rest.json").write_text(json.dumps(result, indent=1))

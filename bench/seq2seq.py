@@ -60,18 +60,33 @@ def main(argv=None) -> int:
     clock = StepClock()
     results = {name: [] for name in models}
     for epoch in range(epochs):
-        order = list(models)[epoch % len(models):] + list(models)[:epoch % len(models)]
+        order = list(models)[epoch % len(models) :] + list(models)[: epoch % len(models)]
         for name in order:
             hist = models[name].fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
             results[name].append((statistics.median(clock.steps_ms()), hist.history["accuracy"][0]))
-    kernels = {name: [layer.kernel_choice.name for layer in m.layers if isinstance(layer, LSTM)]
-               for name, m in models.items() if name != "keras.layers.LSTM"}
+    kernels = {
+        name: [layer.kernel_choice.name for layer in m.layers if isinstance(layer, LSTM)]
+        for name, m in models.items()
+        if name != "keras.layers.LSTM"
+    }
     print(f"seq2seq model.fit, T={T}, units={UNITS}, batch {BATCH}, {steps} steps per epoch; kernels run: {kernels}")
     names = list(models)
-    print("| epoch | " + " | ".join(f"{n} ms/step" for n in names) + " | " + " | ".join(f"accuracy {n}" for n in names) + " |")
+    print(
+        "| epoch | "
+        + " | ".join(f"{n} ms/step" for n in names)
+        + " | "
+        + " | ".join(f"accuracy {n}" for n in names)
+        + " |"
+    )
     print("|---|" + "---:|" * (2 * len(names)))
     for epoch, rows in enumerate(zip(*results.values()), 1):
-        print(f"| {epoch} | " + " | ".join(f"{t:.2f}" for t, _ in rows) + " | " + " | ".join(f"{a:.4f}" for _, a in rows) + " |")
+        print(
+            f"| {epoch} | "
+            + " | ".join(f"{t:.2f}" for t, _ in rows)
+            + " | "
+            + " | ".join(f"{a:.4f}" for _, a in rows)
+            + " |"
+        )
     medians = {name: statistics.median(t for t, _ in r) for name, r in results.items()}
     ref = medians["keras.layers.LSTM"]
     print("median step: " + ", ".join(f"{n} {t:.2f} ms ({ref / t:.2f}× keras.layers.LSTM)" for n, t in medians.items()))

@@ -104,8 +104,9 @@ class Row:
 
 
 # -- load -----------------------------------------------------------------------------------------------------------
-def closed_loop(call: Callable[[], object], concurrency: int, requests: int, warmup: int,
-                clocks: dict[str, Callable[[], float]]) -> tuple[list[float], float, dict[str, float]]:
+def closed_loop(
+    call: Callable[[], object], concurrency: int, requests: int, warmup: int, clocks: dict[str, Callable[[], float]]
+) -> tuple[list[float], float, dict[str, float]]:
     """`concurrency` threads run `call` back to back until `requests` calls are done.
 
     Each thread first makes `warmup` unmeasured calls; the clock starts once every thread has. Returns the
@@ -152,8 +153,13 @@ def closed_loop(call: Callable[[], object], concurrency: int, requests: int, war
     return latencies, wall, cpu
 
 
-def paired_overhead(in_process: Callable[[], object], client: Callable[[], object], pairs: int,
-                    warmup: int, empty_rpc: Callable[[], object] | None = None) -> dict:
+def paired_overhead(
+    in_process: Callable[[], object],
+    client: Callable[[], object],
+    pairs: int,
+    warmup: int,
+    empty_rpc: Callable[[], object] | None = None,
+) -> dict:
     """p50 client - p50 in-process from interleaved calls (order alternating), so both see the same machine load.
     ``empty_rpc`` (the server's gRPC health Check), if given, is interleaved too: the floor of any RPC to a Python
     gRPC server, whatever the handler does."""
@@ -169,18 +175,35 @@ def paired_overhead(in_process: Callable[[], object], client: Callable[[], objec
             call()
             ms[name].append((time.perf_counter() - start) * 1e3)
     p50 = {name: float(np.percentile(values, 50)) for name, values in ms.items()}
-    return {"pairs": pairs, "in_process_p50_ms": p50["in_process"], "client_p50_ms": p50["client"],
-            "overhead_p50_ms": p50["client"] - p50["in_process"], "empty_rpc_p50_ms": p50.get("empty_rpc")}
+    return {
+        "pairs": pairs,
+        "in_process_p50_ms": p50["in_process"],
+        "client_p50_ms": p50["client"],
+        "overhead_p50_ms": p50["client"] - p50["in_process"],
+        "empty_rpc_p50_ms": p50.get("empty_rpc"),
+    }
 
 
-def summarise(mode: str, batch: int, concurrency: int, latencies: list[float], wall_s: float,
-              cpu_s: dict[str, float]) -> Row:
+def summarise(
+    mode: str, batch: int, concurrency: int, latencies: list[float], wall_s: float, cpu_s: dict[str, float]
+) -> Row:
     ms = np.asarray(latencies) * 1e3
     req_s = len(ms) / wall_s
     per_request = {name: seconds * 1e3 / len(ms) for name, seconds in cpu_s.items()}
-    return Row(mode, batch, concurrency, len(ms), float(np.percentile(ms, 50)), float(np.percentile(ms, 99)),
-               float(ms.mean()), req_s, req_s * batch, per_request["bench"], per_request.get("server"),
-               os.getloadavg()[0])
+    return Row(
+        mode,
+        batch,
+        concurrency,
+        len(ms),
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+        float(ms.mean()),
+        req_s,
+        req_s * batch,
+        per_request["bench"],
+        per_request.get("server"),
+        os.getloadavg()[0],
+    )
 
 
 def process_cpu_s(pid: int) -> Callable[[], float]:
@@ -247,12 +270,32 @@ class LocalServer:
             probe.bind(("127.0.0.1", 0))
             self.rest_port = probe.getsockname()[1]
         self.port_file, self.log_path = workdir / f"port-{self.tag}", workdir / f"server-{self.tag}.log"
-        self.args = [sys.executable, "-m", "keras_lstm.cli", "serve", "--model-base", str(model_base),
-                     "--model-name", MODEL_NAME, "--port", "0", "--port-file", str(self.port_file),
-                     "--file-system-poll-wait-seconds", "0", "--log-level", "WARNING",
-                     "--tensorflow-intra-op-parallelism", str(config.intra_op_threads),
-                     "--tensorflow-inter-op-parallelism", str(config.inter_op_threads),
-                     "--rest-api-port", str(self.rest_port), "--monitoring-config-file", str(MONITORING_FILE)]
+        self.args = [
+            sys.executable,
+            "-m",
+            "keras_lstm.cli",
+            "serve",
+            "--model-base",
+            str(model_base),
+            "--model-name",
+            MODEL_NAME,
+            "--port",
+            "0",
+            "--port-file",
+            str(self.port_file),
+            "--file-system-poll-wait-seconds",
+            "0",
+            "--log-level",
+            "WARNING",
+            "--tensorflow-intra-op-parallelism",
+            str(config.intra_op_threads),
+            "--tensorflow-inter-op-parallelism",
+            str(config.inter_op_threads),
+            "--rest-api-port",
+            str(self.rest_port),
+            "--monitoring-config-file",
+            str(MONITORING_FILE),
+        ]
         if batching_file is not None:
             self.args += ["--batching-parameters-file", str(batching_file)]
 
@@ -266,8 +309,9 @@ class LocalServer:
         deadline = time.monotonic() + timeout_s
         while not self.port_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.tag} server did not start (exit {self.proc.poll()}):\n"
-                                   f"{self.log_path.read_text()}")
+                raise RuntimeError(
+                    f"{self.tag} server did not start (exit {self.proc.poll()}):\n{self.log_path.read_text()}"
+                )
             time.sleep(0.1)
         return f"127.0.0.1:{self.port_file.read_text()}"
 
@@ -283,12 +327,15 @@ class LocalServer:
         for family in text_string_to_metric_families(page.read().decode()):
             for sample in family.samples:
                 labels = sample.labels
-                if labels.get("signature_name") == "serving_default" and "GRPC" in (labels.get("entrypoint"),
-                                                                                    labels.get("API")):
+                if labels.get("signature_name") == "serving_default" and "GRPC" in (
+                    labels.get("entrypoint"),
+                    labels.get("API"),
+                ):
                     sums[sample.name] = sample.value
         count = sums.get(":tensorflow:serving:request_latency_count", 0.0)
         own = sums.get(":tensorflow:serving:request_latency_sum", 0.0) - sums.get(
-            ":tensorflow:serving:runtime_latency_sum", 0.0)
+            ":tensorflow:serving:runtime_latency_sum", 0.0
+        )
         return count, own
 
     def __exit__(self, *exc: object) -> None:
@@ -305,7 +352,7 @@ def in_process_caller(version_dir: Path) -> CallFor:
     from serving.servable import Servable
 
     servable = Servable(MODEL_NAME, 1, version_dir)
-    return lambda x: (lambda: servable.run("serving_default", {"sequences": x}))
+    return lambda x: lambda: servable.run("serving_default", {"sequences": x})
 
 
 def handler_paths(version_dir: Path, x: np.ndarray, rounds: int, warmup: int) -> dict:
@@ -315,8 +362,10 @@ def handler_paths(version_dir: Path, x: np.ndarray, rounds: int, warmup: int) ->
     import tensorflow as tf
 
     fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    paths = (("session", in_process_caller(version_dir)(x)),
-             ("object_graph", lambda: {k: v.numpy() for k, v in fn(sequences=tf.constant(x)).items()}))
+    paths = (
+        ("session", in_process_caller(version_dir)(x)),
+        ("object_graph", lambda: {k: v.numpy() for k, v in fn(sequences=tf.constant(x)).items()}),
+    )
     for _ in range(warmup):
         for _, call in paths:
             call()
@@ -326,8 +375,11 @@ def handler_paths(version_dir: Path, x: np.ndarray, rounds: int, warmup: int) ->
             start = time.perf_counter()
             call()
             ms[name].append((time.perf_counter() - start) * 1e3)
-    return {"rounds": rounds, **{f"{name}_p50_ms": float(np.percentile(v, 50)) for name, v in ms.items()},
-            **{f"{name}_p99_ms": float(np.percentile(v, 99)) for name, v in ms.items()}}
+    return {
+        "rounds": rounds,
+        **{f"{name}_p50_ms": float(np.percentile(v, 50)) for name, v in ms.items()},
+        **{f"{name}_p99_ms": float(np.percentile(v, 99)) for name, v in ms.items()},
+    }
 
 
 # -- report ---------------------------------------------------------------------------------------------------------
@@ -339,19 +391,32 @@ def targets(rows: list[Row], paired: dict, config: BenchConfig) -> list[dict]:
     cell = {(r.mode, r.batch, r.concurrency): r for r in rows}
     top = max(config.concurrencies)
     from_cells = cell["unbatched", 1, 1].p50_ms - cell["in-process", 1, 1].p50_ms
-    out = [{"name": f"gRPC overhead, p50 client - p50 in-process, batch 1, concurrency 1, {name} (ms)",
-            "value": value, "target": f"<= {GRPC_OVERHEAD_TARGET_MS:g}", "met": value <= GRPC_OVERHEAD_TARGET_MS}
-           for name, value in (("interleaved pairs", paired["overhead_p50_ms"]), ("table cells", from_cells))]
+    out = [
+        {
+            "name": f"gRPC overhead, p50 client - p50 in-process, batch 1, concurrency 1, {name} (ms)",
+            "value": value,
+            "target": f"<= {GRPC_OVERHEAD_TARGET_MS:g}",
+            "met": value <= GRPC_OVERHEAD_TARGET_MS,
+        }
+        for name, value in (("interleaved pairs", paired["overhead_p50_ms"]), ("table cells", from_cells))
+    ]
     for batch in config.batches:
         ratio = cell["batched", batch, top].req_s / cell["unbatched", batch, top].req_s
-        out.append({"name": f"throughput batched / unbatched server, batch {batch}, concurrency {top}",
-                    "value": ratio, "target": f">= {BATCHING_SPEEDUP_TARGET:g}",
-                    "met": ratio >= BATCHING_SPEEDUP_TARGET})
+        out.append(
+            {
+                "name": f"throughput batched / unbatched server, batch {batch}, concurrency {top}",
+                "value": ratio,
+                "target": f">= {BATCHING_SPEEDUP_TARGET:g}",
+                "met": ratio >= BATCHING_SPEEDUP_TARGET,
+            }
+        )
     return out
 
 
-_HEADER = ("| mode | batch | concurrency | p50 ms | p99 ms | req/s | rows/s | bench CPU ms/req "
-           "| server CPU ms/req | server's own ms/req | load 1m |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+_HEADER = (
+    "| mode | batch | concurrency | p50 ms | p99 ms | req/s | rows/s | bench CPU ms/req "
+    "| server CPU ms/req | server's own ms/req | load 1m |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
 
 
 def _batching_parameters() -> dict:
@@ -360,16 +425,19 @@ def _batching_parameters() -> dict:
 
     from serving.config_protos import BatchingParameters, parse_text_file
 
-    fields = json_format.MessageToDict(parse_text_file(BATCHING_FILE, BatchingParameters),
-                                       preserving_proto_field_name=True)
+    fields = json_format.MessageToDict(
+        parse_text_file(BATCHING_FILE, BatchingParameters), preserving_proto_field_name=True
+    )
     return {k: int(v) if isinstance(v, str) and v.isdigit() else v for k, v in fields.items()}  # int64 are strings
 
 
 def _table_line(r: Row) -> str:
     server_cpu = "-" if r.server_cpu_ms is None else f"{r.server_cpu_ms:.2f}"
     own = "-" if r.server_own_ms is None else f"{r.server_own_ms:.2f}"
-    return (f"| {r.mode} | {r.batch} | {r.concurrency} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.req_s:.1f} "
-            f"| {r.rows_s:.0f} | {r.bench_cpu_ms:.2f} | {server_cpu} | {own} | {r.load_avg_1m:.2f} |")
+    return (
+        f"| {r.mode} | {r.batch} | {r.concurrency} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.req_s:.1f} "
+        f"| {r.rows_s:.0f} | {r.bench_cpu_ms:.2f} | {server_cpu} | {own} | {r.load_avg_1m:.2f} |"
+    )
 
 
 def markdown(result: dict) -> str:
@@ -406,8 +474,10 @@ def markdown(result: dict) -> str:
         "",
         "| target | measured | wanted | met |",
         "|---|---:|---:|---|",
-        *(f"| {t['name']} | {t['value']:.2f} | {t['target']} | {'met' if t['met'] else 'NOT met'} |"
-          for t in result["targets"]),
+        *(
+            f"| {t['name']} | {t['value']:.2f} | {t['target']} | {'met' if t['met'] else 'NOT met'} |"
+            for t in result["targets"]
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -436,28 +506,42 @@ def run_benchmark(config: BenchConfig, out: Path) -> dict:
         rows = measure("in-process", local, config)
         # One server at a time, so that neither shares the machine with the other (loading both at once
         # saves no time on two cores: startup is CPU-bound).
-        with LocalServer(version_dir.parent, work, config) as server, \
-                Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
+        with (
+            LocalServer(version_dir.parent, work, config) as server,
+            Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client,
+        ):
             client.wait_until_ready(timeout_s=120.0)
-            rows += measure("unbatched", lambda x: (lambda: client.predict(x)), config, server)
+            rows += measure("unbatched", lambda x: lambda: client.predict(x), config, server)
             x = sequences(1, config)
             with grpc.insecure_channel(server.target()) as channel:
                 health = health_pb2_grpc.HealthStub(channel)
-                paired = paired_overhead(local(x), lambda: client.predict(x), config.requests,
-                                         config.warmup_per_thread,
-                                         lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=30))
-        with LocalServer(version_dir.parent, work, config, batching_file) as server, \
-                Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client:
+                paired = paired_overhead(
+                    local(x),
+                    lambda: client.predict(x),
+                    config.requests,
+                    config.warmup_per_thread,
+                    lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=30),
+                )
+        with (
+            LocalServer(version_dir.parent, work, config, batching_file) as server,
+            Client(server.target(), model=MODEL_NAME, timeout_s=120.0) as client,
+        ):
             client.wait_until_ready(timeout_s=120.0)
-            rows += measure("batched", lambda x: (lambda: client.predict(x)), config, server)
+            rows += measure("batched", lambda x: lambda: client.predict(x), config, server)
     result = {
         "config": asdict(config),
         "batching": _batching_parameters(),
-        "environment": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
-                        "grpcio": grpc.__version__, "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC"),
-                        "load_before": load_before, "load_after": os.getloadavg(),
-                        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-                        "seconds": time.time() - started},
+        "environment": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "grpcio": grpc.__version__,
+            "tf_cpu_allocator_use_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC"),
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "seconds": time.time() - started,
+        },
         "rows": [asdict(r) for r in rows],
         "paired_overhead": paired,
         "handler": handler,
@@ -474,19 +558,34 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T=10, few requests, concurrency 1 and 4 (< 1 min)")
-    parser.add_argument("--handler-only", action="store_true",
-                        help="only the server's model call, session path vs object-graph path (no servers started)")
+    parser.add_argument(
+        "--handler-only",
+        action="store_true",
+        help="only the server's model call, session path vs object-graph path (no servers started)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where serving.json/.md go")
     parser.add_argument("--requests", type=int, help="measured requests per cell (default 400; quick 24)")
     parser.add_argument("--units", type=int, default=64, help="LSTM units")
     parser.add_argument("--features", type=int, default=2, help="input features")
-    parser.add_argument("--intra-op-threads", type=thread_count, default=BenchConfig.intra_op_threads,
-                        help="TensorFlow intra-op threads, in-process and in both servers (0: TensorFlow's choice)")
-    parser.add_argument("--inter-op-threads", type=thread_count, default=BenchConfig.inter_op_threads,
-                        help="TensorFlow inter-op threads, likewise (0: TensorFlow's choice)")
+    parser.add_argument(
+        "--intra-op-threads",
+        type=thread_count,
+        default=BenchConfig.intra_op_threads,
+        help="TensorFlow intra-op threads, in-process and in both servers (0: TensorFlow's choice)",
+    )
+    parser.add_argument(
+        "--inter-op-threads",
+        type=thread_count,
+        default=BenchConfig.inter_op_threads,
+        help="TensorFlow inter-op threads, likewise (0: TensorFlow's choice)",
+    )
     args = parser.parse_args(argv)
-    overrides = {"units": args.units, "features": args.features, "intra_op_threads": args.intra_op_threads,
-                 "inter_op_threads": args.inter_op_threads}
+    overrides = {
+        "units": args.units,
+        "features": args.features,
+        "intra_op_threads": args.intra_op_threads,
+        "inter_op_threads": args.inter_op_threads,
+    }
     if args.requests is not None:
         overrides["requests"] = args.requests
     config = BenchConfig.quick_config(**overrides) if args.quick else BenchConfig(**overrides)
@@ -498,9 +597,14 @@ def main(argv: list[str] | None = None) -> int:
         set_tensorflow_threads(config.intra_op_threads, config.inter_op_threads)
         with tempfile.TemporaryDirectory(prefix="bench-handler-") as tmp:
             version_dir = export_bench_model(Path(tmp), config)
-            handler = handler_paths(version_dir, sequences(1, config), config.requests, max(10, config.warmup_per_thread))
-        print(json.dumps({"time_steps": config.time_steps, "units": config.units, "load": os.getloadavg(),
-                          **handler}, indent=2))
+            handler = handler_paths(
+                version_dir, sequences(1, config), config.requests, max(10, config.warmup_per_thread)
+            )
+        print(
+            json.dumps(
+                {"time_steps": config.time_steps, "units": config.units, "load": os.getloadavg(), **handler}, indent=2
+            )
+        )
         return 0
     result = run_benchmark(config, args.out)
     print(markdown(result))

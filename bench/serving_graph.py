@@ -131,12 +131,14 @@ def interleaved(calls: dict, x: np.ndarray, n: int, warmup: int) -> dict[str, di
             start = time.perf_counter()
             calls[name](x)
             ms[name].append((time.perf_counter() - start) * 1e3)
-    return {name: {"p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99))}
-            for name, v in ms.items()}
+    return {
+        name: {"p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99))} for name, v in ms.items()
+    }
 
 
-def run_benchmark(units: tuple[int, ...], batches: tuple[int, ...], steps: tuple[int, ...], calls: int,
-                  warmup: int, work: Path) -> dict:
+def run_benchmark(
+    units: tuple[int, ...], batches: tuple[int, ...], steps: tuple[int, ...], calls: int, warmup: int, work: Path
+) -> dict:
     import tensorflow as tf
 
     started, load_before = time.time(), os.getloadavg()
@@ -153,18 +155,33 @@ def run_benchmark(units: tuple[int, ...], batches: tuple[int, ...], steps: tuple
                 times = interleaved({name: e.call for name, e in loaded.items()}, x, calls, warmup)
                 memory_ms = T * shape.u_bytes / (bandwidth * 1e9) * 1e3
                 compute_ms = shape.flops / (ceiling * 1e9) * 1e3
-                rows.append({**asdict(shape), **{f"{name}_{k}": v for name, t in times.items() for k, v in t.items()},
-                             "floor_memory_ms": memory_ms, "floor_compute_ms": compute_ms,
-                             "floor_ms": max(memory_ms, compute_ms), "cache_gbs": bandwidth})
+                rows.append(
+                    {
+                        **asdict(shape),
+                        **{f"{name}_{k}": v for name, t in times.items() for k, v in t.items()},
+                        "floor_memory_ms": memory_ms,
+                        "floor_compute_ms": compute_ms,
+                        "floor_ms": max(memory_ms, compute_ms),
+                        "cache_gbs": bandwidth,
+                    }
+                )
                 print(_line(rows[-1]), file=sys.stderr, flush=True)
         for e in loaded.values():
             e.session.close()
     return {
-        "environment": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
-                        "load_before": load_before, "load_after": os.getloadavg(),
-                        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-                        "seconds": time.time() - started},
-        "gemm_ceiling_gflops": ceiling, "calls": calls, "rows": rows, "targets": targets(rows),
+        "environment": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "seconds": time.time() - started,
+        },
+        "gemm_ceiling_gflops": ceiling,
+        "calls": calls,
+        "rows": rows,
+        "targets": targets(rows),
     }
 
 
@@ -175,51 +192,65 @@ def targets(rows: list[dict]) -> list[dict]:
         name = f"B={r['B']} T={r['T']} H={r['H']}"
         stock = r["keras_p50_ms"] / r["stock_p50_ms"]
         xla = r["keras_p50_ms"] / r["xla_p50_ms"]
-        out.append({"name": f"stock / Keras export, {name}", "value": stock,
-                    "target": 2.0 if r["B"] == 1 else 1.0})
+        out.append({"name": f"stock / Keras export, {name}", "value": stock, "target": 2.0 if r["B"] == 1 else 1.0})
         if r["B"] in (1, 32):
             out.append({"name": f"--xla / Keras export, {name}", "value": xla, "target": 3.0 if r["B"] == 1 else 1.5})
         if r["B"] == 1 and r["H"] == 64 and r["T"] == 100:
-            out.append({"name": f"--xla p50 as a multiple of the floor, {name}", "value": r["xla_p50_ms"] / r["floor_ms"],
-                        "target": 3.0, "at_most": True})
+            out.append(
+                {
+                    "name": f"--xla p50 as a multiple of the floor, {name}",
+                    "value": r["xla_p50_ms"] / r["floor_ms"],
+                    "target": 3.0,
+                    "at_most": True,
+                }
+            )
     for t in out:
         t["met"] = t["value"] <= t["target"] if t.get("at_most") else t["value"] >= t["target"]
     return out
 
 
 def _line(r: dict) -> str:
-    return (f"| {r['B']} | {r['T']} | {r['H']} | {r['D']} | "
-            + " | ".join(f"{r[f'{n}_p50_ms']:.2f} / {r[f'{n}_p99_ms']:.2f}" for n in EXPORTS)
-            + f" | {r['keras_p50_ms'] / r['stock_p50_ms']:.2f}× | {r['keras_p50_ms'] / r['xla_p50_ms']:.2f}× "
-            f"| {r['floor_ms']:.3f} | {r['stock_p50_ms'] / r['floor_ms']:.1f}× | {r['xla_p50_ms'] / r['floor_ms']:.1f}× |")
+    return (
+        f"| {r['B']} | {r['T']} | {r['H']} | {r['D']} | "
+        + " | ".join(f"{r[f'{n}_p50_ms']:.2f} / {r[f'{n}_p99_ms']:.2f}" for n in EXPORTS)
+        + f" | {r['keras_p50_ms'] / r['stock_p50_ms']:.2f}× | {r['keras_p50_ms'] / r['xla_p50_ms']:.2f}× "
+        f"| {r['floor_ms']:.3f} | {r['stock_p50_ms'] / r['floor_ms']:.1f}× | {r['xla_p50_ms'] / r['floor_ms']:.1f}× |"
+    )
 
 
 def markdown(result: dict) -> str:
     env = result["environment"]
-    header = ("| B | T | H | D | stock p50 / p99 ms | --xla p50 / p99 ms | Keras export p50 / p99 ms "
-              "| stock speed-up | --xla speed-up | floor ms | stock × floor | --xla × floor |\n"
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    header = (
+        "| B | T | H | D | stock p50 / p99 ms | --xla p50 / p99 ms | Keras export p50 / p99 ms "
+        "| stock speed-up | --xla speed-up | floor ms | stock × floor | --xla × floor |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
     bandwidths = sorted({(r["H"], r["cache_gbs"]) for r in result["rows"]})
-    return "\n".join([
-        "# Serving on TF Serving's path: Session.run on the exported graph",
-        "",
-        f"LSTM(H) + Dense(1), random weights; the session loader and `Session.make_callable` on serving_default's "
-        f"tensor names; {result['calls']} interleaved calls per export and shape. {env['cpus']} CPUs, TensorFlow "
-        f"{env['tensorflow']}, load average {env['load_before'][0]:.2f} before and {env['load_after'][0]:.2f} after. "
-        f"GEMM ceiling {result['gemm_ceiling_gflops']:.0f} GFLOP/s; cache bandwidth (U-sized GEMV) "
-        + ", ".join(f"{bw:.0f} GB/s at H={h}" for h, bw in bandwidths)
-        + ". Speed-up: Keras export's p50 over the export's (> 1: faster than Keras's). Floor: the larger of "
-        "T·bytes(U) / cache bandwidth and forward FLOPs / GEMM ceiling.",
-        "",
-        header,
-        *(_line(r) for r in result["rows"]),
-        "",
-        "| target | measured | wanted | met |",
-        "|---|---:|---:|---|",
-        *(f"| {t['name']} | {t['value']:.2f} | {'<=' if t.get('at_most') else '>='} {t['target']:g} "
-          f"| {'met' if t['met'] else 'NOT met'} |" for t in result["targets"]),
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Serving on TF Serving's path: Session.run on the exported graph",
+            "",
+            f"LSTM(H) + Dense(1), random weights; the session loader and `Session.make_callable` on serving_default's "
+            f"tensor names; {result['calls']} interleaved calls per export and shape. {env['cpus']} CPUs, TensorFlow "
+            f"{env['tensorflow']}, load average {env['load_before'][0]:.2f} before and {env['load_after'][0]:.2f} after. "
+            f"GEMM ceiling {result['gemm_ceiling_gflops']:.0f} GFLOP/s; cache bandwidth (U-sized GEMV) "
+            + ", ".join(f"{bw:.0f} GB/s at H={h}" for h, bw in bandwidths)
+            + ". Speed-up: Keras export's p50 over the export's (> 1: faster than Keras's). Floor: the larger of "
+            "T·bytes(U) / cache bandwidth and forward FLOPs / GEMM ceiling.",
+            "",
+            header,
+            *(_line(r) for r in result["rows"]),
+            "",
+            "| target | measured | wanted | met |",
+            "|---|---:|---:|---|",
+            *(
+                f"| {t['name']} | {t['value']:.2f} | {'<=' if t.get('at_most') else '>='} {t['target']:g} "
+                f"| {'met' if t['met'] else 'NOT met'} |"
+                for t in result["targets"]
+            ),
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

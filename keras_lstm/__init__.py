@@ -29,9 +29,17 @@ check_backend_setting()  # one clear error under a backend without a kernel here
 
 # public name -> the submodule (relative to this package) that defines it
 _EXPORTS = {
-    "LSTM": "layer", "LSTMCell": "cell", "LSTMState": "step", "LSTMConfig": "config", "GATES": "step",
-    "trace": "trace", "GateTrace": "trace", "initializers": None,
-    "LSTMArgumentError": "errors", "XLAUnavailableError": "errors", "KerasBackendError": "errors",
+    "LSTM": "layer",
+    "LSTMCell": "cell",
+    "LSTMState": "step",
+    "LSTMConfig": "config",
+    "GATES": "step",
+    "trace": "trace",
+    "GateTrace": "trace",
+    "initializers": None,
+    "LSTMArgumentError": "errors",
+    "XLAUnavailableError": "errors",
+    "KerasBackendError": "errors",
 }
 
 __all__ = [*_EXPORTS, "load_all"]
@@ -74,8 +82,11 @@ def load_all() -> None:
 
 def _importing_own_module() -> bool:
     prefix = __name__ + "."
-    return any(getattr(getattr(module, "__spec__", None), "_initializing", False)
-               for name, module in list(sys.modules.items()) if name.startswith(prefix))
+    return any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+        if name.startswith(prefix)
+    )
 
 
 class _LoadAfterKeras(importlib.abc.MetaPathFinder):

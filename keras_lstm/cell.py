@@ -56,19 +56,28 @@ class LSTMCell(DropoutRNNCell, keras.layers.Layer):
             raise LSTMArgumentError("inputs", tuple(input_shape), "a tensor whose last (feature) axis is known")
         G, H, P = cfg.num_gates, cfg.units, cfg.output_units
         self.kernel = self.add_weight(
-            shape=(input_dim, G * H), name="kernel", initializer=cfg.kernel_initializer,
-            regularizer=cfg.kernel_regularizer, constraint=cfg.kernel_constraint,
+            shape=(input_dim, G * H),
+            name="kernel",
+            initializer=cfg.kernel_initializer,
+            regularizer=cfg.kernel_regularizer,
+            constraint=cfg.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(P, G * H), name="recurrent_kernel", initializer=cfg.recurrent_initializer,
-            regularizer=cfg.recurrent_regularizer, constraint=cfg.recurrent_constraint,
+            shape=(P, G * H),
+            name="recurrent_kernel",
+            initializer=cfg.recurrent_initializer,
+            regularizer=cfg.recurrent_regularizer,
+            constraint=cfg.recurrent_constraint,
         )
         bias_init = self._bias_initializer()
         self.bias = None
         if cfg.use_bias and not cfg.layer_norm:
             self.bias = self.add_weight(
-                shape=(G * H,), name="bias", initializer=bias_init,
-                regularizer=cfg.bias_regularizer, constraint=cfg.bias_constraint,
+                shape=(G * H,),
+                name="bias",
+                initializer=bias_init,
+                regularizer=cfg.bias_regularizer,
+                constraint=cfg.bias_constraint,
             )
         self.peephole_kernel = None
         if cfg.peephole:
@@ -83,8 +92,11 @@ class LSTMCell(DropoutRNNCell, keras.layers.Layer):
         if cfg.layer_norm:
             self.input_gamma = self.add_weight(shape=(G * H,), name="input_gamma", initializer="ones")
             self.input_beta = self.add_weight(  # the bias lives here under layer norm
-                shape=(G * H,), name="input_beta", initializer=bias_init,
-                regularizer=cfg.bias_regularizer, constraint=cfg.bias_constraint,
+                shape=(G * H,),
+                name="input_beta",
+                initializer=bias_init,
+                regularizer=cfg.bias_regularizer,
+                constraint=cfg.bias_constraint,
             )
             self.recurrent_gamma = self.add_weight(shape=(G * H,), name="recurrent_gamma", initializer="ones")
             self.cell_gamma = self.add_weight(shape=(H,), name="cell_gamma", initializer="ones")
@@ -131,9 +143,7 @@ class LSTMCell(DropoutRNNCell, keras.layers.Layer):
         if training and self.recurrent_dropout > 0:
             h = h * self.get_recurrent_dropout_mask(h)
         w = self.current_weights(inputs.dtype)
-        new_state, _ = lstm_step(
-            inputs, LSTMState(h, c), w, self.config, self.activation, self.recurrent_activation
-        )
+        new_state, _ = lstm_step(inputs, LSTMState(h, c), w, self.config, self.activation, self.recurrent_activation)
         return new_state.h, [new_state.h, new_state.c]
 
     def get_initial_state(self, batch_size=None):

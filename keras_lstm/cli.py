@@ -59,7 +59,10 @@ use_tensorflow_defaults()
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("keras_lstm.train.cli", "train a model on a task (adding, copy, charlm, co2) or on your CSV (series, classify)"),
+    "train": (
+        "keras_lstm.train.cli",
+        "train a model on a task (adding, copy, charlm, co2) or on your CSV (series, classify)",
+    ),
     "sample": ("keras_lstm.train.sample", "generate text from a charlm run"),
     "export": ("keras_lstm.export", "export a model as a TF Serving SavedModel version"),
     "serve": ("serving.cli", "run the local TF-Serving-compatible gRPC and REST server"),
@@ -71,8 +74,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
     parser = argparse.ArgumentParser(prog="keras-lstm", description=__doc__.splitlines()[0])
-    parser.add_argument("--verbose", dest="tensorflow_logs", action="store_true",
-                        help=f"show TensorFlow's start-up logs (also: {quiet.VERBOSE_ENV}=1)")
+    parser.add_argument(
+        "--verbose",
+        dest="tensorflow_logs",
+        action="store_true",
+        help=f"show TensorFlow's start-up logs (also: {quiet.VERBOSE_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)  # the command, after any --verbose
     module = None
@@ -96,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     backend = getattr(args, "backend", None)  # train --backend: Keras reads it once, at its import
     if backend is not None:
         if "keras" in sys.modules and sys.modules["keras"].config.backend() != backend:
-            parser.error(f"--backend {backend}: Keras already runs {sys.modules['keras'].config.backend()!r} in this "
-                         f"process; set KERAS_BACKEND={backend} before starting Python")
+            parser.error(
+                f"--backend {backend}: Keras already runs {sys.modules['keras'].config.backend()!r} in this "
+                f"process; set KERAS_BACKEND={backend} before starting Python"
+            )
         os.environ["KERAS_BACKEND"] = backend
     quiet.import_tensorflow()
     if COMMANDS[args.command][0].startswith("keras_lstm"):

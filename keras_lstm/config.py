@@ -85,9 +85,7 @@ class LSTMConfig:
         if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p <= 0):
             raise LSTMArgumentError("projection_units", p, "None or a positive integer")
         if self.projection_clip is not None and p is None:
-            raise LSTMArgumentError(
-                "projection_clip", self.projection_clip, "None unless `projection_units` is set"
-            )
+            raise LSTMArgumentError("projection_clip", self.projection_clip, "None unless `projection_units` is set")
         if self.implementation not in (1, 2) or isinstance(self.implementation, bool):
             raise LSTMArgumentError("implementation", self.implementation, "1 or 2")
         if self.kernel == "onednn":  # the name of the fused kernel before it was this project's own (0.1 configs)
@@ -99,7 +97,9 @@ class LSTMConfig:
         for name in ("cell_clip", "projection_clip", "layer_norm_epsilon"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, float)) or v <= 0):
-                raise LSTMArgumentError(name, v, "a positive number" + ("" if name == "layer_norm_epsilon" else " or None"))
+                raise LSTMArgumentError(
+                    name, v, "a positive number" + ("" if name == "layer_norm_epsilon" else " or None")
+                )
 
     # Derived facts -------------------------------------------------------------------------
     @property
@@ -116,9 +116,7 @@ class LSTMConfig:
         """This config without its weight specs (initializers, regularizers, constraints, activation
         names) and the options that do not change it (``implementation``, ``use_cudnn``): hashable,
         so it can key a traced function, and one trace serves every value of those."""
-        return dataclasses.replace(
-            self, implementation=2, use_cudnn="auto", **{name: None for name in _SPEC_FIELDS}
-        )
+        return dataclasses.replace(self, implementation=2, use_cudnn="auto", **{name: None for name in _SPEC_FIELDS})
 
     # Keras config --------------------------------------------------------------------------
     def to_keras(self, names: frozenset[str]) -> dict:
@@ -139,14 +137,34 @@ def _serialize(name: str, value: Any) -> Any:
 
 
 _SPEC_FIELDS = (
-    "activation", "recurrent_activation", "kernel_initializer", "recurrent_initializer", "bias_initializer",
-    "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-    "kernel_constraint", "recurrent_constraint", "bias_constraint",
+    "activation",
+    "recurrent_activation",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
 )
-SEQUENCE_FIELDS = frozenset({
-    "activity_regularizer", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "use_cudnn",
-    "zero_output_for_mask", "jit_compile", "kernel", "export_xla",
-})
+SEQUENCE_FIELDS = frozenset(
+    {
+        "activity_regularizer",
+        "return_sequences",
+        "return_state",
+        "go_backwards",
+        "stateful",
+        "unroll",
+        "use_cudnn",
+        "zero_output_for_mask",
+        "jit_compile",
+        "kernel",
+        "export_xla",
+    }
+)
 CELL_FIELDS = frozenset(f.name for f in fields(LSTMConfig)) - SEQUENCE_FIELDS
 
 

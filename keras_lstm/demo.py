@@ -49,8 +49,15 @@ def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 def start_server(models: Path, port_file: Path) -> subprocess.Popen:
     config = models / "models.config"
-    args = ["serve", "--model-config", str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config),
-            "--port", "0", "--port-file", str(port_file)]
+    args = [
+        "serve",
+        "--model-config",
+        str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config),
+        "--port",
+        "0",
+        "--port-file",
+        str(port_file),
+    ]
     print(f"\n$ keras-lstm {' '.join(args)} &", flush=True)
     return subprocess.Popen([sys.executable, "-m", "keras_lstm.cli", *args], cwd=ROOT)
 
@@ -86,8 +93,10 @@ def query(port: int, run_dir: Path, latency_calls: int) -> float:
         print("  target  prediction  |error|")
         for t_, p_ in zip(y[:, 0], pred):
             print(f"  {t_:6.3f}  {p_:10.3f}  {abs(t_ - p_):7.3f}")
-        print(f"  mean |error| {np.abs(y[:, 0] - pred).mean():.4f}  (always answering 0.5 scores "
-              f"{np.abs(y[:, 0] - 0.5).mean():.4f})")
+        print(
+            f"  mean |error| {np.abs(y[:, 0] - pred).mean():.4f}  (always answering 0.5 scores "
+            f"{np.abs(y[:, 0] - 0.5).mean():.4f})"
+        )
 
         trained = keras.saving.load_model(run_dir / "model.keras", compile=False)
         served_diff = float(np.abs(client.predict(x)["outputs"] - np.asarray(trained(x))).max())
@@ -98,16 +107,20 @@ def query(port: int, run_dir: Path, latency_calls: int) -> float:
             for t in range(n):
                 y_t = stream.step(x[:1, t])
         stream_diff = abs(float(np.ravel(y_t)[0]) - float(pred[0]))
-        print(f"\nstream (signature 'step', {n} calls, state held by the client): last output "
-              f"{float(np.ravel(y_t)[0]):.4f}, whole-sequence output {pred[0]:.4f} (|diff| {stream_diff:.2e})")
+        print(
+            f"\nstream (signature 'step', {n} calls, state held by the client): last output "
+            f"{float(np.ravel(y_t)[0]):.4f}, whole-sequence output {pred[0]:.4f} (|diff| {stream_diff:.2e})"
+        )
 
         latencies = []
         for _ in range(latency_calls):
             t0 = time.perf_counter()
             client.predict(x[:1, : lengths[0]])
             latencies.append((time.perf_counter() - t0) * 1e3)
-        print(f"\nlatency of Predict, batch 1, T={int(lengths[0])}, {latency_calls} calls: "
-              f"p50 {statistics.median(latencies):.2f} ms, max {max(latencies):.2f} ms")
+        print(
+            f"\nlatency of Predict, batch 1, T={int(lengths[0])}, {latency_calls} calls: "
+            f"p50 {statistics.median(latencies):.2f} ms, max {max(latencies):.2f} ms"
+        )
     return max(served_diff, stream_diff)
 
 
@@ -115,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="train -> export -> serve -> query over gRPC")
     parser.add_argument("--quick", action="store_true", help="train a few steps only (checks the path, not the model)")
     parser.add_argument("--workdir", type=Path, default=ROOT, help="where .demo/ and models/ go (default: the repo)")
-    parser.add_argument("--verbose", action="store_true",
-                        help=f"show TensorFlow's start-up logs (also: {quiet.VERBOSE_ENV}=1)")
+    parser.add_argument(
+        "--verbose", action="store_true", help=f"show TensorFlow's start-up logs (also: {quiet.VERBOSE_ENV}=1)"
+    )
     args = parser.parse_args(argv)
     if args.verbose:
         os.environ[quiet.VERBOSE_ENV] = "1"  # the commands it runs inherit it
@@ -126,8 +140,26 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     cli("parity")
     shutil.rmtree(run_dir, ignore_errors=True)  # each demo trains afresh
-    cli("train", "adding", "-T", str(T), "--units", "32", "--epochs", epochs, "--steps-per-epoch", steps,
-        "--batch-size", "32", "--seed", "0", "--verbose", "2", "--run-dir", str(run_dir))
+    cli(
+        "train",
+        "adding",
+        "-T",
+        str(T),
+        "--units",
+        "32",
+        "--epochs",
+        epochs,
+        "--steps-per-epoch",
+        steps,
+        "--batch-size",
+        "32",
+        "--seed",
+        "0",
+        "--verbose",
+        "2",
+        "--run-dir",
+        str(run_dir),
+    )
     cli("export", str(run_dir), "--name", "adding", "--base", str(models))
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
@@ -142,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server exited with code {code}")
     print(f"\ndemo finished in {time.perf_counter() - t_start:.0f} s")
     if worst > TOLERANCE:
-        print(f"demo: error: the served model differs from the trained one by {worst:.2e} > {TOLERANCE}",
-              file=sys.stderr)
+        print(
+            f"demo: error: the served model differs from the trained one by {worst:.2e} > {TOLERANCE}", file=sys.stderr
+        )
         return 1
     return 0 if code == 0 else 1
 

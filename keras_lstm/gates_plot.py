@@ -30,7 +30,9 @@ def load_inputs(path: Path) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:
-        raise LSTMArgumentError("INPUT", f"an array of shape {arr.shape}", "shape (batch, time, features) or (time, features)")
+        raise LSTMArgumentError(
+            "INPUT", f"an array of shape {arr.shape}", "shape (batch, time, features) or (time, features)"
+        )
     return arr
 
 
@@ -54,8 +56,9 @@ def draw_gates(trace, inputs: np.ndarray, row: int = 0, max_units: int = 64, tit
         a = arr[row, :, :max_units].T  # (units, time)
         bounded = name.split()[-1] in ("f", "i", "o")
         vmin, vmax = (0, 1) if bounded else (-np.abs(a).max() or -1, np.abs(a).max() or 1)
-        im = ax.imshow(a, aspect="auto", cmap="magma" if bounded else "RdBu_r", vmin=vmin, vmax=vmax,
-                       interpolation="nearest")
+        im = ax.imshow(
+            a, aspect="auto", cmap="magma" if bounded else "RdBu_r", vmin=vmin, vmax=vmax, interpolation="nearest"
+        )
         ax.set_title(name, fontsize=9, loc="left")
         ax.set_ylabel("unit", fontsize=8)
         fig.colorbar(im, ax=ax, pad=0.01, fraction=0.03)

@@ -73,7 +73,10 @@ class LSTM(keras.layers.Layer):
         self.config = LSTMConfig(**config_kwargs)
         cell_kwargs = {k: v for k, v in dataclasses.asdict(self.config).items() if k in CELL_FIELDS}
         self.cell = LSTMCell(
-            name="lstm_cell", dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True), **cell_kwargs,
+            name="lstm_cell",
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            **cell_kwargs,
         )
         self.supports_masking = True
         self.states = None
@@ -121,7 +124,8 @@ class LSTM(keras.layers.Layer):
         shape = tuple(sequences_shape)
         if self.config.use_cudnn not in ("auto", False):
             raise LSTMArgumentError(
-                "use_cudnn", True,
+                "use_cudnn",
+                True,
                 '"auto" or False to build this layer: keras_lstm runs its own kernel and has no cuDNN one '
                 "(keras.layers.LSTM also refuses use_cudnn=True where cuDNN cannot run)",
             )
@@ -132,7 +136,8 @@ class LSTM(keras.layers.Layer):
         if self.config.stateful:
             if shape[0] is None:
                 raise LSTMArgumentError(
-                    "stateful", True,
+                    "stateful",
+                    True,
                     "used with a fixed batch size: give the input a static batch dimension, e.g. "
                     f"keras.Input(batch_shape=(32, ...)); the input shape was {shape}",
                 )
@@ -182,12 +187,25 @@ class LSTM(keras.layers.Layer):
             )
         weights = self.cell.current_weights(self.compute_dtype)
         self.kernel_choice = choose(
-            cfg, activation=self.cell.activation, recurrent_activation=self.cell.recurrent_activation,
-            dtype=self.compute_dtype, has_mask=mask is not None, recurrent_dropout=recurrent_dropout_mask is not None,
+            cfg,
+            activation=self.cell.activation,
+            recurrent_activation=self.cell.recurrent_activation,
+            dtype=self.compute_dtype,
+            has_mask=mask is not None,
+            recurrent_dropout=recurrent_dropout_mask is not None,
         )
         output, h, c = run(
-            self.kernel_choice, x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, weights,
-            cfg=cfg.structure(), activation=self.cell.activation, recurrent_activation=self.cell.recurrent_activation,
+            self.kernel_choice,
+            x,
+            mask,
+            h0,
+            c0,
+            input_dropout_mask,
+            recurrent_dropout_mask,
+            weights,
+            cfg=cfg.structure(),
+            activation=self.cell.activation,
+            recurrent_activation=self.cell.recurrent_activation,
             zero_output_for_mask=self.zero_output_for_mask,
         )
         if self.states is not None:
@@ -197,15 +215,20 @@ class LSTM(keras.layers.Layer):
 
     def _check_inputs(self, x):
         if len(x.shape) != 3:
-            raise LSTMArgumentError("inputs", f"a tensor of shape {tuple(x.shape)}", "a 3D tensor (batch, time, features)")
+            raise LSTMArgumentError(
+                "inputs", f"a tensor of shape {tuple(x.shape)}", "a 3D tensor (batch, time, features)"
+            )
         if not standardize_dtype(x.dtype).startswith(("float", "bfloat")):
             raise LSTMArgumentError(
-                "inputs", f"a tensor of dtype {standardize_dtype(x.dtype)}", "a floating-point, integer or boolean tensor"
+                "inputs",
+                f"a tensor of dtype {standardize_dtype(x.dtype)}",
+                "a floating-point, integer or boolean tensor",
             )
         built_dim = self.cell.kernel.shape[0]
         if x.shape[-1] is not None and x.shape[-1] != built_dim:
             raise LSTMArgumentError(
-                "inputs", f"a tensor with {x.shape[-1]} features (shape {tuple(x.shape)})",
+                "inputs",
+                f"a tensor with {x.shape[-1]} features (shape {tuple(x.shape)})",
                 f"a tensor with {built_dim} features, the size the layer's weights were built for",
             )
         if x.shape[1] == 0:
@@ -221,8 +244,10 @@ class LSTM(keras.layers.Layer):
         out = []
         for name, s, size in zip(("h", "c"), states, sizes):
             s = ops.convert_to_tensor(s, dtype=self.compute_dtype)
-            if len(s.shape) != 2 or (s.shape[-1] is not None and s.shape[-1] != size) or (
-                s.shape[0] is not None and x.shape[0] is not None and s.shape[0] != x.shape[0]
+            if (
+                len(s.shape) != 2
+                or (s.shape[-1] is not None and s.shape[-1] != size)
+                or (s.shape[0] is not None and x.shape[0] is not None and s.shape[0] != x.shape[0])
             ):
                 raise LSTMArgumentError(
                     "initial_state", f"{name} of shape {tuple(s.shape)}", f"{name} of shape (batch, {size})"

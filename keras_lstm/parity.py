@@ -22,7 +22,7 @@ def parity_report(batch=8, time=20, features=5, units=16, seed=0) -> list[dict]:
     rng = np.random.default_rng(seed)
     x = tf.constant(rng.standard_normal((batch, time, features)), tf.float32)
     mask = np.ones((batch, time), bool)
-    mask[: batch // 2, time // 2:] = False  # right padding on half the rows
+    mask[: batch // 2, time // 2 :] = False  # right padding on half the rows
     ref = keras.layers.LSTM(units, return_sequences=True)
     ref(x)
     rows = []
@@ -40,8 +40,14 @@ def parity_report(batch=8, time=20, features=5, units=16, seed=0) -> list[dict]:
                 outs.append(y.numpy())
                 grads.append([g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)])
             rel = max(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12) for a, b in zip(*grads))
-            rows.append({"path": "XLA" if jit else "graph", "mask": m is not None,
-                         "forward_max_abs": float(np.abs(outs[0] - outs[1]).max()), "grad_max_rel": float(rel)})
+            rows.append(
+                {
+                    "path": "XLA" if jit else "graph",
+                    "mask": m is not None,
+                    "forward_max_abs": float(np.abs(outs[0] - outs[1]).max()),
+                    "grad_max_rel": float(rel),
+                }
+            )
     return rows
 
 
@@ -57,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         good = r["forward_max_abs"] <= 1e-5 and r["grad_max_rel"] <= 1e-4
         ok &= good
-        print(f"  {r['path']:5s} mask={str(r['mask']):5s}  forward max |diff| {r['forward_max_abs']:.1e}  "
-              f"gradients max rel diff {r['grad_max_rel']:.1e}  {'ok' if good else 'MISMATCH'}")
+        print(
+            f"  {r['path']:5s} mask={str(r['mask']):5s}  forward max |diff| {r['forward_max_abs']:.1e}  "
+            f"gradients max rel diff {r['grad_max_rel']:.1e}  {'ok' if good else 'MISMATCH'}"
+        )
     return 0 if ok else 1

@@ -30,23 +30,34 @@ import sys
 import threading
 from typing import Callable, Iterator
 
-__all__ = ["VERBOSE_ENV", "NOISE", "verbose", "is_noise", "quiet_environment", "filtered_stderr",
-           "import_tensorflow", "PYTHON_LOGGERS"]
+__all__ = [
+    "VERBOSE_ENV",
+    "NOISE",
+    "verbose",
+    "is_noise",
+    "quiet_environment",
+    "filtered_stderr",
+    "import_tensorflow",
+    "PYTHON_LOGGERS",
+]
 
 VERBOSE_ENV = "KERAS_LSTM_VERBOSE"
 _ABSL = r"^[IWEF]\d{4} \S+ +\d+ "  # absl's prefix: severity, MMDD, time, thread id
 
 # Start-up lines that ask nothing of the user. Anything else, errors included, goes through.
-NOISE = tuple(re.compile(p) for p in (
-    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
-    _ABSL + r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine",
-    _ABSL + r"cuda_platform\.cc:\d+\] failed call to cuInit",  # no GPU driver: TensorFlow runs on the CPU
-    _ABSL + r"cuda_executor\.cc:\d+\] .*(NUMA node|non-zero NUMA)",
-    _ABSL + r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
-    r"^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$",
-    _ABSL + r"\S+\.cc:\d+\] oneDNN custom operations are on\.",
-    _ABSL + r"\S+\.cc:\d+\] oneDNN supports DT_BOOL only on platforms with AVX-512",
-))
+NOISE = tuple(
+    re.compile(p)
+    for p in (
+        r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
+        _ABSL + r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine",
+        _ABSL + r"cuda_platform\.cc:\d+\] failed call to cuInit",  # no GPU driver: TensorFlow runs on the CPU
+        _ABSL + r"cuda_executor\.cc:\d+\] .*(NUMA node|non-zero NUMA)",
+        _ABSL + r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
+        r"^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$",
+        _ABSL + r"\S+\.cc:\d+\] oneDNN custom operations are on\.",
+        _ABSL + r"\S+\.cc:\d+\] oneDNN supports DT_BOOL only on platforms with AVX-512",
+    )
+)
 _TRUE = ("1", "true", "yes", "on")
 PYTHON_LOGGERS = ("tensorflow", "absl")  # TensorFlow's Python-side loggers, held at WARNING unless verbose
 
@@ -105,6 +116,7 @@ def import_tensorflow() -> None:
     quiet_environment()
     if verbose():
         import tensorflow  # noqa: F401
+
         return
     for name in PYTHON_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

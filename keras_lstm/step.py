@@ -232,10 +232,13 @@ def plain_cell_vjp(gates: Array, c: Array, c_prev: Array, dm: Array, dc: Array):
     i, f, g, o = ops.split(gates, 4, axis=-1)
     tanh_c = ops.tanh(c)
     dc = dc + dm * o * (1.0 - tanh_c * tanh_c)  # total gradient reaching C_t
-    dz = ops.concatenate([
-        dc * g * i * (1.0 - i),  # input gate
-        dc * c_prev * f * (1.0 - f),  # forget gate
-        dc * i * (1.0 - g * g),  # candidate
-        dm * tanh_c * o * (1.0 - o),  # output gate
-    ], axis=-1)
+    dz = ops.concatenate(
+        [
+            dc * g * i * (1.0 - i),  # input gate
+            dc * c_prev * f * (1.0 - f),  # forget gate
+            dc * i * (1.0 - g * g),  # candidate
+            dm * tanh_c * o * (1.0 - o),  # output gate
+        ],
+        axis=-1,
+    )
     return dz, dc * f

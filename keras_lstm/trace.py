@@ -32,8 +32,14 @@ class GateTrace:
     layer_name: str
 
     def panels(self) -> dict[str, np.ndarray]:
-        return {"forget f": self.f, "input i": self.i, "candidate g": self.g, "output o": self.o,
-                "cell state C": self.c, "hidden h": self.h}
+        return {
+            "forget f": self.f,
+            "input i": self.i,
+            "candidate g": self.g,
+            "output o": self.o,
+            "cell state C": self.c,
+            "hidden h": self.h,
+        }
 
 
 def find_lstm(layer_or_model, name: Optional[str] = None) -> LSTM:
@@ -47,7 +53,8 @@ def find_lstm(layer_or_model, name: Optional[str] = None) -> LSTM:
             if isinstance(inner, LSTM) and (name is None or layer.name == name or inner.name == name):
                 return inner
     raise LSTMArgumentError(
-        "layer_or_model", type(layer_or_model).__name__,
+        "layer_or_model",
+        type(layer_or_model).__name__,
         "a keras_lstm.LSTM layer, or a Keras model containing one" + (f" named {name!r}" if name else ""),
     )
 

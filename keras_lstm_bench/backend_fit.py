@@ -111,6 +111,7 @@ def _gemm_ms(n: int = 2048):
         ops.matmul(a, b)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
+
     return call
 
 
@@ -122,17 +123,34 @@ def _rows(shape: Shape, return_sequences: bool, peer, rounds: int, batches: int)
     models = {name: _model(family, shape, return_sequences) for name, family in MODELS.items()}
     calls: dict = {name: SelfTimed(_fit_epoch(m, x, y, shape.B)) for name, m in models.items()}
     if peer is not None:
-        peer.call("setup", kind="fit", B=shape.B, T=shape.T, D=shape.D, H=shape.H,
-                  return_sequences=return_sequences, batches=batches)
+        peer.call(
+            "setup",
+            kind="fit",
+            B=shape.B,
+            T=shape.T,
+            D=shape.D,
+            H=shape.H,
+            return_sequences=return_sequences,
+            batches=batches,
+        )
         calls["torch.nn.LSTM loop"] = SelfTimed(lambda: peer.call("time", what="fit")["ms"])
     ms = interleaved_medians_ms(calls, rounds, warmup=1)
     ours = models["keras_lstm"].layers[0].kernel_choice
-    return [{
-        "shape": shape.name, "B": shape.B, "T": shape.T, "D": shape.D, "H": shape.H,
-        "return_sequences": return_sequences, "impl": impl, "step_ms": t,
-        "kernel": ours.name if impl == "keras_lstm" else ("keras" if impl.startswith("keras.") else "torch"),
-        "keras_lstm_speedup": t / ms["keras_lstm"],  # > 1: keras_lstm is faster
-    } for impl, t in ms.items()]
+    return [
+        {
+            "shape": shape.name,
+            "B": shape.B,
+            "T": shape.T,
+            "D": shape.D,
+            "H": shape.H,
+            "return_sequences": return_sequences,
+            "impl": impl,
+            "step_ms": t,
+            "kernel": ours.name if impl == "keras_lstm" else ("keras" if impl.startswith("keras.") else "torch"),
+            "keras_lstm_speedup": t / ms["keras_lstm"],  # > 1: keras_lstm is faster
+        }
+        for impl, t in ms.items()
+    ]
 
 
 def run_backend_fit(shape_names: list[str], rounds: int, batches: int, out_dir: Path, with_torch: bool = True) -> dict:
@@ -158,9 +176,17 @@ def run_backend_fit(shape_names: list[str], rounds: int, batches: int, out_dir: 
         if peer is not None:
             peer.close()
     result = {
-        "date": datetime.date.today().isoformat(), "backend": backend, "keras": keras.__version__,
-        "device": "gpu" if gpu else "cpu", "cpus": os.cpu_count(), "gemm_ceiling_gflops": max(ceilings.values()),
-        "gemm_gflops_by_library": ceilings, "load_average": load, "rounds": rounds, "batches": batches, "rows": rows,
+        "date": datetime.date.today().isoformat(),
+        "backend": backend,
+        "keras": keras.__version__,
+        "device": "gpu" if gpu else "cpu",
+        "cpus": os.cpu_count(),
+        "gemm_ceiling_gflops": max(ceilings.values()),
+        "gemm_gflops_by_library": ceilings,
+        "load_average": load,
+        "rounds": rounds,
+        "batches": batches,
+        "rows": rows,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"fit_{backend}.json").write_text(json.dumps(result, indent=2))
@@ -173,6 +199,7 @@ def _timed(fn):
         t0 = time.perf_counter()
         fn()
         return (time.perf_counter() - t0) * 1e3
+
     return call
 
 
@@ -181,15 +208,18 @@ def markdown(result: dict) -> str:
     lines = [
         f"model.fit benchmark on Keras's {result['backend']} backend (Keras {result['keras']}), {result['date']}, "
         f"{result['device']}, {result['cpus']} CPUs; GEMM ceiling {result['gemm_ceiling_gflops']:.0f} GFLOP/s "
-        f"({by_lib}); load average " + " -> ".join(f"{v:.1f}" for v in result["load_average"])
+        f"({by_lib}); load average "
+        + " -> ".join(f"{v:.1f}" for v in result["load_average"])
         + f"; median step of {result['rounds']} interleaved epochs of {result['batches']} batches.",
         "",
         "| shape | return_sequences | model | kernel | ms per step | keras_lstm speed-up |",
         "|---|---|---|---|---:|---:|",
     ]
     for r in result["rows"]:
-        lines.append(f"| {r['shape']} (B={r['B']} T={r['T']} D={r['D']} H={r['H']}) | {r['return_sequences']} "
-                     f"| {r['impl']} | {r['kernel']} | {r['step_ms']:.1f} | {r['keras_lstm_speedup']:.2f}× |")
+        lines.append(
+            f"| {r['shape']} (B={r['B']} T={r['T']} D={r['D']} H={r['H']}) | {r['return_sequences']} "
+            f"| {r['impl']} | {r['kernel']} | {r['step_ms']:.1f} | {r['keras_lstm_speedup']:.2f}× |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -208,4 +238,3 @@ def run(args: argparse.Namespace) -> int:
     print(markdown(result))
     print(f"wrote {args.out}/fit_{result['backend']}.json, fit_{result['backend']}.md")
     return 0
-

@@ -122,8 +122,9 @@ def floor_calls(shape: Shape) -> dict[str, Callable[[], object]]:
     w = LSTMWeights(W, U, b)
 
     def loop(body, carry):
-        return tf.while_loop(lambda t, *_: t < T, lambda t, *c: (t + 1, *body(t, *c)), (0, *carry),
-                             maximum_iterations=T)[1:]
+        return tf.while_loop(
+            lambda t, *_: t < T, lambda t, *c: (t + 1, *body(t, *c)), (0, *carry), maximum_iterations=T
+        )[1:]
 
     @tf.function(jit_compile=True)
     def matmul_loop(U):
@@ -136,8 +137,9 @@ def floor_calls(shape: Shape) -> dict[str, Callable[[], object]]:
         # tf.tile: XLA:CPU compiled the tile's fusion to scalar code, so that floor was 17.7 ms at
         # medium against 7.7 with the concatenation and 7.2 with no feedback at all.
         def body(t, h, c):
-            _, c, m = cell_update(zx[t], tf.concat([h] * 4, axis=-1), c, w, cfg, keras.activations.tanh,
-                                  keras.activations.sigmoid)
+            _, c, m = cell_update(
+                zx[t], tf.concat([h] * 4, axis=-1), c, w, cfg, keras.activations.tanh, keras.activations.sigmoid
+            )
             return m, c
 
         return loop(body, (h0, h0))
@@ -165,22 +167,48 @@ def _case_rows(shape: Shape, return_sequences: bool, peer, rounds: int, batches:
     keras_models = {name: _keras_model(*spec, shape, return_sequences) for name, spec in models.items()}
     calls: dict = {name: SelfTimed(_fit_epoch(m, x, y, shape.B)) for name, m in keras_models.items()}
     if peer is not None:
-        peer.call("setup", kind="fit", B=shape.B, T=shape.T, D=shape.D, H=shape.H,
-                  return_sequences=return_sequences, batches=batches)
+        peer.call(
+            "setup",
+            kind="fit",
+            B=shape.B,
+            T=shape.T,
+            D=shape.D,
+            H=shape.H,
+            return_sequences=return_sequences,
+            batches=batches,
+        )
         calls["torch"] = SelfTimed(lambda: peer.call("time", what="fit")["ms"])
     ms = interleaved_medians_ms(calls, rounds, warmup=1)
-    kernels = {name: getattr(getattr(m.layers[0], "kernel_choice", None), "name",
-                             "keras" if name.startswith("keras.layers") else "?") for name, m in keras_models.items()}
-    return [{
-        "shape": shape.name, **asdict(shape), "return_sequences": return_sequences, "impl": impl, "step_ms": t,
-        "kernel": kernels.get(impl, "torch"),
-        "keras_lstm_speedup": t / ms[OURS],  # > 1: keras_lstm (Keras's default compile) is faster
-        "keras_lstm_jit_speedup": t / ms[OURS + " jit"],
-    } for impl, t in ms.items()]
+    kernels = {
+        name: getattr(
+            getattr(m.layers[0], "kernel_choice", None), "name", "keras" if name.startswith("keras.layers") else "?"
+        )
+        for name, m in keras_models.items()
+    }
+    return [
+        {
+            "shape": shape.name,
+            **asdict(shape),
+            "return_sequences": return_sequences,
+            "impl": impl,
+            "step_ms": t,
+            "kernel": kernels.get(impl, "torch"),
+            "keras_lstm_speedup": t / ms[OURS],  # > 1: keras_lstm (Keras's default compile) is faster
+            "keras_lstm_jit_speedup": t / ms[OURS + " jit"],
+        }
+        for impl, t in ms.items()
+    ]
 
 
-def run_fit_benchmark(shape_names: list[str], rounds: int, batches: int, floor_reps: int, out_dir: Path,
-                      with_torch: bool = True, against: str | None = None) -> dict:
+def run_fit_benchmark(
+    shape_names: list[str],
+    rounds: int,
+    batches: int,
+    floor_reps: int,
+    out_dir: Path,
+    with_torch: bool = True,
+    against: str | None = None,
+) -> dict:
     import tensorflow as tf
 
     models = dict(MODELS)
@@ -201,10 +229,20 @@ def run_fit_benchmark(shape_names: list[str], rounds: int, batches: int, floor_r
         if peer_ctx is not None:
             peer_ctx.close()
     result = {
-        "date": datetime.date.today().isoformat(), "tensorflow": tf.__version__, "cpus": os.cpu_count(),
-        "gemm_ceiling_gflops": max(ceilings.values()), "gemm_gflops_by_library": ceilings,
-        "load_average": load, "against": against, "rounds": rounds, "batches": batches, "rows": rows, "floors_ms": floors,
-        "tf_cpu_allocator": "BFC" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true") else "malloc",
+        "date": datetime.date.today().isoformat(),
+        "tensorflow": tf.__version__,
+        "cpus": os.cpu_count(),
+        "gemm_ceiling_gflops": max(ceilings.values()),
+        "gemm_gflops_by_library": ceilings,
+        "load_average": load,
+        "against": against,
+        "rounds": rounds,
+        "batches": batches,
+        "rows": rows,
+        "floors_ms": floors,
+        "tf_cpu_allocator": "BFC"
+        if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true")
+        else "malloc",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "fit.json").write_text(json.dumps(result, indent=2))
@@ -217,7 +255,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"model.fit benchmark, {result['date']}, {result['cpus']} CPUs, TensorFlow {result['tensorflow']}, "
         f"TF CPU allocator {result['tf_cpu_allocator']}; GEMM ceiling {result['gemm_ceiling_gflops']:.0f} GFLOP/s "
-        f"({by_lib}); load average " + " -> ".join(f"{v:.1f}" for v in result["load_average"])
+        f"({by_lib}); load average "
+        + " -> ".join(f"{v:.1f}" for v in result["load_average"])
         + f"; median step of {result['rounds']} interleaved epochs of {result['batches']} batches.",
         "",
         "| shape | return_sequences | model | kernel | ms per step | keras_lstm speed-up | keras_lstm jit speed-up |",
@@ -239,12 +278,20 @@ def markdown(result: dict) -> str:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default="tensorflow",
-                        help="Keras's backend for this run (one per process; bench/fit.py sets KERAS_BACKEND from it). "
-                             "jax and torch: keras_lstm vs keras.layers.LSTM on that backend and a torch.nn.LSTM "
-                             "loop (keras_lstm_bench/backend_fit.py)")
-    parser.add_argument("--shapes", default=None, help=f"comma-separated, from: {', '.join(SHAPES)} "
-                        "(default small,medium,large; under --backend jax|torch medium, on a GPU with DeepBench's)")
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        default="tensorflow",
+        help="Keras's backend for this run (one per process; bench/fit.py sets KERAS_BACKEND from it). "
+        "jax and torch: keras_lstm vs keras.layers.LSTM on that backend and a torch.nn.LSTM "
+        "loop (keras_lstm_bench/backend_fit.py)",
+    )
+    parser.add_argument(
+        "--shapes",
+        default=None,
+        help=f"comma-separated, from: {', '.join(SHAPES)} "
+        "(default small,medium,large; under --backend jax|torch medium, on a GPU with DeepBench's)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved epochs per model (median step reported)")
     parser.add_argument("--batches", type=int, default=8, help="batches per epoch")
     parser.add_argument("--floor-reps", type=int, default=9, help="timed calls of each floor")
@@ -259,8 +306,10 @@ def run(args: argparse.Namespace) -> int:
         import keras
 
         if keras.config.backend() != args.backend:
-            raise SystemExit(f"--backend {args.backend}: Keras already runs {keras.config.backend()!r} in this process; "
-                             f"run bench/fit.py (which sets KERAS_BACKEND first) or set KERAS_BACKEND={args.backend}")
+            raise SystemExit(
+                f"--backend {args.backend}: Keras already runs {keras.config.backend()!r} in this process; "
+                f"run bench/fit.py (which sets KERAS_BACKEND first) or set KERAS_BACKEND={args.backend}"
+            )
         from keras_lstm_bench import backend_fit
 
         return backend_fit.run(args)
@@ -269,8 +318,9 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"--shapes: unknown shape(s) {unknown}; expected names from {sorted(SHAPES)}")
     rounds, batches, floor_reps = (2, 3, 2) if args.quick else (args.rounds, args.batches, args.floor_reps)
-    result = run_fit_benchmark(names, rounds, batches, floor_reps, args.out, with_torch=not args.no_torch,
-                               against=args.against)
+    result = run_fit_benchmark(
+        names, rounds, batches, floor_reps, args.out, with_torch=not args.no_torch, against=args.against
+    )
     print(markdown(result))
     print(f"wrote {args.out}/fit.json, fit.md")
     return 0

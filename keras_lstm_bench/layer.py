@@ -30,8 +30,17 @@ import numpy as np
 
 from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
-__all__ = ["Shape", "SHAPES", "SelfTimed", "interleaved_medians_ms", "gemm_ceilings_gflops", "layer_calls", "run_benchmark",
-           "configure", "run"]
+__all__ = [
+    "Shape",
+    "SHAPES",
+    "SelfTimed",
+    "interleaved_medians_ms",
+    "gemm_ceilings_gflops",
+    "layer_calls",
+    "run_benchmark",
+    "configure",
+    "run",
+]
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,11 @@ SHAPES = {
     "medium": Shape("medium", 64, 100, 64, 256),
     "large": Shape("large", 128, 100, 128, 512),
     "batch1": Shape("batch1", 1, 100, 8, 64),  # one sequence, as an in-process prediction
-    **{f"deepbench-{h}-b{b}": Shape(f"deepbench-{h}-b{b}", b, 25, h, h) for h in (512, 1024, 2048) for b in (32, 64, 128)},
+    **{
+        f"deepbench-{h}-b{b}": Shape(f"deepbench-{h}-b{b}", b, 25, h, h)
+        for h in (512, 1024, 2048)
+        for b in (32, 64, 128)
+    },
 }
 
 
@@ -64,7 +77,9 @@ class SelfTimed:
     fn: Callable[[], float]
 
 
-def interleaved_medians_ms(fns: dict[str, Callable[[], object] | SelfTimed], reps: int, warmup: int = 2) -> dict[str, float]:
+def interleaved_medians_ms(
+    fns: dict[str, Callable[[], object] | SelfTimed], reps: int, warmup: int = 2
+) -> dict[str, float]:
     """Median ms of each function, timed in rounds (one call of each per round, the order rotating), so
     that every implementation sees the same machine state: on shared cores the load drifts over a run."""
     self_timed = {name for name, fn in fns.items() if isinstance(fn, SelfTimed)}
@@ -75,7 +90,7 @@ def interleaved_medians_ms(fns: dict[str, Callable[[], object] | SelfTimed], rep
     names = list(calls)
     times: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(reps):
-        for name in names[rep % len(names):] + names[:rep % len(names)]:
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
             t0 = time.perf_counter()
             measured = calls[name]()
             times[name].append(measured if name in self_timed else (time.perf_counter() - t0) * 1e3)
@@ -143,8 +158,10 @@ def layer_calls(make_layer: Callable, shape: Shape) -> tuple[Callable, Callable]
 def _torch_calls(peer: TorchPeer, shape: Shape) -> tuple[SelfTimed, SelfTimed]:
     """(forward, training step) of torch.nn.LSTM in the peer's process, each timed there."""
     peer.call("setup", kind="layer", B=shape.B, T=shape.T, D=shape.D, H=shape.H)
-    return (SelfTimed(lambda: peer.call("time", what="forward")["ms"]),
-            SelfTimed(lambda: peer.call("time", what="train")["ms"]))
+    return (
+        SelfTimed(lambda: peer.call("time", what="forward")["ms"]),
+        SelfTimed(lambda: peer.call("time", what="train")["ms"]),
+    )
 
 
 def run_benchmark(shape_names: list[str], reps: int, out_dir: Path, with_torch: bool = True) -> dict:
@@ -152,16 +169,23 @@ def run_benchmark(shape_names: list[str], reps: int, out_dir: Path, with_torch: 
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     load_before = os.getloadavg()
-    with (TorchPeer(device="cuda" if gpu else "cpu") if with_torch and torch_available() else _no_peer()) as peer:
+    with TorchPeer(device="cuda" if gpu else "cpu") if with_torch and torch_available() else _no_peer() as peer:
         ceilings = gemm_ceilings_gflops(peer)
         ceiling = max(ceilings.values())
         rows = [row for name in shape_names for row in _shape_rows(SHAPES[name], gpu, peer, reps, ceiling)]
     result = {
-        "date": datetime.date.today().isoformat(), "device": _device_name(gpu), "tensorflow": tf.__version__,
-        "gemm_ceiling_gflops": ceiling, "gemm_gflops_by_library": ceilings, "reps": reps, "rows": rows,
+        "date": datetime.date.today().isoformat(),
+        "device": _device_name(gpu),
+        "tensorflow": tf.__version__,
+        "gemm_ceiling_gflops": ceiling,
+        "gemm_gflops_by_library": ceilings,
+        "reps": reps,
+        "rows": rows,
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         # keras-lstm's commands default to BFC (keras_lstm.cli.TENSORFLOW_DEFAULTS); torch is not affected.
-        "tf_cpu_allocator": "BFC" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true") else "malloc",
+        "tf_cpu_allocator": "BFC"
+        if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true")
+        else "malloc",
     }
     _write(result, out_dir)
     return result
@@ -173,11 +197,18 @@ def _shape_rows(shape: Shape, gpu: bool, peer: TorchPeer | None, reps: int, ceil
         calls["torch.nn.LSTM"] = _torch_calls(peer, shape)
     fwd_ms = interleaved_medians_ms({impl: f for impl, (f, _) in calls.items()}, reps)
     train_ms = interleaved_medians_ms({impl: t for impl, (_, t) in calls.items()}, reps)
-    rows = [{
-        "shape": shape.name, **asdict(shape), "impl": impl, "forward_ms": fwd_ms[impl], "train_ms": train_ms[impl],
-        "forward_gflops": shape.forward_flops() / (fwd_ms[impl] * 1e-3) / 1e9,
-        "train_gflops": 3 * shape.forward_flops() / (train_ms[impl] * 1e-3) / 1e9,
-    } for impl in calls]
+    rows = [
+        {
+            "shape": shape.name,
+            **asdict(shape),
+            "impl": impl,
+            "forward_ms": fwd_ms[impl],
+            "train_ms": train_ms[impl],
+            "forward_gflops": shape.forward_flops() / (fwd_ms[impl] * 1e-3) / 1e9,
+            "train_gflops": 3 * shape.forward_flops() / (train_ms[impl] * 1e-3) / 1e9,
+        }
+        for impl in calls
+    ]
     for r in rows:
         r["forward_pct_ceiling"] = 100 * r["forward_gflops"] / ceiling
         r["train_pct_ceiling"] = 100 * r["train_gflops"] / ceiling
@@ -237,7 +268,9 @@ def _write(result: dict, out_dir: Path) -> None:
     width = 0.8 / len(impls)
     for ax, key, title in zip(axes, ("forward_ms", "train_ms"), ("forward pass", "training step")):
         for k, impl in enumerate(impls):
-            vals = [next((r[key] for r in result["rows"] if r["shape"] == s and r["impl"] == impl), np.nan) for s in shapes]
+            vals = [
+                next((r[key] for r in result["rows"] if r["shape"] == s and r["impl"] == impl), np.nan) for s in shapes
+            ]
             ax.bar(np.arange(len(shapes)) + k * width, vals, width, label=impl)
         ax.set_xticks(np.arange(len(shapes)) + 0.4 - width / 2, shapes, rotation=20)
         ax.set_ylabel("median ms (lower is better)")
@@ -251,8 +284,11 @@ def _write(result: dict, out_dir: Path) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shapes", default="small,medium,large",
-                        help=f"comma-separated, from: {', '.join(SHAPES)}; 'deepbench' adds the nine DeepBench shapes")
+    parser.add_argument(
+        "--shapes",
+        default="small,medium,large",
+        help=f"comma-separated, from: {', '.join(SHAPES)}; 'deepbench' adds the nine DeepBench shapes",
+    )
     parser.add_argument("--reps", type=int, default=10, help="timed repetitions per measurement (median reported)")
     parser.add_argument("--quick", action="store_true", help="one tiny shape, 2 repetitions: a smoke run")
     parser.add_argument("--no-torch", action="store_true", help="leave torch.nn.LSTM out even when installed")

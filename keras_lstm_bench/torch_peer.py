@@ -42,7 +42,10 @@ class TorchPeer:
 
     def __init__(self, device: str = "cpu"):
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "keras_lstm_bench.torch_peer", device], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "keras_lstm_bench.torch_peer", device],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def call(self, cmd: str, **args) -> dict:
@@ -69,6 +72,7 @@ class TorchPeer:
 
 
 # The child ---------------------------------------------------------------------------------------
+
 
 def _gemm(n: int, reps: int, device: str) -> dict:
     import torch

@@ -30,8 +30,16 @@ from serving import tensors
 from serving.errors import BadRequestError, clip
 from serving.requests import Signature, check_batch, check_names, check_tensor
 
-__all__ = ["RequestLimits", "model_spec_of", "decode_inputs", "check_limits", "output_fetches",
-           "DEFAULT_MAX_ELEMENTS", "DEFAULT_MAX_SEQUENCE_LENGTH", "DEFAULT_MAX_ANSWER_BYTES"]
+__all__ = [
+    "RequestLimits",
+    "model_spec_of",
+    "decode_inputs",
+    "check_limits",
+    "output_fetches",
+    "DEFAULT_MAX_ELEMENTS",
+    "DEFAULT_MAX_SEQUENCE_LENGTH",
+    "DEFAULT_MAX_ANSWER_BYTES",
+]
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 # 2**24 elements: what a 64 MiB message (the default --max-message-bytes) holds as float32.
@@ -103,16 +111,26 @@ def check_limits(signature: Signature, shapes: Mapping[str, Sequence[int]], limi
     total = 0
     for name in sorted(shapes):
         shape, info = shapes[name], signature.inputs.get(name)
-        if info is not None and info.shape is not None and len(info.shape) >= 2 and info.shape[1] is None \
-                and len(shape) >= 2 and shape[1] > limits.max_sequence_length:
+        if (
+            info is not None
+            and info.shape is not None
+            and len(info.shape) >= 2
+            and info.shape[1] is None
+            and len(shape) >= 2
+            and shape[1] > limits.max_sequence_length
+        ):
             raise BadRequestError(
                 f'input "{clip(name)}": sequence length {shape[1]} is over the server\'s maximum of '
-                f"{limits.max_sequence_length} steps (--max-sequence-length)", code=_INVALID)
+                f"{limits.max_sequence_length} steps (--max-sequence-length)",
+                code=_INVALID,
+            )
         total += math.prod(shape)
         if total > limits.max_elements:
             raise BadRequestError(
                 f'input "{clip(name)}": shape {clip(list(shape))} brings the request to {total} elements, over the '
-                f"server's limit of {limits.max_elements} (--max-request-elements)", code=_INVALID)
+                f"server's limit of {limits.max_elements} (--max-request-elements)",
+                code=_INVALID,
+            )
 
 
 def _check_values_sent(name: str, proto: object, shape: tuple[int, ...], elements: int) -> None:
@@ -124,11 +142,14 @@ def _check_values_sent(name: str, proto: object, shape: tuple[int, ...], element
         if len(proto.tensor_content) != elements * itemsize:
             raise BadRequestError(
                 f'input "{clip(name)}": tensor_content holds {len(proto.tensor_content)} bytes, shape '
-                f"{clip(list(shape))} needs {elements * itemsize}", code=_INVALID)
+                f"{clip(list(shape))} needs {elements * itemsize}",
+                code=_INVALID,
+            )
     elif sent == 0 and elements > 1:
         raise BadRequestError(
             f'input "{clip(name)}": shape {clip(list(shape))} claims {elements} elements but no values were sent',
-            code=_INVALID)
+            code=_INVALID,
+        )
 
 
 def _check_answer(signature: Signature, arrays: Mapping[str, np.ndarray], limits: RequestLimits) -> None:
@@ -141,8 +162,9 @@ def _check_answer(signature: Signature, arrays: Mapping[str, np.ndarray], limits
     if value is not None and value.ndim == 0 and value.dtype.kind in "iu":
         rows, what = int(value), f'input "{BATCH_SIZE_INPUT}": {int(value)} rows'
     else:
-        batched = [a.shape[0] for n, a in arrays.items()
-                   if a.ndim >= 1 and (signature.inputs[n].shape or (1,))[0] is None]
+        batched = [
+            a.shape[0] for n, a in arrays.items() if a.ndim >= 1 and (signature.inputs[n].shape or (1,))[0] is None
+        ]
         if not batched:
             return
         rows, what = max(batched), f"a batch of {max(batched)} rows"
@@ -155,7 +177,8 @@ def _check_answer(signature: Signature, arrays: Mapping[str, np.ndarray], limits
         raise BadRequestError(
             f"{what} of {row} output elements each are over the server's limit of {limits.max_elements} "
             f"elements or {limits.max_answer_bytes} bytes an answer (--max-request-elements, --max-message-bytes)",
-            code=grpc.StatusCode.RESOURCE_EXHAUSTED)
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
 
 
 def _widest(arrays: Mapping[str, np.ndarray], axis: int) -> int:
@@ -170,7 +193,9 @@ def output_fetches(signature: Signature, output_filter: Sequence[str]) -> tuple[
         if alias not in signature.outputs:
             raise BadRequestError(
                 f"output tensor alias not found in signature: {clip(alias)} Outputs expected to be in the "
-                f"set {{{','.join(sorted(signature.outputs))}}}.", code=_INVALID)
+                f"set {{{','.join(sorted(signature.outputs))}}}.",
+                code=_INVALID,
+            )
         if alias in seen:
             raise BadRequestError(f"duplicate output tensor alias: {clip(alias)}", code=_INVALID)
         seen.add(alias)

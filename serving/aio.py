@@ -45,38 +45,85 @@ class AsyncClient(CoreView):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def predict(self, sequences: np.ndarray, lengths: np.ndarray | None = None, *,
-                      version: int | None = None, version_label: str | None = None,
-                      output_filter: Sequence[str] = (), timeout_s: float | None = None) -> dict[str, np.ndarray]:
-        return await self._perform(self._core.predict(sequences, lengths, version=version,
-                                                      version_label=version_label, output_filter=output_filter,
-                                                      timeout_s=timeout_s))
+    async def predict(
+        self,
+        sequences: np.ndarray,
+        lengths: np.ndarray | None = None,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        output_filter: Sequence[str] = (),
+        timeout_s: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        return await self._perform(
+            self._core.predict(
+                sequences,
+                lengths,
+                version=version,
+                version_label=version_label,
+                output_filter=output_filter,
+                timeout_s=timeout_s,
+            )
+        )
 
-    async def run(self, signature: str, inputs: Mapping[str, np.ndarray], *, version: int | None = None,
-                  version_label: str | None = None, output_filter: Sequence[str] = (),
-                  timeout_s: float | None = None) -> dict[str, np.ndarray]:
-        return await self._perform(self._core.run(signature, inputs, version=version, version_label=version_label,
-                                                  output_filter=output_filter, timeout_s=timeout_s))
+    async def run(
+        self,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        output_filter: Sequence[str] = (),
+        timeout_s: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        return await self._perform(
+            self._core.run(
+                signature,
+                inputs,
+                version=version,
+                version_label=version_label,
+                output_filter=output_filter,
+                timeout_s=timeout_s,
+            )
+        )
 
-    async def metadata(self, *, version: int | None = None, version_label: str | None = None,
-                       timeout_s: float | None = None) -> ModelMetadata:
-        return await self._perform(self._core.metadata(version=version, version_label=version_label,
-                                                       timeout_s=timeout_s))
+    async def metadata(
+        self, *, version: int | None = None, version_label: str | None = None, timeout_s: float | None = None
+    ) -> ModelMetadata:
+        return await self._perform(
+            self._core.metadata(version=version, version_label=version_label, timeout_s=timeout_s)
+        )
 
-    async def status(self, *, version: int | None = None, version_label: str | None = None,
-                     timeout_s: float | None = None) -> list[VersionStatus]:
-        return await self._perform(self._core.status(version=version, version_label=version_label,
-                                                     timeout_s=timeout_s))
+    async def status(
+        self, *, version: int | None = None, version_label: str | None = None, timeout_s: float | None = None
+    ) -> list[VersionStatus]:
+        return await self._perform(self._core.status(version=version, version_label=version_label, timeout_s=timeout_s))
 
-    async def wait_until_ready(self, *, timeout_s: float = 30.0, version: int | None = None,
-                               version_label: str | None = None, poll_s: float = 0.1) -> list[VersionStatus]:
-        return await self._perform(self._core.wait_until_ready(timeout_s=timeout_s, version=version,
-                                                               version_label=version_label, poll_s=poll_s))
+    async def wait_until_ready(
+        self,
+        *,
+        timeout_s: float = 30.0,
+        version: int | None = None,
+        version_label: str | None = None,
+        poll_s: float = 0.1,
+    ) -> list[VersionStatus]:
+        return await self._perform(
+            self._core.wait_until_ready(
+                timeout_s=timeout_s, version=version, version_label=version_label, poll_s=poll_s
+            )
+        )
 
-    async def stream(self, batch_size: int = 1, *, version: int | None = None,
-                     version_label: str | None = None, timeout_s: float | None = None) -> AsyncStream:
-        return await AsyncStream.open(self._perform, self._core, batch_size, version=version,
-                                      version_label=version_label, timeout_s=timeout_s)
+    async def stream(
+        self,
+        batch_size: int = 1,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        timeout_s: float | None = None,
+    ) -> AsyncStream:
+        return await AsyncStream.open(
+            self._perform, self._core, batch_size, version=version, version_label=version_label, timeout_s=timeout_s
+        )
 
     async def _perform(self, plan: Plan[T]) -> T:
         reply: object = None

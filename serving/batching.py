@@ -51,8 +51,12 @@ class BatchingOptions:
         def get(name: str) -> int:
             return int(getattr(params, name).value) if params.HasField(name) else getattr(default, name)
 
-        options = cls(**{name: get(name) for name in
-                         ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches")})
+        options = cls(
+            **{
+                name: get(name)
+                for name in ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches")
+            }
+        )
         if min(options.max_batch_size, options.num_batch_threads, options.max_enqueued_batches) < 1:
             raise ValueError(f"batching parameters must be >= 1: {options}")
         return options
@@ -87,19 +91,24 @@ class Batcher:
         self._queues: dict[Hashable, collections.deque[_Batch]] = collections.defaultdict(collections.deque)
         self._cond = threading.Condition()
         self._stopping = False
-        self._workers = [threading.Thread(target=self._work, name=f"batch-{i}", daemon=True)
-                         for i in range(options.num_batch_threads)]
+        self._workers = [
+            threading.Thread(target=self._work, name=f"batch-{i}", daemon=True)
+            for i in range(options.num_batch_threads)
+        ]
         for worker in self._workers:
             worker.start()
 
-    def submit(self, servable: Hashable, signature: str, inputs: Mapping[str, np.ndarray], *,
-               timeout_s: float | None = None) -> dict[str, np.ndarray]:
+    def submit(
+        self, servable: Hashable, signature: str, inputs: Mapping[str, np.ndarray], *, timeout_s: float | None = None
+    ) -> dict[str, np.ndarray]:
         """Run `inputs` (all batched along axis 0) as part of a batch; blocks until done. A request still
         queued after `timeout_s` is dropped from its batch with DEADLINE_EXCEEDED."""
         rows = int(next(iter(inputs.values())).shape[0])
         if rows > self.options.max_batch_size:
-            raise BadRequestError(f"Task size {rows} is larger than maximum input batch size "
-                                  f"{self.options.max_batch_size}", code=grpc.StatusCode.INVALID_ARGUMENT)
+            raise BadRequestError(
+                f"Task size {rows} is larger than maximum input batch size {self.options.max_batch_size}",
+                code=grpc.StatusCode.INVALID_ARGUMENT,
+            )
         key = (servable, signature, tuple(sorted((k, v.dtype.str, v.shape[1:]) for k, v in inputs.items())))
         task = _Task(dict(inputs), rows, None if timeout_s is None else time.monotonic() + timeout_s)
         with self._cond:
@@ -112,8 +121,10 @@ class Batcher:
                 if queue:
                     queue[-1].closed = True
                 if len(queue) >= self.options.max_enqueued_batches:
-                    raise UnavailableError("The batch scheduling queue to which this task was submitted is full",
-                                           code=grpc.StatusCode.UNAVAILABLE)
+                    raise UnavailableError(
+                        "The batch scheduling queue to which this task was submitted is full",
+                        code=grpc.StatusCode.UNAVAILABLE,
+                    )
                 batch = _Batch(servable, signature, time.monotonic())
                 queue.append(batch)
             batch.tasks.append(task)
@@ -161,7 +172,9 @@ class Batcher:
         tasks = []
         for task in batch.tasks:
             if task.deadline is not None and task.deadline <= now:
-                task.error = ServingError("Deadline exceeded before the batch ran", code=grpc.StatusCode.DEADLINE_EXCEEDED)
+                task.error = ServingError(
+                    "Deadline exceeded before the batch ran", code=grpc.StatusCode.DEADLINE_EXCEEDED
+                )
                 task.done.set()
             else:
                 tasks.append(task)
@@ -179,8 +192,10 @@ class Batcher:
             bounds = np.cumsum([t.rows for t in tasks])[:-1]
             for name, value in outputs.items():
                 if value.ndim == 0 or value.shape[0] != rows:
-                    raise ServingError(f"output {name!r} has shape {list(value.shape)}, not batched "
-                                       f"along axis 0 ({rows} rows)", code=grpc.StatusCode.INTERNAL)
+                    raise ServingError(
+                        f"output {name!r} has shape {list(value.shape)}, not batched along axis 0 ({rows} rows)",
+                        code=grpc.StatusCode.INTERNAL,
+                    )
             parts = {name: np.split(value, bounds) for name, value in outputs.items()}
             for i, task in enumerate(tasks):
                 task.result = {name: pieces[i] for name, pieces in parts.items()}

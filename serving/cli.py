@@ -35,14 +35,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     models.add_argument("--model-config", type=Path, help="ModelServerConfig text file (models/models.config)")
     models.add_argument("--model-base", type=Path, help="one model's base path, holding <version>/ directories")
     models.add_argument("--model-name", help="the name to serve --model-base under")
-    models.add_argument("--mount", action="append", default=[], metavar="HOST_DIR:/CONTAINER_DIR",
-                        help="read config base_paths under CONTAINER_DIR from HOST_DIR, like a docker volume "
-                             "(default: the config file's directory for /models)")
-    models.add_argument("--file-system-poll-wait-seconds", type=_seconds, default=1.0,
-                        help="how often to look for new and removed versions (0: never)")
-    models.add_argument("--model-config-file-poll-wait-seconds", type=_seconds, default=0.0,
-                        help="how often to re-read --model-config and serve what it names then (0: read once, "
-                             "as TF Serving's default; ModelService.HandleReloadConfigRequest works either way)")
+    models.add_argument(
+        "--mount",
+        action="append",
+        default=[],
+        metavar="HOST_DIR:/CONTAINER_DIR",
+        help="read config base_paths under CONTAINER_DIR from HOST_DIR, like a docker volume "
+        "(default: the config file's directory for /models)",
+    )
+    models.add_argument(
+        "--file-system-poll-wait-seconds",
+        type=_seconds,
+        default=1.0,
+        help="how often to look for new and removed versions (0: never)",
+    )
+    models.add_argument(
+        "--model-config-file-poll-wait-seconds",
+        type=_seconds,
+        default=0.0,
+        help="how often to re-read --model-config and serve what it names then (0: read once, "
+        "as TF Serving's default; ModelService.HandleReloadConfigRequest works either way)",
+    )
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 or :: for all interfaces")
     net.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
@@ -50,56 +63,109 @@ def configure(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024, help="gRPC message size limit")
     net.add_argument("--grpc-threads", type=int, default=64, help="threads answering RPCs")
     net.add_argument("--grace-seconds", type=_seconds, default=30.0, help="how long shutdown waits for requests")
-    net.add_argument("--drain-seconds", type=_seconds, default=1.0,
-                     help="on shutdown, how long new calls get UNAVAILABLE (retryable) before the port closes")
+    net.add_argument(
+        "--drain-seconds",
+        type=_seconds,
+        default=1.0,
+        help="on shutdown, how long new calls get UNAVAILABLE (retryable) before the port closes",
+    )
     net.add_argument("--ssl-cert", type=Path, help="server certificate chain (PEM); enables TLS")
     net.add_argument("--ssl-key", type=Path, help="server private key (PEM)")
-    net.add_argument("--auth-token", default=os.environ.get("SERVING_AUTH_TOKEN"),
-                     help="require 'authorization: Bearer TOKEN' call metadata, like an auth proxy would "
-                          "(default: $SERVING_AUTH_TOKEN; unset: no check)")
+    net.add_argument(
+        "--auth-token",
+        default=os.environ.get("SERVING_AUTH_TOKEN"),
+        help="require 'authorization: Bearer TOKEN' call metadata, like an auth proxy would "
+        "(default: $SERVING_AUTH_TOKEN; unset: no check)",
+    )
     net.add_argument("--ssl-client-ca", type=Path, help="require client certificates signed by this CA (PEM)")
     rest = parser.add_argument_group("REST API (TF Serving's, beside gRPC: docs/rest.md)")
-    rest.add_argument("--rest-api-port", type=_port, default=0, metavar="PORT",
-                      help="serve TF Serving's REST API on this port of --host (0: off, TF Serving's default)")
-    rest.add_argument("--rest-api-num-threads", type=_positive, default=4 * (os.cpu_count() or 1), metavar="N",
-                      help="threads answering REST requests (default: %(default)s, 4 per core as TF Serving)")
-    rest.add_argument("--rest-api-timeout-in-ms", type=_millis, default=30000, metavar="MS",
-                      help="deadline of each REST predict (0: none; default: %(default)s, as TF Serving)")
-    rest.add_argument("--monitoring-config-file", type=Path, metavar="FILE",
-                      help="MonitoringConfig text file (models/monitoring.config); with prometheus_config enabled, "
-                           "Prometheus metrics are served on the REST port at its path")
+    rest.add_argument(
+        "--rest-api-port",
+        type=_port,
+        default=0,
+        metavar="PORT",
+        help="serve TF Serving's REST API on this port of --host (0: off, TF Serving's default)",
+    )
+    rest.add_argument(
+        "--rest-api-num-threads",
+        type=_positive,
+        default=4 * (os.cpu_count() or 1),
+        metavar="N",
+        help="threads answering REST requests (default: %(default)s, 4 per core as TF Serving)",
+    )
+    rest.add_argument(
+        "--rest-api-timeout-in-ms",
+        type=_millis,
+        default=30000,
+        metavar="MS",
+        help="deadline of each REST predict (0: none; default: %(default)s, as TF Serving)",
+    )
+    rest.add_argument(
+        "--monitoring-config-file",
+        type=Path,
+        metavar="FILE",
+        help="MonitoringConfig text file (models/monitoring.config); with prometheus_config enabled, "
+        "Prometheus metrics are served on the REST port at its path",
+    )
     from serving.admission import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_SEQUENCE_LENGTH
 
     limits = parser.add_argument_group("request limits (what one request may make the server hold)")
-    limits.add_argument("--max-request-elements", type=_positive, default=DEFAULT_MAX_ELEMENTS, metavar="N",
-                        help="elements one Predict request may claim, summed over its inputs (a value filled out to "
-                             "a whole shape counts in full; a REST body's JSON values are counted before it is "
-                             "parsed), and its answer may hold (init_state's batch_size or the batch, times one row "
-                             "of every output); over it: INVALID_ARGUMENT (RESOURCE_EXHAUSTED for an answer) before "
-                             "anything is allocated (default: %(default)s = 2**24, a 64 MiB message of float32)")
-    limits.add_argument("--max-sequence-length", type=_positive, default=DEFAULT_MAX_SEQUENCE_LENGTH, metavar="STEPS",
-                        help="longest sequence (dimension 1 of an input shaped [?, ?, ...]) a request may send; "
-                             "longer: INVALID_ARGUMENT (default: %(default)s)")
+    limits.add_argument(
+        "--max-request-elements",
+        type=_positive,
+        default=DEFAULT_MAX_ELEMENTS,
+        metavar="N",
+        help="elements one Predict request may claim, summed over its inputs (a value filled out to "
+        "a whole shape counts in full; a REST body's JSON values are counted before it is "
+        "parsed), and its answer may hold (init_state's batch_size or the batch, times one row "
+        "of every output); over it: INVALID_ARGUMENT (RESOURCE_EXHAUSTED for an answer) before "
+        "anything is allocated (default: %(default)s = 2**24, a 64 MiB message of float32)",
+    )
+    limits.add_argument(
+        "--max-sequence-length",
+        type=_positive,
+        default=DEFAULT_MAX_SEQUENCE_LENGTH,
+        metavar="STEPS",
+        help="longest sequence (dimension 1 of an input shaped [?, ?, ...]) a request may send; "
+        "longer: INVALID_ARGUMENT (default: %(default)s)",
+    )
     batch = parser.add_argument_group("batching")
     batch.add_argument("--enable-batching", action="store_true", help="batch concurrent requests")
-    batch.add_argument("--batching-parameters-file", type=Path,
-                       help="BatchingParameters text file (models/batching.config); implies --enable-batching")
+    batch.add_argument(
+        "--batching-parameters-file",
+        type=Path,
+        help="BatchingParameters text file (models/batching.config); implies --enable-batching",
+    )
     tf_threads = parser.add_argument_group("tensorflow")
-    tf_threads.add_argument("--tensorflow-intra-op-parallelism", type=thread_count, default=0, metavar="N",
-                            help="threads one op may use, e.g. a matmul (0: TensorFlow picks, the number of cores)")
-    tf_threads.add_argument("--tensorflow-inter-op-parallelism", type=thread_count, default=0, metavar="N",
-                            help="threads running independent ops of the model's graph, shared by all requests "
-                                 "(0: TensorFlow picks; 1 spends less CPU per request when requests already "
-                                 "keep every core busy)")
-    tf_threads.add_argument("--xla-cpu-compilation-enabled", action="store_true",
-                            help="run functions marked for XLA (exports made with `keras-lstm export --xla`), as "
-                                 "TF Serving's --xla_cpu_compilation_enabled; without it they fail, as there")
+    tf_threads.add_argument(
+        "--tensorflow-intra-op-parallelism",
+        type=thread_count,
+        default=0,
+        metavar="N",
+        help="threads one op may use, e.g. a matmul (0: TensorFlow picks, the number of cores)",
+    )
+    tf_threads.add_argument(
+        "--tensorflow-inter-op-parallelism",
+        type=thread_count,
+        default=0,
+        metavar="N",
+        help="threads running independent ops of the model's graph, shared by all requests "
+        "(0: TensorFlow picks; 1 spends less CPU per request when requests already "
+        "keep every core busy)",
+    )
+    tf_threads.add_argument(
+        "--xla-cpu-compilation-enabled",
+        action="store_true",
+        help="run functions marked for XLA (exports made with `keras-lstm export --xla`), as "
+        "TF Serving's --xla_cpu_compilation_enabled; without it they fail, as there",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # Heavy imports (TensorFlow) only once the arguments are known to be usable.
     sources = _sources(args)
     if args.rest_api_port and args.rest_api_port == args.port:
@@ -120,16 +186,26 @@ def run(args: argparse.Namespace) -> int:
         params = parse_text_file(args.batching_parameters_file, BatchingParameters)
         batching = BatchingOptions.from_proto(params)
         if params.allowed_batch_sizes or params.pad_variable_length_inputs:
-            log.warning("batching: allowed_batch_sizes and pad_variable_length_inputs are ignored by the "
-                        "local server (it never pads; requests of different shapes batch separately)")
+            log.warning(
+                "batching: allowed_batch_sizes and pad_variable_length_inputs are ignored by the "
+                "local server (it never pads; requests of different shapes batch separately)"
+            )
     elif args.enable_batching:
         batching = BatchingOptions()
     options = ServerOptions(
-        host=args.host, port=args.port, max_message_bytes=args.max_message_bytes, grpc_threads=args.grpc_threads,
-        ssl_cert=args.ssl_cert, ssl_key=args.ssl_key, ssl_client_ca=args.ssl_client_ca, auth_token=args.auth_token,
+        host=args.host,
+        port=args.port,
+        max_message_bytes=args.max_message_bytes,
+        grpc_threads=args.grpc_threads,
+        ssl_cert=args.ssl_cert,
+        ssl_key=args.ssl_key,
+        ssl_client_ca=args.ssl_client_ca,
+        auth_token=args.auth_token,
         limits=RequestLimits(max_elements=args.max_request_elements, max_sequence_length=args.max_sequence_length),
-        rest_api_port=args.rest_api_port, rest_api_threads=args.rest_api_num_threads,
-        rest_api_timeout_s=args.rest_api_timeout_in_ms / 1000 or None, metrics_path=_metrics_path(args),
+        rest_api_port=args.rest_api_port,
+        rest_api_threads=args.rest_api_num_threads,
+        rest_api_timeout_s=args.rest_api_timeout_in_ms / 1000 or None,
+        metrics_path=_metrics_path(args),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -138,15 +214,21 @@ def run(args: argparse.Namespace) -> int:
     manager = ModelManager(sources, poll_s=args.file_system_poll_wait_seconds)
     server = LocalServer(manager, options, batching, resolve_config=_config_resolver(args))
     server.start()
-    log.info("tensorflow threads: intra-op %d, inter-op %d (0: TensorFlow's choice)",
-             tf.config.threading.get_intra_op_parallelism_threads(),
-             tf.config.threading.get_inter_op_parallelism_threads())
+    log.info(
+        "tensorflow threads: intra-op %d, inter-op %d (0: TensorFlow's choice)",
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
     if batching is not None:
         log.info("batching: %s", batching)
     log.info("serving gRPC on %s:%d (%s)", args.host, server.port, "TLS" if args.ssl_cert else "plaintext")
     if server.rest is not None:
-        log.info("serving REST on %s:%d (plaintext, as TF Serving's)%s", args.host, server.rest.port,
-                 f"; Prometheus metrics at {options.metrics_path}" if options.metrics_path else "")
+        log.info(
+            "serving REST on %s:%d (plaintext, as TF Serving's)%s",
+            args.host,
+            server.rest.port,
+            f"; Prometheus metrics at {options.metrics_path}" if options.metrics_path else "",
+        )
     if args.port_file is not None:
         tmp = args.port_file.with_suffix(".tmp")
         tmp.write_text(str(server.port))
@@ -174,8 +256,10 @@ def _metrics_path(args: argparse.Namespace) -> str | None:
     except (OSError, text_format.ParseError) as err:
         raise SystemExit(f"serve: --monitoring-config-file {args.monitoring_config_file}: {err}") from None
     if path is not None and not args.rest_api_port:
-        log.warning("--monitoring-config-file enables Prometheus, but the REST API is off (--rest-api-port 0), "
-                    "so no metrics are served")
+        log.warning(
+            "--monitoring-config-file enables Prometheus, but the REST API is off (--rest-api-port 0), "
+            "so no metrics are served"
+        )
     return path
 
 
@@ -218,6 +302,8 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"got {text!r}; expected a whole number, 1 or more")
     return value
+
+
 thread_count = _at_least_zero(int, "a whole number of threads, 0 (TensorFlow picks) or more")
 
 
@@ -243,7 +329,8 @@ def disable_xla_compilation() -> None:
         getattr(ctypes.CDLL(str(library)), "_ZN10tensorflow21DisableXlaCompilationEv")()
     except (OSError, AttributeError) as err:
         logging.getLogger("serving.server").warning(
-            "cannot disable XLA compilation as TF Serving does (%s): exports made with --xla will run here", err)
+            "cannot disable XLA compilation as TF Serving does (%s): exports made with --xla will run here", err
+        )
 
 
 def _mounts(args: argparse.Namespace):  # -> list[Mount]
@@ -257,8 +344,9 @@ def _config_resolver(args: argparse.Namespace):  # -> ConfigResolver
     from serving.model_config import sources_from_config
 
     config_dir = args.model_config.parent.resolve() if args.model_config is not None else Path.cwd()
-    return functools.partial(sources_from_config, config_dir=config_dir, mounts=_mounts(args),
-                             where="ReloadConfigRequest")
+    return functools.partial(
+        sources_from_config, config_dir=config_dir, mounts=_mounts(args), where="ReloadConfigRequest"
+    )
 
 
 def _watch_config(args: argparse.Namespace, manager, stop: threading.Event) -> None:

@@ -61,48 +61,96 @@ class Client(CoreView):
         self.close()
 
     # -- calls -----------------------------------------------------------------------------
-    def predict(self, sequences: np.ndarray, lengths: np.ndarray | None = None, *, version: int | None = None,
-                version_label: str | None = None, output_filter: Sequence[str] = (),
-                timeout_s: float | None = None) -> dict[str, np.ndarray]:
+    def predict(
+        self,
+        sequences: np.ndarray,
+        lengths: np.ndarray | None = None,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        output_filter: Sequence[str] = (),
+        timeout_s: float | None = None,
+    ) -> dict[str, np.ndarray]:
         """Run the model on [batch, time, features] float32 sequences.
 
         With `lengths` ([batch] ints) the `padded` signature ignores steps at or past each
         row's length. Returns {"outputs", "h", "c"} (or the `output_filter` subset).
         """
-        return self._perform(self._core.predict(sequences, lengths, version=version, version_label=version_label,
-                                                output_filter=output_filter, timeout_s=timeout_s))
+        return self._perform(
+            self._core.predict(
+                sequences,
+                lengths,
+                version=version,
+                version_label=version_label,
+                output_filter=output_filter,
+                timeout_s=timeout_s,
+            )
+        )
 
-    def run(self, signature: str, inputs: Mapping[str, np.ndarray], *, version: int | None = None,
-            version_label: str | None = None, output_filter: Sequence[str] = (),
-            timeout_s: float | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        output_filter: Sequence[str] = (),
+        timeout_s: float | None = None,
+    ) -> dict[str, np.ndarray]:
         """Run any signature with named NumPy inputs."""
-        return self._perform(self._core.run(signature, inputs, version=version, version_label=version_label,
-                                            output_filter=output_filter, timeout_s=timeout_s))
+        return self._perform(
+            self._core.run(
+                signature,
+                inputs,
+                version=version,
+                version_label=version_label,
+                output_filter=output_filter,
+                timeout_s=timeout_s,
+            )
+        )
 
-    def metadata(self, *, version: int | None = None, version_label: str | None = None,
-                 timeout_s: float | None = None) -> ModelMetadata:
+    def metadata(
+        self, *, version: int | None = None, version_label: str | None = None, timeout_s: float | None = None
+    ) -> ModelMetadata:
         """The model's signatures (GetModelMetadata); also refreshes the validation cache."""
         return self._perform(self._core.metadata(version=version, version_label=version_label, timeout_s=timeout_s))
 
-    def status(self, *, version: int | None = None, version_label: str | None = None,
-               timeout_s: float | None = None) -> list[VersionStatus]:
+    def status(
+        self, *, version: int | None = None, version_label: str | None = None, timeout_s: float | None = None
+    ) -> list[VersionStatus]:
         """Every version the server knows of, with its state (GetModelStatus)."""
         return self._perform(self._core.status(version=version, version_label=version_label, timeout_s=timeout_s))
 
-    def wait_until_ready(self, *, timeout_s: float = 30.0, version: int | None = None,
-                         version_label: str | None = None, poll_s: float = 0.1) -> list[VersionStatus]:
+    def wait_until_ready(
+        self,
+        *,
+        timeout_s: float = 30.0,
+        version: int | None = None,
+        version_label: str | None = None,
+        poll_s: float = 0.1,
+    ) -> list[VersionStatus]:
         """Poll GetModelStatus until a (the) version is AVAILABLE; ModelNotReadyError after timeout_s.
 
         Connection errors and NOT_FOUND (server still starting or loading) are polled over.
         """
-        return self._perform(self._core.wait_until_ready(timeout_s=timeout_s, version=version,
-                                                         version_label=version_label, poll_s=poll_s))
+        return self._perform(
+            self._core.wait_until_ready(
+                timeout_s=timeout_s, version=version, version_label=version_label, poll_s=poll_s
+            )
+        )
 
-    def stream(self, batch_size: int = 1, *, version: int | None = None, version_label: str | None = None,
-               timeout_s: float | None = None) -> Stream:
+    def stream(
+        self,
+        batch_size: int = 1,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Stream:
         """Open a step-by-step stream (signatures `init_state` and `step`), version pinned."""
-        return Stream(self._perform, self._core, batch_size, version=version, version_label=version_label,
-                      timeout_s=timeout_s)
+        return Stream(
+            self._perform, self._core, batch_size, version=version, version_label=version_label, timeout_s=timeout_s
+        )
 
     # -- performing a plan --------------------------------------------------------------------
     def _perform(self, plan: Plan[T]) -> T:

@@ -40,35 +40,52 @@ def _build() -> tuple[type[message.Message], type[message.Message], type[message
     msg, i64, string = _F.TYPE_MESSAGE, ".google.protobuf.Int64Value", ".google.protobuf.StringValue"
     batching = descriptor_pb2.FileDescriptorProto(
         name="tensorflow_serving/servables/tensorflow/session_bundle_config.proto",
-        package="tensorflow.serving", syntax="proto3", dependency=[_WRAPPERS],
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=[_WRAPPERS],
     )
-    batching.message_type.add(name="BatchingParameters", field=[
-        _field("max_batch_size", 1, msg, i64),
-        _field("batch_timeout_micros", 2, msg, i64),
-        _field("max_enqueued_batches", 3, msg, i64),
-        _field("num_batch_threads", 4, msg, i64),
-        _field("thread_pool_name", 5, msg, string),
-        _field("allowed_batch_sizes", 6, _F.TYPE_INT64, repeated=True),
-        _field("pad_variable_length_inputs", 7, _F.TYPE_BOOL),
-    ])
+    batching.message_type.add(
+        name="BatchingParameters",
+        field=[
+            _field("max_batch_size", 1, msg, i64),
+            _field("batch_timeout_micros", 2, msg, i64),
+            _field("max_enqueued_batches", 3, msg, i64),
+            _field("num_batch_threads", 4, msg, i64),
+            _field("thread_pool_name", 5, msg, string),
+            _field("allowed_batch_sizes", 6, _F.TYPE_INT64, repeated=True),
+            _field("pad_variable_length_inputs", 7, _F.TYPE_BOOL),
+        ],
+    )
     pool.Add(batching)
 
     monitoring = descriptor_pb2.FileDescriptorProto(
-        name="tensorflow_serving/config/monitoring_config.proto", package="tensorflow.serving", syntax="proto3",
+        name="tensorflow_serving/config/monitoring_config.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
     )
-    monitoring.message_type.add(name="PrometheusConfig", field=[
-        _field("enable", 1, _F.TYPE_BOOL), _field("path", 2, _F.TYPE_STRING),
-    ])
-    monitoring.message_type.add(name="MonitoringConfig", field=[
-        _field("prometheus_config", 1, msg, ".tensorflow.serving.PrometheusConfig"),
-    ])
+    monitoring.message_type.add(
+        name="PrometheusConfig",
+        field=[
+            _field("enable", 1, _F.TYPE_BOOL),
+            _field("path", 2, _F.TYPE_STRING),
+        ],
+    )
+    monitoring.message_type.add(
+        name="MonitoringConfig",
+        field=[
+            _field("prometheus_config", 1, msg, ".tensorflow.serving.PrometheusConfig"),
+        ],
+    )
     pool.Add(monitoring)
 
     def cls(name: str) -> type[message.Message]:
         return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
 
-    return (cls("tensorflow.serving.BatchingParameters"), cls("tensorflow.serving.MonitoringConfig"),
-            cls("tensorflow.serving.PrometheusConfig"))
+    return (
+        cls("tensorflow.serving.BatchingParameters"),
+        cls("tensorflow.serving.MonitoringConfig"),
+        cls("tensorflow.serving.PrometheusConfig"),
+    )
 
 
 try:  # a future tensorflow-serving-api may ship them

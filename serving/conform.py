@@ -46,8 +46,7 @@ def conform_inputs(inputs: Mapping[str, object], signature: Signature | None) ->
     """Every input as an array of the dtype its signature entry expects (see the module's rule). Inputs
     the signature does not name are only made arrays; `check_inputs` reports them."""
     entries = signature.inputs if signature is not None else {}
-    return {name: conform(name, value, entries.get(name), guess=signature is None)
-            for name, value in inputs.items()}
+    return {name: conform(name, value, entries.get(name), guess=signature is None) for name, value in inputs.items()}
 
 
 def conform(name: str, value: object, info: TensorInfo | None, *, guess: bool = False) -> np.ndarray:
@@ -72,15 +71,20 @@ def conform(name: str, value: object, info: TensorInfo | None, *, guess: bool = 
         with np.errstate(invalid="ignore", over="ignore"):
             inexact = converted.astype(array.dtype) != array
         if inexact.any():
-            _refuse(name, array, target,
-                    f"{array[inexact].flat[0].item()!r} is not exactly representable in {target.name}")
+            _refuse(
+                name, array, target, f"{array[inexact].flat[0].item()!r} is not exactly representable in {target.name}"
+            )
         return converted
     if wanted in "iu" and source in "iu":
         limits = np.iinfo(target)
         outside = (array < limits.min) | (array > limits.max) if array.size else np.zeros(0, bool)
         if outside.any():
-            _refuse(name, array, target,
-                    f"{array[outside].flat[0].item()!r} is out of {target.name}'s range [{limits.min}, {limits.max}]")
+            _refuse(
+                name,
+                array,
+                target,
+                f"{array[outside].flat[0].item()!r} is out of {target.name}'s range [{limits.min}, {limits.max}]",
+            )
         return array.astype(target)
     return array  # not convertible: check_inputs names the input and both dtypes
 
@@ -91,10 +95,14 @@ def _as_array(name: str, value: object) -> np.ndarray:
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as err:  # a ragged list
-        raise BadRequestError(f'input "{clip(name)}": cannot be made an array: {clip(str(err))}',
-                              code=_INVALID) from err
+        raise BadRequestError(
+            f'input "{clip(name)}": cannot be made an array: {clip(str(err))}', code=_INVALID
+        ) from err
 
 
 def _refuse(name: str, array: np.ndarray, target: np.dtype, why: str) -> None:
-    raise BadRequestError(f'input "{clip(name)}": expects {target.name} but {array.dtype} is provided, and '
-                          f"converting it would change a value: {why}", code=_INVALID)
+    raise BadRequestError(
+        f'input "{clip(name)}": expects {target.name} but {array.dtype} is provided, and '
+        f"converting it would change a value: {why}",
+        code=_INVALID,
+    )

@@ -79,8 +79,9 @@ def advance(plan: Plan[T], reply: object = None, error: BaseException | None = N
 def stubs(channel: grpc.Channel | grpc.aio.Channel) -> dict[str, Any]:
     """{method path: unary-unary callable} on one channel (blocking or asyncio alike)."""
     return {
-        m.path: channel.unary_unary(m.path, request_serializer=m.request.SerializeToString,
-                                    response_deserializer=m.response.FromString)
+        m.path: channel.unary_unary(
+            m.path, request_serializer=m.request.SerializeToString, response_deserializer=m.response.FromString
+        )
         for m in METHODS
     }
 
@@ -120,9 +121,14 @@ class ClientOptions:
 
     def channel_config(self, target: str | Sequence[str]) -> ChannelConfig:
         return ChannelConfig.create(
-            target, max_message_bytes=self.max_message_bytes, keepalive_s=self.keepalive_s, tls=self.tls,
-            root_certificates=self.root_certificates, private_key=self.private_key,
-            certificate_chain=self.certificate_chain, server_name_override=self.server_name_override,
+            target,
+            max_message_bytes=self.max_message_bytes,
+            keepalive_s=self.keepalive_s,
+            tls=self.tls,
+            root_certificates=self.root_certificates,
+            private_key=self.private_key,
+            certificate_chain=self.certificate_chain,
+            server_name_override=self.server_name_override,
         )
 
 
@@ -139,9 +145,16 @@ class Core:
         self._lock = threading.Lock()  # the sync client's calls may come from many threads
 
     # -- plans, one per client call ---------------------------------------------------------------
-    def run(self, signature: str, inputs: Mapping[str, np.ndarray], *, version: int | None = None,
-            version_label: str | None = None, output_filter: Sequence[str] = (),
-            timeout_s: float | None = None) -> Plan[dict[str, np.ndarray]]:
+    def run(
+        self,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        output_filter: Sequence[str] = (),
+        timeout_s: float | None = None,
+    ) -> Plan[dict[str, np.ndarray]]:
         deadline = self.deadline(timeout_s)
         if self.options.validate:
             selector = (version, version_label)
@@ -151,29 +164,58 @@ class Core:
             requests.check_inputs(expected, inputs)
         else:
             inputs = conform.conform_inputs(inputs, None)  # no metadata: float32 / int32 assumed
-        request = requests.predict_request(self.model, inputs, signature=signature, version=version,
-                                           version_label=version_label, output_filter=output_filter)
+        request = requests.predict_request(
+            self.model,
+            inputs,
+            signature=signature,
+            version=version,
+            version_label=version_label,
+            output_filter=output_filter,
+        )
         return requests.parse_predict((yield from self.call(wire.PREDICT, request, deadline)))
 
-    def predict(self, sequences: np.ndarray, lengths: np.ndarray | None = None, *, version: int | None = None,
-                version_label: str | None = None, output_filter: Sequence[str] = (),
-                timeout_s: float | None = None) -> Plan[dict[str, np.ndarray]]:
+    def predict(
+        self,
+        sequences: np.ndarray,
+        lengths: np.ndarray | None = None,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        output_filter: Sequence[str] = (),
+        timeout_s: float | None = None,
+    ) -> Plan[dict[str, np.ndarray]]:
         signature, inputs = requests.sequence_inputs(sequences, lengths)
-        return (yield from self.run(signature, inputs, version=version, version_label=version_label,
-                                    output_filter=output_filter, timeout_s=timeout_s))
+        return (
+            yield from self.run(
+                signature,
+                inputs,
+                version=version,
+                version_label=version_label,
+                output_filter=output_filter,
+                timeout_s=timeout_s,
+            )
+        )
 
-    def metadata(self, *, version: int | None = None, version_label: str | None = None,
-                 timeout_s: float | None = None) -> Plan[ModelMetadata]:
+    def metadata(
+        self, *, version: int | None = None, version_label: str | None = None, timeout_s: float | None = None
+    ) -> Plan[ModelMetadata]:
         return (yield from self._fetch_metadata((version, version_label), self.deadline(timeout_s)))
 
-    def status(self, *, version: int | None = None, version_label: str | None = None,
-               timeout_s: float | None = None) -> Plan[list[VersionStatus]]:
+    def status(
+        self, *, version: int | None = None, version_label: str | None = None, timeout_s: float | None = None
+    ) -> Plan[list[VersionStatus]]:
         deadline = self.deadline(timeout_s)
         request = requests.status_request(self.model, version=version, version_label=version_label)
         return requests.parse_status((yield from self.call(wire.GET_MODEL_STATUS, request, deadline)))
 
-    def wait_until_ready(self, *, timeout_s: float = 30.0, version: int | None = None,
-                         version_label: str | None = None, poll_s: float = 0.1) -> Plan[list[VersionStatus]]:
+    def wait_until_ready(
+        self,
+        *,
+        timeout_s: float = 30.0,
+        version: int | None = None,
+        version_label: str | None = None,
+        poll_s: float = 0.1,
+    ) -> Plan[list[VersionStatus]]:
         """Poll GetModelStatus until a (the) version is AVAILABLE; ModelNotReadyError after timeout_s.
 
         Connection errors and NOT_FOUND (server still starting or loading) are polled over.
@@ -183,8 +225,9 @@ class Core:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                last = yield from self.status(version=version, version_label=version_label,
-                                              timeout_s=max(min(remaining, 5.0), 0.01))
+                last = yield from self.status(
+                    version=version, version_label=version_label, timeout_s=max(min(remaining, 5.0), 0.01)
+                )
                 if any(v.state == "AVAILABLE" for v in last):
                     return last
             except (UnavailableError, ModelNotFoundError, DeadlineExceededError) as err:
@@ -204,8 +247,9 @@ class Core:
         for attempt in range(self.options.max_attempts):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise DeadlineExceededError("deadline passed before the call could be sent",
-                                            code=grpc.StatusCode.DEADLINE_EXCEEDED)
+                raise DeadlineExceededError(
+                    "deadline passed before the call could be sent", code=grpc.StatusCode.DEADLINE_EXCEEDED
+                )
             try:
                 return (yield Call(method, request, self._next.next(), remaining, self.options.metadata))
             except grpc.RpcError as err:
@@ -262,5 +306,6 @@ def signature_of(meta: ModelMetadata, name: str) -> Signature:
         return meta.signatures[name]
     except KeyError:
         # TF Serving answers FAILED_PRECONDITION with this message for an unknown signature.
-        raise BadRequestError(f'Serving signature key "{name}" not found.',
-                              code=grpc.StatusCode.FAILED_PRECONDITION) from None
+        raise BadRequestError(
+            f'Serving signature key "{name}" not found.', code=grpc.StatusCode.FAILED_PRECONDITION
+        ) from None

@@ -70,8 +70,8 @@ class Drain(grpc.ServerInterceptor):
                 self._exit()
 
         return grpc.unary_unary_rpc_method_handler(
-            counted, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            counted, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
     @contextlib.contextmanager
     def call(self) -> Iterator[None]:

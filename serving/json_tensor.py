@@ -60,8 +60,10 @@ _F32_MAX = float(np.finfo(np.float32).max)
 _EXACT_INT = {DataType.DT_FLOAT: (1 << 24) - 1, DataType.DT_DOUBLE: (1 << 53) - 1}
 # Integer dtypes: the proto field TF Serving fills and the JSON integers it accepts for it.
 _INT_FIELDS: dict[int, tuple[str, int, int]] = {
-    **{d: ("int_val", -(1 << 31), (1 << 31) - 1)
-       for d in (DataType.DT_INT32, DataType.DT_INT16, DataType.DT_INT8, DataType.DT_UINT8, DataType.DT_UINT16)},
+    **{
+        d: ("int_val", -(1 << 31), (1 << 31) - 1)
+        for d in (DataType.DT_INT32, DataType.DT_INT16, DataType.DT_INT8, DataType.DT_UINT8, DataType.DT_UINT16)
+    },
     DataType.DT_INT64: ("int64_val", -(1 << 63), (1 << 63) - 1),
     DataType.DT_UINT32: ("uint32_val", 0, (1 << 32) - 1),
     DataType.DT_UINT64: ("uint64_val", 0, (1 << 64) - 1),
@@ -88,9 +90,13 @@ def _bad(message: str) -> BadRequestError:
 
 
 # -- request ----------------------------------------------------------------------------------------------------
-def fill_predict_request(body: bytes, signature_of: Callable[[str], Signature], request: Message,
-                         limits: RequestLimits = RequestLimits(),
-                         parsing: Callable[[int], ContextManager] = lambda _: contextlib.nullcontext()) -> JsonFormat:
+def fill_predict_request(
+    body: bytes,
+    signature_of: Callable[[str], Signature],
+    request: Message,
+    limits: RequestLimits = RequestLimits(),
+    parsing: Callable[[int], ContextManager] = lambda _: contextlib.nullcontext(),
+) -> JsonFormat:
     """Parse a REST predict body into ``request`` (a PredictRequest whose model_spec names the model): its
     ``signature_name`` and its input TensorProtos. ``signature_of(name)`` looks the signature up ("" for the
     default), as TF Serving's handler asks its servable. Raises BadRequestError (INVALID_ARGUMENT) naming the
@@ -107,7 +113,9 @@ def fill_predict_request(body: bytes, signature_of: Callable[[str], Signature], 
 
 def _fill(doc: dict, signature_of: Callable[[str], Signature], request: Message, limits: RequestLimits) -> JsonFormat:
     if SIGNATURE_KEY in doc and not isinstance(doc[SIGNATURE_KEY], str):
-        raise _bad(f"'{SIGNATURE_KEY}' must be a string, got {_show(doc[SIGNATURE_KEY])} ({_json_type(doc[SIGNATURE_KEY])})")
+        raise _bad(
+            f"'{SIGNATURE_KEY}' must be a string, got {_show(doc[SIGNATURE_KEY])} ({_json_type(doc[SIGNATURE_KEY])})"
+        )
     if doc.get(SIGNATURE_KEY):
         request.model_spec.signature_name = doc[SIGNATURE_KEY]
     signature = signature_of(doc.get(SIGNATURE_KEY) or "")
@@ -145,8 +153,10 @@ def _parse(body: bytes) -> dict:
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         _check_surrogates(doc)
     if not isinstance(doc, dict):
-        raise _bad(f"JSON Value: {_show(doc)} Is not object; the body must be a JSON object with "
-                   f"'{INSTANCES_KEY}' or '{INPUTS_KEY}'")
+        raise _bad(
+            f"JSON Value: {_show(doc)} Is not object; the body must be a JSON object with "
+            f"'{INSTANCES_KEY}' or '{INPUTS_KEY}'"
+        )
     return doc
 
 
@@ -165,12 +175,15 @@ def _scan(body: bytes, max_elements: int) -> None:
     outside = b"".join(unescaped.split(b'"')[0::2]).translate(None, b" \t\r\n")  # what the strings leave
     values = 1 + outside.count(b",") - outside.count(b"[]") - outside.count(b"{}")
     if values > max_elements + _OTHER_VALUES:
-        raise _bad(f"the body holds {values} JSON values, over the server's limit of {max_elements} elements "
-                   "(--max-request-elements)")
+        raise _bad(
+            f"the body holds {values} JSON values, over the server's limit of {max_elements} elements "
+            "(--max-request-elements)"
+        )
     containers = outside.count(b"[") + outside.count(b"{")
     if containers > 2 * max(values, 0) + _NESTING:
-        raise _bad(f"the body nests {containers} lists or objects around {max(values, 0)} values; a tensor's lists "
-                   "hold values")
+        raise _bad(
+            f"the body nests {containers} lists or objects around {max(values, 0)} values; a tensor's lists hold values"
+        )
 
 
 def _first_wins(pairs: list[tuple[str, object]]) -> dict:
@@ -208,15 +221,19 @@ def _from_instances(instances: object, signature: Signature) -> dict[str, tuple[
     names = sorted(signature.inputs)
     named = _is_named(instances[0])
     if not named and len(names) > 1:
-        raise _bad(f"{INSTANCES_KEY} is a plain list, but signature {clip(signature.name)} takes {len(names)} inputs "
-                   f"{_keys(names)}: send a list of objects, one key per input")
+        raise _bad(
+            f"{INSTANCES_KEY} is a plain list, but signature {clip(signature.name)} takes {len(names)} inputs "
+            f"{_keys(names)}: send a list of objects, one key per input"
+        )
     if named:
         for i, row in enumerate(instances):
             if not _is_named(row):
                 raise _bad(f"Expecting object but got {_json_type(row)} at item {i} of '{INSTANCES_KEY}' list")
             if row.keys() != set(names):
-                raise _bad(f"Failed to process element: {i} of '{INSTANCES_KEY}' list. Its keys {_keys(row)} must be "
-                           f"equal to the inputs of signature {clip(signature.name)}: {_keys(names)}")
+                raise _bad(
+                    f"Failed to process element: {i} of '{INSTANCES_KEY}' list. Its keys {_keys(row)} must be "
+                    f"equal to the inputs of signature {clip(signature.name)}: {_keys(names)}"
+                )
         columns = {name: [row[name] for row in instances] for name in names}
     else:
         for i, row in enumerate(instances):
@@ -228,8 +245,10 @@ def _from_instances(instances: object, signature: Signature) -> dict[str, tuple[
         first = _shape_of(name, rows[0])
         for i, row in enumerate(rows):
             if (shape := _shape_of(name, row)) != first:
-                raise _bad(f"Failed to process element: {i} of '{INSTANCES_KEY}' list, input \"{clip(name)}\": "
-                           f"expecting shape {list(first)} (that of element 0) but got {list(shape)}")
+                raise _bad(
+                    f"Failed to process element: {i} of '{INSTANCES_KEY}' list, input \"{clip(name)}\": "
+                    f"expecting shape {list(first)} (that of element 0) but got {list(shape)}"
+                )
         out[name] = ((len(rows), *first), rows)
     return out
 
@@ -239,14 +258,18 @@ def _from_inputs(inputs: object, signature: Signature) -> dict[str, tuple[tuple[
     names = sorted(signature.inputs)
     if not _is_named(inputs):
         if len(names) > 1:
-            raise _bad(f"{INPUTS_KEY} is a plain value/list, but signature {clip(signature.name)} takes {len(names)} "
-                       f"inputs {_keys(names)}: send an object, one key per input")
+            raise _bad(
+                f"{INPUTS_KEY} is a plain value/list, but signature {clip(signature.name)} takes {len(names)} "
+                f"inputs {_keys(names)}: send an object, one key per input"
+            )
         return {names[0]: (_shape_of(names[0], inputs), inputs)}
     out = {}
     for name in names:
         if name not in inputs:
-            raise _bad(f"Missing named input: {clip(name)} in '{INPUTS_KEY}' object; signature "
-                       f"{clip(signature.name)} takes {_keys(names)}, got {_keys(inputs)}")
+            raise _bad(
+                f"Missing named input: {clip(name)} in '{INPUTS_KEY}' object; signature "
+                f"{clip(signature.name)} takes {_keys(names)}, got {_keys(inputs)}"
+            )
         out[name] = (_shape_of(name, inputs[name]), inputs[name])
     return out
 
@@ -271,11 +294,15 @@ def _leaves(name: str, value: object, shape: tuple[int, ...]) -> list:
         below = []
         for item in items:
             if not isinstance(item, list):
-                raise _bad(f'input "{clip(name)}": JSON value {_show(item)} found at level {level + 1} of the lists; '
-                           f"values are expected at level {len(shape) + 1} (shape {list(shape)}, from the first elements)")
+                raise _bad(
+                    f'input "{clip(name)}": JSON value {_show(item)} found at level {level + 1} of the lists; '
+                    f"values are expected at level {len(shape) + 1} (shape {list(shape)}, from the first elements)"
+                )
             if len(item) != size:
-                raise _bad(f'input "{clip(name)}": list of {len(item)} values at level {level + 1}, expected {size} '
-                           f"(shape {list(shape)}, from the first elements; lists must be rectangular)")
+                raise _bad(
+                    f'input "{clip(name)}": list of {len(item)} values at level {level + 1}, expected {size} '
+                    f"(shape {list(shape)}, from the first elements; lists must be rectangular)"
+                )
             below.extend(item)
         items = below
     return items
@@ -298,16 +325,20 @@ def _fill_tensor(proto: Message, name: str, dtype: int, shape: tuple[int, ...], 
         if lossy is not None and math.isinf(lossy):
             raise _bad(f'input "{clip(name)}": JSON Parse error: Number too big to be stored in double')
         if lossy is not None:
-            raise _bad(f'input "{clip(name)}": cannot convert JSON value {_show(lossy)} to '
-                       f"{tensors.dtype_name(dtype)} without loss of precision")
+            raise _bad(
+                f'input "{clip(name)}": cannot convert JSON value {_show(lossy)} to '
+                f"{tensors.dtype_name(dtype)} without loss of precision"
+            )
         getattr(proto, "float_val" if dtype == DataType.DT_FLOAT else "double_val").extend(values)
     elif dtype in _INT_FIELDS:
         field, low, high = _INT_FIELDS[dtype]
         _only(name, dtype, values, kinds, (int,))
         if values and (min(values) < low or max(values) > high):
             wrong = next(v for v in values if not low <= v <= high)
-            raise _bad(f'input "{clip(name)}": JSON value {_show(wrong)} is out of range for '
-                       f"{tensors.dtype_name(dtype)} (TF Serving reads it as [{low}, {high}])")
+            raise _bad(
+                f'input "{clip(name)}": JSON value {_show(wrong)} is out of range for '
+                f"{tensors.dtype_name(dtype)} (TF Serving reads it as [{low}, {high}])"
+            )
         getattr(proto, field).extend(values)
     elif dtype == DataType.DT_BOOL:
         _only(name, dtype, values, kinds, (bool,))
@@ -316,8 +347,10 @@ def _fill_tensor(proto: Message, name: str, dtype: int, shape: tuple[int, ...], 
         _only(name, dtype, values, kinds, (str, dict))
         proto.string_val.extend(_string_value(name, v) for v in values)
     else:
-        raise UnimplementedError(f'input "{clip(name)}": conversion of JSON values to '
-                                 f"{tensors.dtype_name(dtype)} is not supported", code=grpc.StatusCode.UNIMPLEMENTED)
+        raise UnimplementedError(
+            f'input "{clip(name)}": conversion of JSON values to {tensors.dtype_name(dtype)} is not supported',
+            code=grpc.StatusCode.UNIMPLEMENTED,
+        )
 
 
 def _constant(value: float) -> bool:
@@ -329,21 +362,29 @@ def _only(name: str, dtype: int, values: list, kinds: set, allowed: tuple[type, 
         return
     wrong = next(v for v in values if type(v) not in allowed)
     if isinstance(wrong, list):
-        raise _bad(f'input "{clip(name)}": list {_show(wrong)} found where a value was expected: lists nested '
-                   "deeper than the first element's (lists must be rectangular)")
+        raise _bad(
+            f'input "{clip(name)}": list {_show(wrong)} found where a value was expected: lists nested '
+            "deeper than the first element's (lists must be rectangular)"
+        )
     if _is_b64(wrong):
-        raise _bad(f'input "{clip(name)}": {{"{B64_KEY}": ...}} (base64 binary data) is only accepted for string '
-                   f"inputs; this input takes {tensors.dtype_name(dtype)}")
-    raise _bad(f'input "{clip(name)}": JSON value {_show(wrong)} ({_json_type(wrong)}) is not of expected type '
-               f"{tensors.dtype_name(dtype)}")
+        raise _bad(
+            f'input "{clip(name)}": {{"{B64_KEY}": ...}} (base64 binary data) is only accepted for string '
+            f"inputs; this input takes {tensors.dtype_name(dtype)}"
+        )
+    raise _bad(
+        f'input "{clip(name)}": JSON value {_show(wrong)} ({_json_type(wrong)}) is not of expected type '
+        f"{tensors.dtype_name(dtype)}"
+    )
 
 
 def _string_value(name: str, value: str | dict) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if not _is_b64(value):
-        raise _bad(f'input "{clip(name)}": JSON object {_show(value)} is not a value; binary strings are written '
-                   f'{{"{B64_KEY}": "<base64>"}}')
+        raise _bad(
+            f'input "{clip(name)}": JSON object {_show(value)} is not a value; binary strings are written '
+            f'{{"{B64_KEY}": "<base64>"}}'
+        )
     try:
         return base64.b64decode(value[B64_KEY], validate=True)
     except (binascii.Error, ValueError):
@@ -374,8 +415,12 @@ def _show(value: object, depth: int = 2) -> str:
         head = ", ".join(_show(v, depth - 1) for v in value[:3])
         return clip("[" + head + (f", ... ({len(value)} items)" if len(value) > 3 else "") + "]")
     if isinstance(value, dict):
-        return clip("{" + ", ".join(json.dumps(clip(k, 16)) + ": ..." for k in list(value)[:3])
-                    + (", ..." if len(value) > 3 else "") + "}")
+        return clip(
+            "{"
+            + ", ".join(json.dumps(clip(k, 16)) + ": ..." for k in list(value)[:3])
+            + (", ..." if len(value) > 3 else "")
+            + "}"
+        )
     if isinstance(value, str):
         return json.dumps(clip(value, 48))
     return clip(json.dumps(value))
@@ -400,11 +445,14 @@ def predict_response_json(outputs: Mapping[str, Message], form: JsonFormat, max_
         batch = None
         for name, array in arrays.items():
             if array.ndim == 0:
-                raise _bad(f"Tensor name: {clip(name)} has no shape information; a scalar output cannot be answered "
-                           f"in the row ('{INSTANCES_KEY}') form, use '{INPUTS_KEY}'")
+                raise _bad(
+                    f"Tensor name: {clip(name)} has no shape information; a scalar output cannot be answered "
+                    f"in the row ('{INSTANCES_KEY}') form, use '{INPUTS_KEY}'"
+                )
             if batch is not None and array.shape[0] != batch:
-                raise _bad(f"Tensor name: {clip(name)} has inconsistent batch size: {array.shape[0]} expecting: "
-                           f"{batch}")
+                raise _bad(
+                    f"Tensor name: {clip(name)} has inconsistent batch size: {array.shape[0]} expecting: {batch}"
+                )
             batch = array.shape[0]
     if max_bytes is not None:
         _check_answer_size(_shortest_answer(arrays, form), max_bytes, "at least ")
@@ -437,9 +485,11 @@ def _shortest_answer(arrays: Mapping[str, np.ndarray], form: JsonFormat) -> int:
 
 def _check_answer_size(size: int, max_bytes: int, qualifier: str) -> None:
     if size > max_bytes:
-        raise ServingError(f"the JSON answer would take {qualifier}{size} bytes, over the server's limit of "
-                           f"{max_bytes} (--max-message-bytes, the gRPC send limit)",
-                           code=grpc.StatusCode.RESOURCE_EXHAUSTED)
+        raise ServingError(
+            f"the JSON answer would take {qualifier}{size} bytes, over the server's limit of "
+            f"{max_bytes} (--max-message-bytes, the gRPC send limit)",
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
 
 
 def error_json(message: str) -> bytes:
@@ -456,7 +506,7 @@ def _nested(flat: list[str], shape: tuple[int, ...], keep_rows: bool = False) ->
     items = flat
     for axis in range(len(shape) - 1, 0 if keep_rows else -1, -1):
         size, groups = shape[axis], math.prod(shape[:axis])
-        items = ["[" + ",".join(items[g * size:(g + 1) * size]) + "]" for g in range(groups)]
+        items = ["[" + ",".join(items[g * size : (g + 1) * size]) + "]" for g in range(groups)]
     return items
 
 

@@ -62,8 +62,13 @@ class ModelManager:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         for source in self.sources.values():
-            log.info("model %s: base path %s, policy %s, labels %s",
-                     source.name, source.base_path, source.policy.describe(), source.labels or "{}")
+            log.info(
+                "model %s: base path %s, policy %s, labels %s",
+                source.name,
+                source.base_path,
+                source.policy.describe(),
+                source.labels or "{}",
+            )
         self.poll_once()
         if self._poll_s > 0:
             self._thread = threading.Thread(target=self._poll_loop, name="model-poller", daemon=True)
@@ -97,7 +102,9 @@ class ModelManager:
                 if name not in new or new[name].base_path != source.base_path:
                     for version in sorted(self._loaded[name]):
                         self._unload(name, version)
-                    log.info("model %s: %s", name, "removed" if name not in new else f"base path now {new[name].base_path}")
+                    log.info(
+                        "model %s: %s", name, "removed" if name not in new else f"base path now {new[name].base_path}"
+                    )
             with self._lock:
                 for name in new:
                     self._loaded.setdefault(name, {})
@@ -134,8 +141,11 @@ class ModelManager:
                 raise
         except Exception as err:  # noqa: BLE001 - any load failure is reported in GetModelStatus
             log.error("model %s version %d failed to load from %s: %s", source.name, version, path, err)
-            self._set_state(source.name, version, VersionState(
-                "END", grpc.StatusCode.UNKNOWN, f"{type(err).__name__}: {err}", failed_mtime=mtime))
+            self._set_state(
+                source.name,
+                version,
+                VersionState("END", grpc.StatusCode.UNKNOWN, f"{type(err).__name__}: {err}", failed_mtime=mtime),
+            )
             return
         with self._lock:
             self._loaded[source.name][version] = servable
@@ -180,12 +190,12 @@ class ModelManager:
         if version is None:
             if versions:
                 return versions[max(versions)]
-            raise ModelNotFoundError(f"Servable not found for request: Latest({name})",
-                                     code=grpc.StatusCode.NOT_FOUND)
+            raise ModelNotFoundError(f"Servable not found for request: Latest({name})", code=grpc.StatusCode.NOT_FOUND)
         if versions and version in versions:
             return versions[version]
-        raise ModelNotFoundError(f"Servable not found for request: Specific({name}, {version})",
-                                 code=grpc.StatusCode.NOT_FOUND)
+        raise ModelNotFoundError(
+            f"Servable not found for request: Specific({name}, {version})", code=grpc.StatusCode.NOT_FOUND
+        )
 
     def _wanted_version(self, spec: model_pb2.ModelSpec) -> int | None:
         """The version a spec names (a label resolved through the config); None for latest."""
@@ -195,8 +205,10 @@ class ModelManager:
         if choice == "version_label":
             labels = self.sources[spec.name].labels if spec.name in self.sources else {}
             if spec.version_label not in labels:
-                raise BadRequestError(f"Unrecognized servable version label: {clip(spec.version_label)}",
-                                      code=grpc.StatusCode.INVALID_ARGUMENT)
+                raise BadRequestError(
+                    f"Unrecognized servable version label: {clip(spec.version_label)}",
+                    code=grpc.StatusCode.INVALID_ARGUMENT,
+                )
             return labels[spec.version_label]
         return None
 
@@ -206,14 +218,16 @@ class ModelManager:
         with self._lock:
             states = self._states.get(spec.name)
             if states is None:
-                raise ModelNotFoundError(f"Could not find any versions of model {clip(spec.name)}",
-                                         code=grpc.StatusCode.NOT_FOUND)
+                raise ModelNotFoundError(
+                    f"Could not find any versions of model {clip(spec.name)}", code=grpc.StatusCode.NOT_FOUND
+                )
             if not spec.HasField("version"):
                 return sorted(states.items())
             wanted = int(spec.version.value)
             if wanted not in states:
-                raise ModelNotFoundError(f"Could not find version {wanted} of model {clip(spec.name)}",
-                                         code=grpc.StatusCode.NOT_FOUND)
+                raise ModelNotFoundError(
+                    f"Could not find version {wanted} of model {clip(spec.name)}", code=grpc.StatusCode.NOT_FOUND
+                )
             return [(wanted, states[wanted])]
 
 

@@ -40,20 +40,29 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._count = Counter(
-            ":tensorflow:serving:request_count", "The total number of requests.",
-            ["model_name", "signature_name", "API", "entrypoint", "status"], registry=self.registry)
+            ":tensorflow:serving:request_count",
+            "The total number of requests.",
+            ["model_name", "signature_name", "API", "entrypoint", "status"],
+            registry=self.registry,
+        )
         self._latency = Histogram(
             ":tensorflow:serving:request_latency",
             "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
-            ["model_name", "signature_name", "API", "entrypoint"], buckets=LATENCY_BUCKETS_US,
-            registry=self.registry)
+            ["model_name", "signature_name", "API", "entrypoint"],
+            buckets=LATENCY_BUCKETS_US,
+            registry=self.registry,
+        )
         self._runtime = Histogram(
             ":tensorflow:serving:runtime_latency",
             "Distribution of wall time (in microseconds) for Tensorflow runtime.",
-            ["model_name", "signature_name", "API", "runtime"], buckets=LATENCY_BUCKETS_US, registry=self.registry)
+            ["model_name", "signature_name", "API", "runtime"],
+            buckets=LATENCY_BUCKETS_US,
+            registry=self.registry,
+        )
 
-    def record_predict(self, model: str, signature: str, entrypoint: str, code: grpc.StatusCode,
-                       seconds: float) -> None:
+    def record_predict(
+        self, model: str, signature: str, entrypoint: str, code: grpc.StatusCode, seconds: float
+    ) -> None:
         self._count.labels(model, signature, "Predict", entrypoint, code.name).inc()
         self._latency.labels(model, signature, "Predict", entrypoint).observe(seconds * 1e6)
 

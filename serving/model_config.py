@@ -19,7 +19,12 @@ from tensorflow_serving.config import file_system_storage_path_source_pb2, model
 from serving.config_protos import parse_text_file
 
 __all__ = [
-    "VersionPolicy", "ModelSource", "Mount", "load_model_config", "sources_from_config", "single_model",
+    "VersionPolicy",
+    "ModelSource",
+    "Mount",
+    "load_model_config",
+    "sources_from_config",
+    "single_model",
     "DEFAULT_CONTAINER_ROOT",
 ]
 
@@ -53,7 +58,7 @@ class VersionPolicy:
             return set(on_disk)
         if self.kind == "specific":
             return set(on_disk) & self.versions
-        return set(sorted(on_disk)[-self.num_versions:])
+        return set(sorted(on_disk)[-self.num_versions :])
 
     def describe(self) -> str:
         if self.kind == "latest":
@@ -109,8 +114,12 @@ def load_model_config(path: str | Path, mounts: Sequence[Mount] = ()) -> list[Mo
     return sources_from_config(config, path.parent.resolve(), mounts, where=str(path))
 
 
-def sources_from_config(config: model_server_config_pb2.ModelServerConfig, config_dir: Path,
-                        mounts: Sequence[Mount] = (), where: str = "model config") -> list[ModelSource]:
+def sources_from_config(
+    config: model_server_config_pb2.ModelServerConfig,
+    config_dir: Path,
+    mounts: Sequence[Mount] = (),
+    where: str = "model config",
+) -> list[ModelSource]:
     """The models a ModelServerConfig names; relative base_paths are read against `config_dir`.
 
     Raises ValueError naming `where` (the file, or the reload request) for what is not supported."""
@@ -126,12 +135,14 @@ def sources_from_config(config: model_server_config_pb2.ModelServerConfig, confi
         if model.model_platform not in ("", "tensorflow"):
             raise ValueError(f"{where}: model {model.name!r}: platform {model.model_platform!r} is not supported")
         names.add(model.name)
-        sources.append(ModelSource(
-            name=model.name,
-            base_path=resolve_base_path(model.base_path, config_dir, mounts),
-            policy=VersionPolicy.from_proto(model.model_version_policy),
-            labels={k: int(v) for k, v in model.version_labels.items()},
-        ))
+        sources.append(
+            ModelSource(
+                name=model.name,
+                base_path=resolve_base_path(model.base_path, config_dir, mounts),
+                policy=VersionPolicy.from_proto(model.model_version_policy),
+                labels={k: int(v) for k, v in model.version_labels.items()},
+            )
+        )
     return sources
 
 

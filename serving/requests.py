@@ -53,8 +53,8 @@ class TensorInfo:
     @classmethod
     def from_proto(cls, info: Message) -> "TensorInfo":
         shape_proto = info.tensor_shape
-        shape = None if shape_proto.unknown_rank else tuple(
-            None if d.size < 0 else int(d.size) for d in shape_proto.dim
+        shape = (
+            None if shape_proto.unknown_rank else tuple(None if d.size < 0 else int(d.size) for d in shape_proto.dim)
         )
         return cls(dtype=int(info.dtype), shape=shape)
 
@@ -157,9 +157,7 @@ def metadata_request(
 def status_request(
     model: str, *, version: int | None = None, version_label: str | None = None
 ) -> wire.GetModelStatusRequest:
-    return wire.GetModelStatusRequest(
-        model_spec=model_spec(model, version=version, version_label=version_label)
-    )
+    return wire.GetModelStatusRequest(model_spec=model_spec(model, version=version, version_label=version_label))
 
 
 def parse_predict(response: wire.PredictResponse) -> dict[str, np.ndarray]:

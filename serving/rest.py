@@ -44,8 +44,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2, predict_pb2
 
 from serving import json_tensor
-from serving.errors import (BadRequestError, ServingError, UnauthenticatedError, UnimplementedError, bound_details,
-                            clip)
+from serving.errors import BadRequestError, ServingError, UnauthenticatedError, UnimplementedError, bound_details, clip
 from serving.interceptors import Drain
 from serving.metrics import Metrics
 from serving.service import Service
@@ -56,10 +55,23 @@ log = logging.getLogger("serving.server")
 C = grpc.StatusCode
 # TF Serving's ToHTTPStatusCode (model_servers/http_server.cc), code by code.
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
-    C.OK: 200, C.CANCELLED: 499, C.UNKNOWN: 500, C.INVALID_ARGUMENT: 400, C.DEADLINE_EXCEEDED: 504,
-    C.NOT_FOUND: 404, C.ALREADY_EXISTS: 409, C.PERMISSION_DENIED: 403, C.RESOURCE_EXHAUSTED: 429,
-    C.FAILED_PRECONDITION: 400, C.ABORTED: 409, C.OUT_OF_RANGE: 400, C.UNIMPLEMENTED: 501, C.INTERNAL: 500,
-    C.UNAVAILABLE: 503, C.DATA_LOSS: 500, C.UNAUTHENTICATED: 401,
+    C.OK: 200,
+    C.CANCELLED: 499,
+    C.UNKNOWN: 500,
+    C.INVALID_ARGUMENT: 400,
+    C.DEADLINE_EXCEEDED: 504,
+    C.NOT_FOUND: 404,
+    C.ALREADY_EXISTS: 409,
+    C.PERMISSION_DENIED: 403,
+    C.RESOURCE_EXHAUSTED: 429,
+    C.FAILED_PRECONDITION: 400,
+    C.ABORTED: 409,
+    C.OUT_OF_RANGE: 400,
+    C.UNIMPLEMENTED: 501,
+    C.INTERNAL: 500,
+    C.UNAVAILABLE: 503,
+    C.DATA_LOSS: 500,
+    C.UNAUTHENTICATED: 401,
 }
 # TF Serving's kPredictionApiGegex and kModelStatusApiRegex (model_servers/http_rest_api_util.cc).
 _PREDICT = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)", re.I)
@@ -95,10 +107,13 @@ class ParseBudget:
     @contextlib.contextmanager
     def hold(self, size: int, timeout_s: float | None) -> Iterator[None]:
         with self._changed:
-            if not self._changed.wait_for(lambda: self._in_use == 0 or self._in_use + size <= self._capacity,
-                                          timeout_s):
-                raise ServingError(f"the request's deadline passed while other bodies were being parsed ({size} "
-                                   "bytes waited)", code=C.DEADLINE_EXCEEDED)
+            if not self._changed.wait_for(
+                lambda: self._in_use == 0 or self._in_use + size <= self._capacity, timeout_s
+            ):
+                raise ServingError(
+                    f"the request's deadline passed while other bodies were being parsed ({size} bytes waited)",
+                    code=C.DEADLINE_EXCEEDED,
+                )
             self._in_use += size
         try:
             yield
@@ -157,15 +172,18 @@ class RestApi:
             name, version, label, verb = match.groups()
             spec = _model_spec(name, version, label)
             if verb.lower() != "predict":
-                raise UnimplementedError(f"{verb.capitalize()} is not supported by the local server; use predict",
-                                         code=C.UNIMPLEMENTED)
+                raise UnimplementedError(
+                    f"{verb.capitalize()} is not supported by the local server; use predict", code=C.UNIMPLEMENTED
+                )
             body = environ["wsgi.input"].read()
             encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
             if encoding == "gzip":  # as TF Serving's HTTP server inflates it, to at most the body limit
                 body = _gunzip(body, self._service.limits.max_answer_bytes)
             elif encoding not in ("", "identity"):
-                raise UnimplementedError(f"Content-Encoding {clip(encoding, 32)} is not supported; send the JSON "
-                                         "body uncompressed or gzip", code=C.UNIMPLEMENTED)
+                raise UnimplementedError(
+                    f"Content-Encoding {clip(encoding, 32)} is not supported; send the JSON body uncompressed or gzip",
+                    code=C.UNIMPLEMENTED,
+                )
             return self._predict(spec, body)
         if method == "GET" and (match := _STATUS.fullmatch(path)):
             name, version, label, metadata = match.groups()
@@ -181,8 +199,12 @@ class RestApi:
         limits, timeout_s = self._service.limits, self._options.timeout_s
         deadline = None if timeout_s is None else time.monotonic() + timeout_s  # the wait to parse counts in it
         form = json_tensor.fill_predict_request(
-            body, lambda signature: self._service.input_signature(request.model_spec, signature), request, limits,
-            parsing=lambda size: self._parsing.hold(size, timeout_s))
+            body,
+            lambda signature: self._service.input_signature(request.model_spec, signature),
+            request,
+            limits,
+            parsing=lambda size: self._parsing.hold(size, timeout_s),
+        )
         left_s = None if deadline is None else max(deadline - time.monotonic(), 0.001)
         response = self._service.predict(request, timeout_s=left_s, api="REST")
         return json_tensor.predict_response_json(response.outputs, form, limits.max_answer_bytes)
@@ -201,8 +223,9 @@ class RestApi:
 
 
 def _dict(message: object) -> dict:
-    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True,
-                                     preserving_proto_field_name=True)
+    return json_format.MessageToDict(
+        message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+    )
 
 
 def _model_spec(name: str, version: str | None, label: str | None) -> model_pb2.ModelSpec:
@@ -224,11 +247,14 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     try:
         out = inflater.decompress(body, limit + 1)
     except zlib.error as err:
-        raise BadRequestError(f"Content-Encoding gzip: the body is not gzip data ({clip(err, 80)})",
-                              code=C.INVALID_ARGUMENT) from None
+        raise BadRequestError(
+            f"Content-Encoding gzip: the body is not gzip data ({clip(err, 80)})", code=C.INVALID_ARGUMENT
+        ) from None
     if len(out) > limit or inflater.unconsumed_tail:
-        raise BadRequestError(f"Content-Encoding gzip: the body inflates past the server's limit of {limit} bytes "
-                              "(--max-message-bytes)", code=C.INVALID_ARGUMENT)
+        raise BadRequestError(
+            f"Content-Encoding gzip: the body inflates past the server's limit of {limit} bytes (--max-message-bytes)",
+            code=C.INVALID_ARGUMENT,
+        )
     if not inflater.eof or inflater.unused_data:
         raise BadRequestError("Content-Encoding gzip: the body is not one whole gzip member", code=C.INVALID_ARGUMENT)
     return out
@@ -241,7 +267,7 @@ def _target_path(target: str) -> str:
     path = target.split("#", 1)[0].split("?", 1)[0]
     scheme, sep, rest = path.partition("://")
     if sep and scheme.isalpha():
-        path = rest[rest.find("/"):] if "/" in rest else "/"
+        path = rest[rest.find("/") :] if "/" in rest else "/"
     return path
 
 

@@ -62,8 +62,15 @@ class RestServer:
     def __init__(self, app: Callable, *, host: str, port: int, threads: int, max_body_bytes: int) -> None:
         self._map: dict = {}  # waitress's socket map, ours so that stop() can close the open connections
         self._server = waitress.create_server(
-            app, map=self._map, host=host, port=port, threads=threads, max_request_body_size=max_body_bytes,
-            asyncore_use_poll=True, ident="keras-lstm", clear_untrusted_proxy_headers=True,
+            app,
+            map=self._map,
+            host=host,
+            port=port,
+            threads=threads,
+            max_request_body_size=max_body_bytes,
+            asyncore_use_poll=True,
+            ident="keras-lstm",
+            clear_untrusted_proxy_headers=True,
         )
         for listener in list(self._map.values()):  # one per bound address; each connection parses with the guards
             listener.channel_class = _Channel

@@ -87,11 +87,17 @@ class Servable:
         try:
             return self.signatures[name or "serving_default"]
         except KeyError:
-            raise BadRequestError(f'Serving signature key "{clip(name)}" not found.',
-                                  code=grpc.StatusCode.FAILED_PRECONDITION) from None
+            raise BadRequestError(
+                f'Serving signature key "{clip(name)}" not found.', code=grpc.StatusCode.FAILED_PRECONDITION
+            ) from None
 
-    def run(self, signature: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = (),
-            timeout_s: float | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: Sequence[str] = (),
+        timeout_s: float | None = None,
+    ) -> dict[str, np.ndarray]:
         """``Session.run`` of a signature on inputs already checked (serving.admission): every output, or
         those in ``output_filter``. ``timeout_s`` becomes ``RunOptions.timeout_in_ms``, as TF Serving sets it
         from the request's deadline. TensorFlow errors become ServingError with their status code."""
@@ -107,8 +113,13 @@ class Servable:
         except tf.errors.OpError as err:
             code = status_code(err.error_code)
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                log.debug("model %s version %d: %s stopped at its deadline after %.3fs",
-                          self.name, self.version, signature, time.monotonic() - started)
+                log.debug(
+                    "model %s version %d: %s stopped at its deadline after %.3fs",
+                    self.name,
+                    self.version,
+                    signature,
+                    time.monotonic() - started,
+                )
             raise ServingError(err.message, code=code) from err
         return dict(zip(fetches, values))
 
@@ -121,7 +132,8 @@ class Servable:
                 if call is None:
                     sig = self.signature_defs.signature_def[signature]
                     call = self._session.make_callable(
-                        [sig.outputs[k].name for k in fetches], [sig.inputs[k].name for k in feeds],
+                        [sig.outputs[k].name for k in fetches],
+                        [sig.inputs[k].name for k in feeds],
                         accept_options=True,
                     )
                     self._callables[key] = call
@@ -147,11 +159,18 @@ class Servable:
                 inputs = decode_inputs(sig, request.inputs, limits)
                 self.run(signature, inputs, output_fetches(sig, request.output_filter))
             except (ServingError, ValueError) as err:
-                raise ServingError(f"warmup request {count + 1} (signature {signature!r}) failed: {err}",
-                                   code=getattr(err, "code", grpc.StatusCode.INVALID_ARGUMENT)) from err
+                raise ServingError(
+                    f"warmup request {count + 1} (signature {signature!r}) failed: {err}",
+                    code=getattr(err, "code", grpc.StatusCode.INVALID_ARGUMENT),
+                ) from err
             count += 1
-        log.info("model %s version %d: replayed %d warmup requests in %.2fs",
-                 self.name, self.version, count, time.monotonic() - start)
+        log.info(
+            "model %s version %d: replayed %d warmup requests in %.2fs",
+            self.name,
+            self.version,
+            count,
+            time.monotonic() - start,
+        )
         return count
 
 

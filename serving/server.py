@@ -97,12 +97,15 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, service: Service) -> None:
         self._service = service
 
-    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext) -> predict_pb2.PredictResponse:
+    def Predict(
+        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    ) -> predict_pb2.PredictResponse:
         with _statuses(context, "Predict"):
             return self._service.predict(request, timeout_s=context.time_remaining(), api="GRPC")
 
-    def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
-                         context: grpc.ServicerContext) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    def GetModelMetadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         with _statuses(context, "GetModelMetadata"):
             return self._service.metadata(request)
 
@@ -113,8 +116,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         context.abort(grpc.StatusCode.UNIMPLEMENTED, "Regress is not supported by the local server; use Predict")
 
     def MultiInference(self, request: object, context: grpc.ServicerContext) -> None:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "MultiInference is not supported by the local server; use Predict")
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not supported by the local server; use Predict")
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -123,18 +125,22 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self._manager = service.manager
         self._resolve_config = resolve_config
 
-    def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest,
-                       context: grpc.ServicerContext) -> get_model_status_pb2.GetModelStatusResponse:
+    def GetModelStatus(
+        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
+    ) -> get_model_status_pb2.GetModelStatusResponse:
         with _statuses(context, "GetModelStatus"):
             return self._service.status(request)
 
-    def HandleReloadConfigRequest(self, request: model_management_pb2.ReloadConfigRequest,
-                                  context: grpc.ServicerContext) -> model_management_pb2.ReloadConfigResponse:
+    def HandleReloadConfigRequest(
+        self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
+    ) -> model_management_pb2.ReloadConfigResponse:
         """Serve exactly the request's model_config_list from now on (as TF Serving does); returns once
         new models are loaded and removed ones unloaded. A config it cannot serve changes nothing."""
         with _statuses(context, "HandleReloadConfigRequest"):
             if self._resolve_config is None:
-                raise ServingError("this server was not started with a model config", code=grpc.StatusCode.UNIMPLEMENTED)
+                raise ServingError(
+                    "this server was not started with a model config", code=grpc.StatusCode.UNIMPLEMENTED
+                )
             try:
                 sources = self._resolve_config(request.config)
             except ValueError as err:
@@ -146,12 +152,18 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 class LocalServer:
     """gRPC server (+ REST server) + model manager + batcher; `start()` then `stop(grace_s, drain_s)`."""
 
-    def __init__(self, manager: ModelManager, options: ServerOptions, batching: BatchingOptions | None,
-                 resolve_config: ConfigResolver | None = None) -> None:
+    def __init__(
+        self,
+        manager: ModelManager,
+        options: ServerOptions,
+        batching: BatchingOptions | None,
+        resolve_config: ConfigResolver | None = None,
+    ) -> None:
         self.manager = manager
         self.options = options
-        self.batcher = Batcher(batching, lambda s, sig, x, timeout_s: s.run(sig, x, timeout_s=timeout_s)) \
-            if batching else None
+        self.batcher = (
+            Batcher(batching, lambda s, sig, x, timeout_s: s.run(sig, x, timeout_s=timeout_s)) if batching else None
+        )
         unparseable.install()
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self._drain = Drain()
@@ -178,15 +190,28 @@ class LocalServer:
         self.port = self._bind()
         self.rest: RestServer | None = None
         if options.rest_api_port:
-            app = RestApi(service, self._drain, RestOptions(options.rest_api_timeout_s, options.auth_token,
-                                                            options.metrics_path, options.max_message_bytes),
-                          self.metrics)
-            self.rest = RestServer(app, host=options.host, port=options.rest_api_port,
-                                   threads=options.rest_api_threads, max_body_bytes=options.max_message_bytes)
+            app = RestApi(
+                service,
+                self._drain,
+                RestOptions(
+                    options.rest_api_timeout_s, options.auth_token, options.metrics_path, options.max_message_bytes
+                ),
+                self.metrics,
+            )
+            self.rest = RestServer(
+                app,
+                host=options.host,
+                port=options.rest_api_port,
+                threads=options.rest_api_threads,
+                max_body_bytes=options.max_message_bytes,
+            )
 
     def _bind(self) -> int:
-        address = f"[{self.options.host}]:{self.options.port}" if ":" in self.options.host \
+        address = (
+            f"[{self.options.host}]:{self.options.port}"
+            if ":" in self.options.host
             else f"{self.options.host}:{self.options.port}"
+        )
         opts = self.options
         if opts.ssl_cert or opts.ssl_key:
             if not (opts.ssl_cert and opts.ssl_key):

@@ -33,15 +33,17 @@ __all__ = ["Service"]
 class Service:
     """Predict, GetModelMetadata and GetModelStatus on the manager's servables, for any API."""
 
-    def __init__(self, manager: ModelManager, batcher: Batcher | None, limits: RequestLimits,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, manager: ModelManager, batcher: Batcher | None, limits: RequestLimits, metrics: Metrics | None = None
+    ) -> None:
         self.manager = manager
         self.limits = limits
         self._batcher = batcher
         self._metrics = metrics
 
-    def predict(self, request: predict_pb2.PredictRequest, *, timeout_s: float | None,
-                api: str) -> predict_pb2.PredictResponse:
+    def predict(
+        self, request: predict_pb2.PredictRequest, *, timeout_s: float | None, api: str
+    ) -> predict_pb2.PredictResponse:
         """Run a PredictRequest; ``api`` ("GRPC" or "REST") labels its metrics. Raises ServingError."""
         started, code, labels = time.monotonic(), grpc.StatusCode.OK, ["", ""]
         try:
@@ -72,8 +74,14 @@ class Service:
             if self._metrics is not None:  # labels stay "" for a model or signature not served (bounded labels)
                 self._metrics.record_predict(labels[0], labels[1], api, code, time.monotonic() - started)
 
-    def _run(self, servable: Servable, signature: str, inputs: dict[str, np.ndarray], fetches: tuple[str, ...],
-             timeout_s: float | None) -> dict[str, np.ndarray]:
+    def _run(
+        self,
+        servable: Servable,
+        signature: str,
+        inputs: dict[str, np.ndarray],
+        fetches: tuple[str, ...],
+        timeout_s: float | None,
+    ) -> dict[str, np.ndarray]:
         batchable = inputs and all(v.ndim >= 1 for v in inputs.values())
         if self._batcher is None or not batchable:
             return servable.run(signature, inputs, fetches, timeout_s=timeout_s)
@@ -85,24 +93,29 @@ class Service:
         with self.manager.acquire(spec) as servable:
             return servable.signature(signature or DEFAULT_SIGNATURE)
 
-    def metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
-                 ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    def metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         spec = model_spec_of(request)
         if not request.metadata_field:  # the request is checked before the model is looked up, as TF Serving does
-            raise BadRequestError("GetModelMetadataRequest must specify at least one metadata_field",
-                                  code=grpc.StatusCode.INVALID_ARGUMENT)
+            raise BadRequestError(
+                "GetModelMetadataRequest must specify at least one metadata_field",
+                code=grpc.StatusCode.INVALID_ARGUMENT,
+            )
         for field in request.metadata_field:
             if field != "signature_def":
-                raise BadRequestError(f"Metadata field {clip(field)} is not supported",
-                                      code=grpc.StatusCode.INVALID_ARGUMENT)
+                raise BadRequestError(
+                    f"Metadata field {clip(field)} is not supported", code=grpc.StatusCode.INVALID_ARGUMENT
+                )
         with self.manager.acquire(spec) as servable:
             response = get_model_metadata_pb2.GetModelMetadataResponse()
             _fill_spec(response.model_spec, servable, "")
             response.metadata["signature_def"].Pack(servable.signature_defs)
             return response
 
-    def status(self, request: get_model_status_pb2.GetModelStatusRequest
-               ) -> get_model_status_pb2.GetModelStatusResponse:
+    def status(
+        self, request: get_model_status_pb2.GetModelStatusRequest
+    ) -> get_model_status_pb2.GetModelStatusResponse:
         response = get_model_status_pb2.GetModelStatusResponse()
         state_enum = get_model_status_pb2.ModelVersionStatus.State
         for version, state in self.manager.status(model_spec_of(request)):

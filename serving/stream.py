@@ -66,8 +66,9 @@ def step_inputs(x_t: object, state: StreamState, x_rank: int = 2) -> dict[str, n
 
 
 # -- plans (serving.core): what opening, resetting and stepping a stream send -----------------------
-def open_plan(core: Core, batch_size: int, *, version: int | None, version_label: str | None,
-              timeout_s: float | None) -> Plan[tuple[int, int, StreamState]]:
+def open_plan(
+    core: Core, batch_size: int, *, version: int | None, version_label: str | None, timeout_s: float | None
+) -> Plan[tuple[int, int, StreamState]]:
     """Pin the version (one GetModelMetadata), then the zero state (`init_state`); returns (version, the
     rank of `x`, state)."""
     meta = yield from core.metadata(version=version, version_label=version_label, timeout_s=timeout_s)
@@ -80,8 +81,9 @@ def init_plan(core: Core, batch_size: int, version: int, timeout_s: float | None
     return StreamState(out["h"], out["c"])
 
 
-def step_plan(core: Core, x_t: object, state: StreamState, version: int, timeout_s: float | None,
-              x_rank: int = 2) -> Plan[tuple[np.ndarray, StreamState]]:
+def step_plan(
+    core: Core, x_t: object, state: StreamState, version: int, timeout_s: float | None, x_rank: int = 2
+) -> Plan[tuple[np.ndarray, StreamState]]:
     out = yield from core.run(STEP_SIGNATURE, step_inputs(x_t, state, x_rank), version=version, timeout_s=timeout_s)
     return out["outputs"], StreamState(out["h"], out["c"])
 
@@ -90,22 +92,31 @@ def step_plan(core: Core, x_t: object, state: StreamState, version: int, timeout
 class Stream:
     """A stream over a sync `Client` (`client.stream(...)`); use as a context manager or call `close()`."""
 
-    def __init__(self, perform: Callable[[Plan[T]], T], core: Core, batch_size: int, *, version: int | None,
-                 version_label: str | None, timeout_s: float | None) -> None:
+    def __init__(
+        self,
+        perform: Callable[[Plan[T]], T],
+        core: Core,
+        batch_size: int,
+        *,
+        version: int | None,
+        version_label: str | None,
+        timeout_s: float | None,
+    ) -> None:
         self._perform = perform
         self._core = core
         self._batch_size = batch_size
         self._timeout_s = timeout_s
-        self.version, self._x_rank, self.state = perform(open_plan(core, batch_size, version=version,
-                                                                   version_label=version_label,
-                                                                   timeout_s=timeout_s))
+        self.version, self._x_rank, self.state = perform(
+            open_plan(core, batch_size, version=version, version_label=version_label, timeout_s=timeout_s)
+        )
 
     def reset(self) -> None:
         self.state = self._perform(init_plan(self._core, self._batch_size, self.version, self._timeout_s))
 
     def step(self, x_t: object, *, timeout_s: float | None = None) -> np.ndarray:
-        outputs, self.state = self._perform(step_plan(self._core, x_t, self.state, self.version,
-                                                      timeout_s or self._timeout_s, self._x_rank))
+        outputs, self.state = self._perform(
+            step_plan(self._core, x_t, self.state, self.version, timeout_s or self._timeout_s, self._x_rank)
+        )
         return outputs
 
     def close(self) -> None:
@@ -121,8 +132,17 @@ class Stream:
 class AsyncStream:
     """The same over an `AsyncClient`: `async with await client.stream(...) as s`."""
 
-    def __init__(self, perform: Callable[[Plan[T]], Awaitable[T]], core: Core, batch_size: int, *, version: int,
-                 timeout_s: float | None, state: StreamState, x_rank: int = 2) -> None:
+    def __init__(
+        self,
+        perform: Callable[[Plan[T]], Awaitable[T]],
+        core: Core,
+        batch_size: int,
+        *,
+        version: int,
+        timeout_s: float | None,
+        state: StreamState,
+        x_rank: int = 2,
+    ) -> None:
         self._perform = perform
         self._core = core
         self._batch_size = batch_size
@@ -132,18 +152,28 @@ class AsyncStream:
         self.state = state
 
     @classmethod
-    async def open(cls, perform: Callable[[Plan[T]], Awaitable[T]], core: Core, batch_size: int, *,
-                   version: int | None, version_label: str | None, timeout_s: float | None) -> "AsyncStream":
-        pinned, x_rank, state = await perform(open_plan(core, batch_size, version=version,
-                                                        version_label=version_label, timeout_s=timeout_s))
+    async def open(
+        cls,
+        perform: Callable[[Plan[T]], Awaitable[T]],
+        core: Core,
+        batch_size: int,
+        *,
+        version: int | None,
+        version_label: str | None,
+        timeout_s: float | None,
+    ) -> "AsyncStream":
+        pinned, x_rank, state = await perform(
+            open_plan(core, batch_size, version=version, version_label=version_label, timeout_s=timeout_s)
+        )
         return cls(perform, core, batch_size, version=pinned, timeout_s=timeout_s, state=state, x_rank=x_rank)
 
     async def reset(self) -> None:
         self.state = await self._perform(init_plan(self._core, self._batch_size, self.version, self._timeout_s))
 
     async def step(self, x_t: object, *, timeout_s: float | None = None) -> np.ndarray:
-        outputs, self.state = await self._perform(step_plan(self._core, x_t, self.state, self.version,
-                                                            timeout_s or self._timeout_s, self._x_rank))
+        outputs, self.state = await self._perform(
+            step_plan(self._core, x_t, self.state, self.version, timeout_s or self._timeout_s, self._x_rank)
+        )
         return outputs
 
     async def __aenter__(self) -> "AsyncStream":

@@ -92,9 +92,7 @@ def to_proto(array: np.ndarray, *, into: Message | None = None) -> Message:
     for size in array.shape:
         proto.tensor_shape.dim.add(size=size)
     if proto.dtype == DataType.DT_STRING:
-        proto.string_val.extend(
-            v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1)
-        )
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1))
     else:
         if _big_endian(array.dtype):
             array = array.astype(array.dtype.newbyteorder("<"))
@@ -153,8 +151,10 @@ def to_array(proto: Message) -> np.ndarray:
         raise ValueError(f"unsupported dtype {_enum_name(proto.dtype)}")
     if proto.tensor_content:
         if len(proto.tensor_content) != size * dtype.itemsize:
-            raise ValueError(f"tensor_content holds {len(proto.tensor_content)} bytes, shape {list(shape)} of "
-                             f"{dtype.name} needs {size * dtype.itemsize}")
+            raise ValueError(
+                f"tensor_content holds {len(proto.tensor_content)} bytes, shape {list(shape)} of "
+                f"{dtype.name} needs {size * dtype.itemsize}"
+            )
         flat = np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<"))
         return flat.astype(dtype).reshape(shape)
     raw = getattr(proto, _VAL_FIELD[proto.dtype])[:size]

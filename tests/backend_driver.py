@@ -26,11 +26,15 @@ def save_tensorflow_model(folder: Path) -> None:
     """A small model with two keras_lstm layers (a masked, peephole, projected one and a plain one),
     saved on TensorFlow with an input and its output."""
     rng = np.random.default_rng(5)
-    model = keras.Sequential([
-        keras.Input((7, 3)), keras.layers.Masking(0.0),
-        LSTM(6, return_sequences=True, peephole=True, projection_units=4),
-        LSTM(5), keras.layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((7, 3)),
+            keras.layers.Masking(0.0),
+            LSTM(6, return_sequences=True, peephole=True, projection_units=4),
+            LSTM(5),
+            keras.layers.Dense(1),
+        ]
+    )
     x = rng.standard_normal((4, 7, 3)).astype("float32")
     x[1, 5:] = 0.0  # right padding, masked by Masking
     model.save(folder / "model.keras")
@@ -42,8 +46,9 @@ def check_on_backend(backend: str, folder: Path) -> Path:
     """Every check of check_layer.py and Keras's LSTM tests pass under ``backend``, in one process (none
     skipped); returns the .keras file that backend trained and saved."""
     save_tensorflow_model(folder)
-    results = run_suites(folder, SUITES_EVERY_BACKEND, backend, extra=(CHECKS,),
-                         env={"KERAS_LSTM_SAVED_DIR": str(folder)})
+    results = run_suites(
+        folder, SUITES_EVERY_BACKEND, backend, extra=(CHECKS,), env={"KERAS_LSTM_SAVED_DIR": str(folder)}
+    )
     for suite in SUITES_EVERY_BACKEND:
         check_suite(suite, results)
     outcomes = results[CHECKS.name]

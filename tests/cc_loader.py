@@ -39,9 +39,20 @@ def binary() -> Path:
 
     def command(out: Path) -> list:
         return [
-            "g++", "-std=c++17", "-O1", "-w", "-DEIGEN_MAX_ALIGN_BYTES=64", f"-I{tf_dir / 'include'}", str(SOURCE),
-            "-o", str(out), f"-L{tf_dir}", "-Wl,--no-as-needed", "-l:libtensorflow_cc.so.2",
-            "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{tf_dir}",
+            "g++",
+            "-std=c++17",
+            "-O1",
+            "-w",
+            "-DEIGEN_MAX_ALIGN_BYTES=64",
+            f"-I{tf_dir / 'include'}",
+            str(SOURCE),
+            "-o",
+            str(out),
+            f"-L{tf_dir}",
+            "-Wl,--no-as-needed",
+            "-l:libtensorflow_cc.so.2",
+            "-l:libtensorflow_framework.so.2",
+            f"-Wl,-rpath,{tf_dir}",
         ]
 
     try:
@@ -50,8 +61,11 @@ def binary() -> Path:
         raise CcRunError(str(err)) from err
 
 
-def run_signatures(export_dir: str | Path, jobs: Sequence[tuple[str, Mapping[str, np.ndarray]]],
-                   xla_cpu_compilation_enabled: bool = False) -> list[dict]:
+def run_signatures(
+    export_dir: str | Path,
+    jobs: Sequence[tuple[str, Mapping[str, np.ndarray]]],
+    xla_cpu_compilation_enabled: bool = False,
+) -> list[dict]:
     """Load ``export_dir`` once in C++ and run each (signature, inputs) job; outputs by alias."""
     with tempfile.TemporaryDirectory() as work:
         dirs = []
@@ -64,16 +78,25 @@ def run_signatures(export_dir: str | Path, jobs: Sequence[tuple[str, Mapping[str
                 (job / "in" / f"{alias}.pb").write_bytes(tf.make_tensor_proto(np.asarray(array)).SerializeToString())
             dirs.append(job)
         flags = ["--xla_cpu_compilation_enabled"] if xla_cpu_compilation_enabled else []
-        done = subprocess.run([str(binary()), *flags, str(export_dir), *map(str, dirs)], capture_output=True, text=True,
-                              timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        done = subprocess.run(
+            [str(binary()), *flags, str(export_dir), *map(str, dirs)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
         if done.returncode != 0:
-            raise CcRunError(f"{export_dir}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+            raise CcRunError(
+                f"{export_dir}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+            )
         results = []
         for (signature, _), job in zip(jobs, dirs):
             if (job / "error").exists():
                 raise CcRunError(f"{export_dir} signature {signature!r}: {(job / 'error').read_text()}")
-            results.append({
-                p.stem: tf.make_ndarray(tensor_pb2.TensorProto.FromString(p.read_bytes()))
-                for p in (job / "out").glob("*.pb")
-            })
+            results.append(
+                {
+                    p.stem: tf.make_ndarray(tensor_pb2.TensorProto.FromString(p.read_bytes()))
+                    for p in (job / "out").glob("*.pb")
+                }
+            )
         return results

@@ -36,13 +36,18 @@ def plain() -> keras.Model:
 
 def stacked() -> keras.Model:
     """Sequential: Masking, two stacked LSTMs (peephole + cell clip; projection + its clip), a dense head."""
-    return _randomise(keras.Sequential([
-        keras.Input((None, FEATURES)),
-        keras.layers.Masking(mask_value=0.0),
-        LSTM(6, return_sequences=True, peephole=True, cell_clip=0.5, name="lstm_a"),
-        LSTM(5, projection_units=3, projection_clip=0.4, name="lstm_b"),
-        keras.layers.Dense(2),
-    ]), seed=1)
+    return _randomise(
+        keras.Sequential(
+            [
+                keras.Input((None, FEATURES)),
+                keras.layers.Masking(mask_value=0.0),
+                LSTM(6, return_sequences=True, peephole=True, cell_clip=0.5, name="lstm_a"),
+                LSTM(5, projection_units=3, projection_clip=0.4, name="lstm_b"),
+                keras.layers.Dense(2),
+            ]
+        ),
+        seed=1,
+    )
 
 
 def tokens() -> keras.Model:
@@ -56,11 +61,16 @@ def tokens() -> keras.Model:
 
 def bidirectional() -> keras.Model:
     """Bidirectional LSTM (not steppable), dense head."""
-    return _randomise(keras.Sequential([
-        keras.Input((None, FEATURES)),
-        keras.layers.Bidirectional(LSTM(4, name="lstm_bi")),
-        keras.layers.Dense(1),
-    ]), seed=3)
+    return _randomise(
+        keras.Sequential(
+            [
+                keras.Input((None, FEATURES)),
+                keras.layers.Bidirectional(LSTM(4, name="lstm_bi")),
+                keras.layers.Dense(1),
+            ]
+        ),
+        seed=3,
+    )
 
 
 def scaled() -> keras.Model:

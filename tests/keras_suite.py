@@ -107,8 +107,9 @@ def expected_tests(source: str) -> dict[str, int]:
     return out
 
 
-def run_suites(folder: Path, suites: list[Suite], backend: str, extra: tuple[Path, ...] = (),
-               env: dict | None = None) -> dict[str, dict[str, str]]:
+def run_suites(
+    folder: Path, suites: list[Suite], backend: str, extra: tuple[Path, ...] = (), env: dict | None = None
+) -> dict[str, dict[str, str]]:
     """Run the suites in one pytest subprocess under ``backend``; {suite path: {"Class::test[case]": outcome}}.
 
     ``extra``: more test files for the same process (their results keyed by file name, tests by name);
@@ -125,12 +126,37 @@ def run_suites(folder: Path, suites: list[Suite], backend: str, extra: tuple[Pat
             targets.append(name)
             targets += [f"--deselect={name}::{node}" for node in suite.left_out]
     report = folder / "report.xml"
-    env = {**os.environ, **(env or {}), "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        **(env or {}),
+        "KERAS_BACKEND": backend,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "addopts=",
-         "-o", "junit_family=xunit1", "--rootdir", str(folder), f"--junitxml={report}", *targets],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=500,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "-o",
+            "addopts=",
+            "-o",
+            "junit_family=xunit1",
+            "--rootdir",
+            str(folder),
+            f"--junitxml={report}",
+            *targets,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=500,
     )
     assert report.exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
     results = {path: {} for path in names.values()}

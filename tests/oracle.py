@@ -36,9 +36,22 @@ def _blocks_ln(z, gamma, beta, n, eps):
     return np.concatenate([_ln(a, g, b, eps) for a, g, b in zip(zs, gs, bs)], axis=-1)
 
 
-def lstm_numpy(x, weights: dict, *, coupled=False, peephole=False, projection=False, layer_norm=False,
-               eps=1e-3, cell_clip=None, projection_clip=None, h0=None, c0=None, mask=None,
-               go_backwards=False):
+def lstm_numpy(
+    x,
+    weights: dict,
+    *,
+    coupled=False,
+    peephole=False,
+    projection=False,
+    layer_norm=False,
+    eps=1e-3,
+    cell_clip=None,
+    projection_clip=None,
+    h0=None,
+    c0=None,
+    mask=None,
+    go_backwards=False,
+):
     """x (B, T, D) float64 -> dict of per-step arrays (B, T, ·): h, c, i, f, g, o and the final state.
 
     ``weights`` uses the Keras names (kernel, recurrent_kernel, bias, peephole_kernel,

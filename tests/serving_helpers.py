@@ -32,11 +32,13 @@ def build_model(seed: int, *, streamable: bool = True, features: int = FEATURES)
     """Input (None, features) -> LSTM(UNITS) -> Dense(1), every weight drawn from ``seed``; with
     ``streamable=False`` the LSTM is Bidirectional, so the export has no step signature."""
     lstm = LSTM(UNITS, name="lstm")
-    model = keras.Sequential([
-        keras.Input((None, features)),
-        lstm if streamable else keras.layers.Bidirectional(lstm),
-        keras.layers.Dense(1, name="head"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None, features)),
+            lstm if streamable else keras.layers.Bidirectional(lstm),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
     return model
@@ -88,12 +90,19 @@ class ServerProcess:
     def __init__(self, args: list[str], workdir: Path, entry: tuple[str, ...] = ("serving.cli",)) -> None:
         self.port_file = workdir / f"port-{os.getpid()}-{time.monotonic_ns()}"
         self.log_path = workdir / (self.port_file.name + ".log")
-        env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                   TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            TF_CPP_MIN_LOG_LEVEL="2",
+            PYTHONUNBUFFERED="1",
+        )
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", *entry, "--port", "0", "--port-file", str(self.port_file), *args],
-            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self.target = ""
 

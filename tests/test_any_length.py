@@ -36,8 +36,10 @@ def served(tmp_path_factory):
     """adding trained for a few steps (its saved model.keras, as `keras-lstm export` reads it); copy, co2
     and charlm built by their tasks at T. All four exported to one base and served by one server."""
     work = tmp_path_factory.mktemp("any-length")
-    run = train(TrainConfig("adding", length=T, units=4, steps_per_epoch=2, epochs=1, validation_size=8,
-                            seed=0, verbose=0), run_dir=str(work / "run")).run_dir
+    run = train(
+        TrainConfig("adding", length=T, units=4, steps_per_epoch=2, epochs=1, validation_size=8, seed=0, verbose=0),
+        run_dir=str(work / "run"),
+    ).run_dir
     models = {"adding": keras.saving.load_model(f"{run}/model.keras", compile=False)}
     for name in ("copy", "co2", "charlm"):
         cfg = TrainConfig(name, length=T, units=4, seed=0, max_chars=5000).resolved()

@@ -40,8 +40,11 @@ print(keras.config.backend(), layer.kernel_choice.name, out.shape, "tensorflow" 
 
 
 def run(script, backend):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     env.pop("KERAS_BACKEND", None)
     if backend:
         env["KERAS_BACKEND"] = backend

@@ -24,11 +24,17 @@ def test_fit_benchmark_quick_times_every_model_and_floor(tmp_path):
         for key in ("step_ms", "keras_lstm_speedup", "keras_lstm_jit_speedup"):
             assert math.isfinite(r[key]) and r[key] > 0, (key, r)
     floors = result["floors_ms"]["tiny"]
-    assert {"matmul loop", "pointwise loop", "input projection", "fused layer forward", "xla layer forward"} <= set(floors)
+    assert {"matmul loop", "pointwise loop", "input projection", "fused layer forward", "xla layer forward"} <= set(
+        floors
+    )
     assert all(math.isfinite(v) and v > 0 for v in floors.values())
     assert set(result["gemm_gflops_by_library"]) == {"tensorflow", "torch"}  # torch is in the dev extra
     kernels = {r["impl"]: r["kernel"] for r in result["rows"]}
-    assert (kernels["keras_lstm fused"], kernels["keras_lstm xla"], kernels["keras_lstm jit"]) == ("fused", "xla", "xla")
+    assert (kernels["keras_lstm fused"], kernels["keras_lstm xla"], kernels["keras_lstm jit"]) == (
+        "fused",
+        "xla",
+        "xla",
+    )
     assert kernels["keras_lstm"] == "fused"  # "auto" on a CPU
     assert "| model | kernel | ms per step |" in (tmp_path / "fit.md").read_text()
 
@@ -65,12 +71,19 @@ def test_fit_benchmark_on_the_torch_backend_runs_in_its_own_process(tmp_path):
     """bench/fit.py --backend torch (the JAX run is the same code on the other backend): both layers train
     on torch and the table names the kernel each ran."""
     bench = Path(__file__).resolve().parents[1] / "bench" / "fit.py"
-    done = subprocess.run([sys.executable, str(bench), "--backend", "torch", "--quick", "--no-torch", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(bench), "--backend", "torch", "--quick", "--no-torch", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "fit_torch.json").read_text())
     assert result["backend"] == "torch" and set(result["gemm_gflops_by_library"]) == {"torch"}
     kernels = {(r["impl"], r["return_sequences"]): r["kernel"] for r in result["rows"]}
-    assert kernels == {(impl, rs): kernel for impl, kernel in (("keras.layers.LSTM", "keras"), ("keras_lstm", "torch"))
-                       for rs in (False, True)}
+    assert kernels == {
+        (impl, rs): kernel
+        for impl, kernel in (("keras.layers.LSTM", "keras"), ("keras_lstm", "torch"))
+        for rs in (False, True)
+    }
     assert all(math.isfinite(r["step_ms"]) and r["step_ms"] > 0 for r in result["rows"])

@@ -22,8 +22,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 def test_quick_run_writes_every_row(tmp_path):
     out = tmp_path / "results"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run([sys.executable, "bench/rest.py", "--quick", "--out", str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=280)
+    done = subprocess.run(
+        [sys.executable, "bench/rest.py", "--quick", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((out / "rest.json").read_text())
     assert result["config"]["quick"] and result["config"]["rounds"] == 20

@@ -22,8 +22,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 def quick_run(script: str, out: Path) -> subprocess.CompletedProcess:
     """``python SCRIPT --quick --out OUT`` from the repository root; asserts that it exits 0."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run([sys.executable, script, "--quick", "--out", str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=360)
+    done = subprocess.run(
+        [sys.executable, script, "--quick", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -36,8 +42,12 @@ def test_quick_run_writes_every_row(tmp_path):
     config = result["config"]
     assert config["quick"] and config["time_steps"] == 10
     cells = {(r["mode"], r["batch"], r["concurrency"]) for r in result["rows"]}
-    assert cells == {(mode, batch, concurrency) for mode in ("in-process", "unbatched", "batched")
-                     for batch in (1, 32) for concurrency in (1, 4)}
+    assert cells == {
+        (mode, batch, concurrency)
+        for mode in ("in-process", "unbatched", "batched")
+        for batch in (1, 32)
+        for concurrency in (1, 4)
+    }
     assert len(result["rows"]) == len(cells)
     for row in result["rows"]:
         assert row["requests"] == config["requests"]

@@ -20,13 +20,26 @@ REPO = Path(__file__).resolve().parents[1]
 def test_demo_quick_runs_the_whole_path(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_LSTM_VERBOSE")}
     env["PYTHONUNBUFFERED"] = "1"
-    done = subprocess.run([sys.executable, "-m", "keras_lstm.demo", "--quick", "--workdir", str(tmp_path)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=540)
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_lstm.demo", "--quick", "--workdir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-5000:]
-    for step in ("$ keras-lstm parity", "$ keras-lstm train adding", "$ keras-lstm export", "$ keras-lstm serve",
-                 "whole sequences (Predict, signature 'padded')", "vs the trained model.keras run in process",
-                 "stream (signature 'step'", "server exited with code 0"):
+    for step in (
+        "$ keras-lstm parity",
+        "$ keras-lstm train adding",
+        "$ keras-lstm export",
+        "$ keras-lstm serve",
+        "whole sequences (Predict, signature 'padded')",
+        "vs the trained model.keras run in process",
+        "stream (signature 'step'",
+        "server exited with code 0",
+    ):
         assert step in out, step
     assert (tmp_path / "models" / "adding" / "1" / "saved_model.pb").is_file()
     # What a user reads is the demo's own output: no Python warning and no deprecation notice (a saved
@@ -41,4 +54,6 @@ def test_demo_quick_runs_the_whole_path(tmp_path):
 
 # absl's line prefix (severity, MMDD, time, thread: "E0000 00:00:1796552826.435139    4309 file.cc:52] ..."),
 # absl's pre-initialisation notice, and TensorFlow's CPU-feature and oneDNN notices.
-TENSORFLOW_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\]|absl::InitializeLog|rebuild TensorFlow|oneDNN")
+TENSORFLOW_LOG = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\]|absl::InitializeLog|rebuild TensorFlow|oneDNN"
+)

@@ -12,8 +12,11 @@ from serving.config_protos import BatchingParameters, ModelServerConfig, Monitor
 from serving.model_config import load_model_config
 
 REPO = Path(__file__).resolve().parents[1]
-PROTO_FOR = {"models.config": ModelServerConfig, "batching.config": BatchingParameters,
-             "monitoring.config": MonitoringConfig}
+PROTO_FOR = {
+    "models.config": ModelServerConfig,
+    "batching.config": BatchingParameters,
+    "monitoring.config": MonitoringConfig,
+}
 CONFIGS = sorted(p for d in ("docker", "models") for p in (REPO / d).rglob("*.config"))
 COMPOSE = (REPO / "docker" / "compose.yaml").read_text()
 DOCKERFILE = (REPO / "docker" / "Dockerfile").read_text()
@@ -77,11 +80,15 @@ def test_compose_runs_what_the_issue_asks():
     assert "- ../models:/models:ro" in COMPOSE
     assert "healthcheck:" in COMPOSE and "/v1/models/adding" in COMPOSE
     flags = _flags(COMPOSE)
-    assert {"--model_config_file=/models/models.config", "--enable_batching=true",
-            "--batching_parameters_file=/models/batching.config",
-            "--monitoring_config_file=/models/monitoring.config", "--xla_cpu_compilation_enabled=true"} <= flags
-    cmd = DOCKERFILE[DOCKERFILE.index("CMD ["):]
-    assert flags == _flags(cmd[:cmd.index("]")]), "compose command and Dockerfile CMD disagree"
+    assert {
+        "--model_config_file=/models/models.config",
+        "--enable_batching=true",
+        "--batching_parameters_file=/models/batching.config",
+        "--monitoring_config_file=/models/monitoring.config",
+        "--xla_cpu_compilation_enabled=true",
+    } <= flags
+    cmd = DOCKERFILE[DOCKERFILE.index("CMD [") :]
+    assert flags == _flags(cmd[: cmd.index("]")]), "compose command and Dockerfile CMD disagree"
     for flag in flags:  # every file the container reads is in models/
         value = flag.split("=", 1)[1]
         if value.startswith("/models/"):

@@ -21,8 +21,12 @@ from keras_lstm.export import export_model
 from serving_helpers import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "docker" / "README.md",
-         REPO / "models" / "README.md"]
+PAGES = [
+    REPO / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+    REPO / "docker" / "README.md",
+    REPO / "models" / "README.md",
+]
 MARKER = re.compile(r"^<!-- docs-test: (server|skip \(.+\)) -->$")
 FENCE = re.compile(r"^```python\s*$")
 ADDRESS = "localhost:8500"
@@ -52,13 +56,28 @@ def test_the_markers_are_recognised():
         for n, line in enumerate(text):
             if line.startswith("<!-- docs-test"):
                 assert MARKER.match(line), f"{page.name}:{n + 1}: {line}"
-                following = next(t for t in text[n + 1:] if t.strip())
+                following = next(t for t in text[n + 1 :] if t.strip())
                 assert FENCE.match(following), f"{page.name}:{n + 1}: no python block after the marker"
 
 
 def test_mkdocs_build_strict(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(REPO / "mkdocs.yml"),
-                           "-d", str(tmp_path / "site")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(REPO / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (tmp_path / "site" / "index.html").is_file() and (tmp_path / "site" / "client" / "index.html").is_file()
 

@@ -82,33 +82,47 @@ def exported(tmp_path_factory):
         x = sample_inputs(entry, BATCH, TIME, seed=10)
         xp = _padded(entry, x, seed=11)
         case = {
-            "entry": entry, "path": path, "x": x,
-            "keras": np.asarray(model(x)), "h": _final_h_oracle(model, x),
-            "rows": [(np.asarray(model(x[i:i + 1, :n])), _final_h_oracle(model, x[i:i + 1, :n]))
-                     for i, n in enumerate(LENGTHS)],
+            "entry": entry,
+            "path": path,
+            "x": x,
+            "keras": np.asarray(model(x)),
+            "h": _final_h_oracle(model, x),
+            "rows": [
+                (np.asarray(model(x[i : i + 1, :n])), _final_h_oracle(model, x[i : i + 1, :n]))
+                for i, n in enumerate(LENGTHS)
+            ],
             "default": job(path, "serving_default", {"sequences": x}),
             "padded": job(path, "padded", {"sequences": xp, "lengths": np.array(LENGTHS, np.int32)}),
-            "row_jobs": [job(path, "serving_default", {"sequences": x[i:i + 1, :n]}) for i, n in enumerate(LENGTHS)],
+            "row_jobs": [job(path, "serving_default", {"sequences": x[i : i + 1, :n]}) for i, n in enumerate(LENGTHS)],
         }
         if entry.steppable:
             case["stream"] = job(path, "stream", {"sequences": x})
         case["big_default"] = job(path, "serving_default", {"sequences": _tiled(x)})
-        case["big_padded"] = job(path, "padded", {"sequences": _tiled(xp), "lengths": _tiled(np.array(LENGTHS, np.int32))})
+        case["big_padded"] = job(
+            path, "padded", {"sequences": _tiled(xp), "lengths": _tiled(np.array(LENGTHS, np.int32))}
+        )
         case["warmup"] = [(sig, job(path, sig, inputs)) for sig, inputs in _warmup_records(path)]
         cases[name] = case
     xla_model = ZOO["stacked"].build()
     xla_path = export_model(xla_model, base, "stacked_xla", xla=True)
     x = cases["stacked"]["x"]
-    cases["stacked_xla"] = {"path": xla_path, "keras": np.asarray(xla_model(x)),
-                            "default": job(xla_path, "serving_default", {"sequences": x}),
-                            "padded": job(xla_path, "padded", jobs[cases["stacked"]["padded"]][2]),
-                            "warmup": [(sig, job(xla_path, sig, inputs)) for sig, inputs in _warmup_records(xla_path)]}
+    cases["stacked_xla"] = {
+        "path": xla_path,
+        "keras": np.asarray(xla_model(x)),
+        "default": job(xla_path, "serving_default", {"sequences": x}),
+        "padded": job(xla_path, "padded", jobs[cases["stacked"]["padded"]][2]),
+        "warmup": [(sig, job(xla_path, sig, inputs)) for sig, inputs in _warmup_records(xla_path)],
+    }
 
     work = tmp_path_factory.mktemp("runner")
     (work / "jobs.pkl").write_bytes(pickle.dumps(jobs))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    subprocess.run([sys.executable, str(HERE / "session_runner.py"), str(work / "jobs.pkl"), str(work / "out.pkl")],
-                   check=True, env=env, timeout=300)
+    subprocess.run(
+        [sys.executable, str(HERE / "session_runner.py"), str(work / "jobs.pkl"), str(work / "out.pkl")],
+        check=True,
+        env=env,
+        timeout=300,
+    )
     out = pickle.loads((work / "out.pkl").read_bytes())
     return {"base": base, "cases": cases, "jobs": jobs, "results": out["results"], "signatures": out["signatures"]}
 
@@ -147,10 +161,10 @@ def test_padded_rows_match_their_unpadded_results(exported, name):
     for i, n in enumerate(LENGTHS):
         keras_out, keras_h = case["rows"][i]
         alone = res[case["row_jobs"][i]]
-        out = got["outputs"][i:i + 1]
+        out = got["outputs"][i : i + 1]
         _close(out[:, :n] if out.ndim == 3 else out, keras_out, f"row {i} outputs vs Keras on the row alone")
-        _close(got["h"][i:i + 1], keras_h, f"row {i} h vs Keras on the row alone")
-        _close(got["c"][i:i + 1], alone["c"], f"row {i} c vs serving_default on the row alone")
+        _close(got["h"][i : i + 1], keras_h, f"row {i} h vs Keras on the row alone")
+        _close(got["c"][i : i + 1], alone["c"], f"row {i} c vs serving_default on the row alone")
 
 
 @pytest.mark.parametrize("name", [n for n, e in ZOO.items() if e.steppable])
@@ -184,8 +198,9 @@ def test_warmup_requests_cover_the_signatures_and_run(exported):
     for name, case in exported["cases"].items():
         steppable = ZOO["stacked" if name == "stacked_xla" else name].steppable
         names = {sig for sig, _ in case["warmup"]}
-        assert names == ({"serving_default", "padded", "step", "init_state"} if steppable
-                         else {"serving_default", "padded"})
+        assert names == (
+            {"serving_default", "padded", "step", "init_state"} if steppable else {"serving_default", "padded"}
+        )
         for sig, index in case["warmup"]:
             assert exported["results"][index]["h"].shape[0] == 1, (name, sig)
 
@@ -197,7 +212,9 @@ def test_cc_loader_runs_every_signature_as_tf_serving_does(exported, name):
     case = exported["cases"][name]
     path = str(case["path"])
     indices = [k for k, (p, kind, _) in enumerate(exported["jobs"]) if p == path and kind != "stream"]
-    got = run_signatures(path, [exported["jobs"][k][1:] for k in indices], xla_cpu_compilation_enabled=name == "stacked_xla")
+    got = run_signatures(
+        path, [exported["jobs"][k][1:] for k in indices], xla_cpu_compilation_enabled=name == "stacked_xla"
+    )
     assert {exported["jobs"][k][1] for k in indices} >= {"serving_default"}
     for k, outputs in zip(indices, got):
         want = exported["results"][k]
@@ -245,13 +262,33 @@ def test_saved_model_cli_run_prints_the_models_outputs(exported, tmp_path):
     """What a user types (the issue's reproduction): saved_model_cli run with a literal input."""
     case = exported["cases"]["stacked"]
     x = np.round(case["x"][:1, :4], 3)
-    literal = "[" + ",".join("[" + ",".join("[" + ",".join(repr(float(v)) for v in step) + "]" for step in row) + "]"
-                             for row in x) + "]"
+    literal = (
+        "["
+        + ",".join(
+            "[" + ",".join("[" + ",".join(repr(float(v)) for v in step) + "]" for step in row) + "]" for row in x
+        )
+        + "]"
+    )
     cli = Path(sys.executable).with_name("saved_model_cli")
     done = subprocess.run(
-        [str(cli), "run", "--dir", str(case["path"]), "--tag_set", "serve", "--signature_def", "serving_default",
-         "--input_exprs", f"sequences={literal}", "--outdir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=180, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        [
+            str(cli),
+            "run",
+            "--dir",
+            str(case["path"]),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            f"sequences={literal}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     model = case["entry"].build()
@@ -264,7 +301,10 @@ def test_saved_model_cli_lists_names_dtypes_and_shapes(exported):
     for name in ("stacked", "tokens"):
         shown[name] = subprocess.run(
             [str(cli), "show", "--all", "--dir", str(exported["cases"][name]["path"])],
-            check=True, capture_output=True, text=True, timeout=120,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         ).stdout
     text = " ".join(shown["stacked"].split())

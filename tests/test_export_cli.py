@@ -43,10 +43,13 @@ def test_cli_exports_next_versions_and_refuses_overwrite(run_dir, tmp_path, caps
     assert sorted(p.name for p in (base / "tiny").iterdir()) == ["1", "2"]
 
 
-@pytest.mark.parametrize("argv, argument", [
-    (["export", "{tmp}/no-such-run", "--name", "tiny"], "model"),
-    (["export", "{run}", "--name", "a/b"], "name"),
-])
+@pytest.mark.parametrize(
+    "argv, argument",
+    [
+        (["export", "{tmp}/no-such-run", "--name", "tiny"], "model"),
+        (["export", "{run}", "--name", "a/b"], "name"),
+    ],
+)
 def test_cli_bad_arguments_exit_2_with_a_message(run_dir, tmp_path, capsys, argv, argument):
     argv = [a.format(tmp=tmp_path, run=run_dir) for a in argv] + ["--base", str(tmp_path / "models")]
     assert main(argv) == 2
@@ -74,10 +77,13 @@ def test_models_without_an_lstm_are_refused():
         plan_export(keras.Sequential([keras.Input((None, 2)), keras.layers.Dense(1)]))
 
 
-@pytest.mark.parametrize("layer, why", [
-    (LSTM(3, go_backwards=True), "go_backwards"),
-    (keras.layers.Bidirectional(LSTM(3)), "Bidirectional"),
-])
+@pytest.mark.parametrize(
+    "layer, why",
+    [
+        (LSTM(3, go_backwards=True), "go_backwards"),
+        (keras.layers.Bidirectional(LSTM(3)), "Bidirectional"),
+    ],
+)
 def test_backward_models_are_not_steppable_and_say_why(layer, why):
     plan = plan_export(keras.Sequential([keras.Input((None, 2)), layer]))
     assert why in plan.not_steppable

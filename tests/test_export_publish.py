@@ -105,7 +105,9 @@ def test_adding_a_model_keeps_the_config_files_comments(tmp_path):
     after = _parse(path)
     assert after.model_config_list.config[:-1] == before.model_config_list.config
     assert (after.model_config_list.config[-1].name, after.model_config_list.config[-1].base_path) == (
-        "charlm", "/models/charlm")
+        "charlm",
+        "/models/charlm",
+    )
 
 
 def _parse(path):
@@ -118,8 +120,11 @@ def test_models_config_is_created_and_extended_keeping_other_entries(tmp_path):
     path = tmp_path / "models.config"
     assert register_model(path, "adding")
     path.write_text(path.read_text().replace('"/models/adding"', '"/custom/adding"'))
-    text = path.read_text().replace("model_config_list {", 'model_config_list {\n  config { name: "other" '
-                                    'base_path: "/models/other" model_version_policy { all {} } }', 1)
+    text = path.read_text().replace(
+        "model_config_list {",
+        'model_config_list {\n  config { name: "other" base_path: "/models/other" model_version_policy { all {} } }',
+        1,
+    )
     path.write_text(text)
     before = path.read_bytes()
     assert not register_model(path, "adding")  # present: the file is left alone

@@ -18,17 +18,28 @@ import tensorflow as tf
 from keras_lstm import LSTM, LSTMArgumentError
 from oracle import lstm_numpy
 
-VARIANTS = {"plain": {}, "peephole": dict(peephole=True), "projection": dict(projection_units=3),
-            "peephole+projection": dict(peephole=True, projection_units=3), "coupled": dict(coupled_gates=True),
-            "coupled+peephole": dict(coupled_gates=True, peephole=True), "cell_clip": dict(cell_clip=0.4),
-            "projection_clip": dict(projection_units=3, projection_clip=0.15)}
+VARIANTS = {
+    "plain": {},
+    "peephole": dict(peephole=True),
+    "projection": dict(projection_units=3),
+    "peephole+projection": dict(peephole=True, projection_units=3),
+    "coupled": dict(coupled_gates=True),
+    "coupled+peephole": dict(coupled_gates=True, peephole=True),
+    "cell_clip": dict(cell_clip=0.4),
+    "projection_clip": dict(projection_units=3, projection_clip=0.15),
+}
 B, T, D, H = 4, 7, 3, 5
 
 
 def oracle_options(kw, go_backwards):
-    return dict(peephole=kw.get("peephole", False), projection="projection_units" in kw, go_backwards=go_backwards,
-                coupled=kw.get("coupled_gates", False), cell_clip=kw.get("cell_clip"),
-                projection_clip=kw.get("projection_clip"))
+    return dict(
+        peephole=kw.get("peephole", False),
+        projection="projection_units" in kw,
+        go_backwards=go_backwards,
+        coupled=kw.get("coupled_gates", False),
+        cell_clip=kw.get("cell_clip"),
+        projection_clip=kw.get("projection_clip"),
+    )
 
 
 def randomize(layer, seed):
@@ -76,16 +87,21 @@ def test_matches_numpy_oracle_forward_and_finite_differences(variant, go_backwar
         return np.sin(np.where(seen[..., None], r["h"], 0.0)).sum()
 
     fd = (oracle_loss(1e-5) - oracle_loss(-1e-5)) / 2e-5
-    analytic = sum(float(np.sum(g.numpy() * dirs[n])) for g, n in zip(grads, ["x"] + [v.name for v in layer.trainable_weights]))
+    analytic = sum(
+        float(np.sum(g.numpy() * dirs[n])) for g, n in zip(grads, ["x"] + [v.name for v in layer.trainable_weights])
+    )
     assert analytic == pytest.approx(fd, rel=2e-3, abs=2e-3)
 
 
-@pytest.mark.parametrize("kwargs,call,argument", [
-    (dict(layer_norm=True), {}, "layer_norm"),
-    (dict(activation="relu"), {}, "activation"),
-    (dict(recurrent_dropout=0.5), dict(training=True), "recurrent_dropout"),
-    (dict(return_state=True), dict(mask=np.ones((B, T), bool)), "mask"),
-])
+@pytest.mark.parametrize(
+    "kwargs,call,argument",
+    [
+        (dict(layer_norm=True), {}, "layer_norm"),
+        (dict(activation="relu"), {}, "activation"),
+        (dict(recurrent_dropout=0.5), dict(training=True), "recurrent_dropout"),
+        (dict(return_state=True), dict(mask=np.ones((B, T), bool)), "mask"),
+    ],
+)
 def test_insisting_on_it_names_what_prevents_it_and_auto_says_why_not(kwargs, call, argument):
     x = np.zeros((B, T, D), "float32")
     with pytest.raises(LSTMArgumentError, match=f"`{argument}`"):
@@ -208,8 +224,11 @@ def test_a_machine_without_a_compiler_is_told_once_and_runs_the_loop(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path), KERAS_LSTM_CACHE=str(tmp_path / "cache"))  # no g++ on PATH
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    said = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.split(" ", 1)[0] in
-                ("WARNED", "CHOICE", "REFUSED"))
+    said = dict(
+        line.split(" ", 1)
+        for line in done.stdout.splitlines()
+        if line.split(" ", 1)[0] in ("WARNED", "CHOICE", "REFUSED")
+    )
     warned, choice, refused = ast.literal_eval(said["WARNED"]), said["CHOICE"], said["REFUSED"]
     assert len(warned) == 1 and "`g++` is not on PATH" in warned[0]  # once, naming what is missing
     assert "name='xla'" in choice and "g++" in choice
@@ -238,14 +257,23 @@ _RUN_ONCE = textwrap.dedent("""
 def test_threads_and_every_copy_of_the_elementwise_code_agree(tmp_path):
     """The batch is cut into one slice per thread, and the elementwise passes have an AVX-512, an AVX2
     and a baseline copy: 1, 2 and 3 threads, and each copy this CPU can run, give the same results."""
-    runs = {"1 thread": {"OMP_NUM_THREADS": "1"}, "2 threads": {"OMP_NUM_THREADS": "2"},
-            "3 threads": {"OMP_NUM_THREADS": "3"}, "avx2": {"KERAS_LSTM_ISA": "avx2"},
-            "baseline": {"KERAS_LSTM_ISA": "baseline"}}
+    runs = {
+        "1 thread": {"OMP_NUM_THREADS": "1"},
+        "2 threads": {"OMP_NUM_THREADS": "2"},
+        "3 threads": {"OMP_NUM_THREADS": "3"},
+        "avx2": {"KERAS_LSTM_ISA": "avx2"},
+        "baseline": {"KERAS_LSTM_ISA": "baseline"},
+    }
     results = {}
     for name, env in runs.items():
         path = tmp_path / f"{name.replace(' ', '_')}.npz"
-        done = subprocess.run([sys.executable, "-c", _RUN_ONCE, str(path)], capture_output=True, text=True,
-                              env={**os.environ, **env}, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", _RUN_ONCE, str(path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         results[name] = np.load(path)
     first = results.pop("1 thread")

@@ -22,10 +22,15 @@ X = np.random.default_rng(3).normal(size=(3, 6, 2)).astype(np.float32)
 
 
 def build(**kw) -> keras.Model:
-    model = keras.Sequential([
-        keras.Input((None, 2)), keras.layers.Masking(), LSTM(5, return_sequences=True, peephole=True, **kw),
-        keras.layers.Bidirectional(LSTM(3, **kw)), keras.layers.Dense(2),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None, 2)),
+            keras.layers.Masking(),
+            LSTM(5, return_sequences=True, peephole=True, **kw),
+            keras.layers.Bidirectional(LSTM(3, **kw)),
+            keras.layers.Dense(2),
+        ]
+    )
     rng = np.random.default_rng(7)
     model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
     return model

@@ -63,14 +63,40 @@ def test_save_and_load_keras_file_identical(tmp_path):
 
 def test_get_config_round_trips_every_argument():
     layer = LSTM(
-        7, activation="relu", recurrent_activation="hard_sigmoid", use_bias=False,
-        kernel_initializer="he_normal", recurrent_initializer="glorot_normal", bias_initializer="ones",
-        unit_forget_bias=False, kernel_regularizer="l2", recurrent_regularizer="l1", bias_regularizer="l2",
-        activity_regularizer="l1", kernel_constraint="non_neg", recurrent_constraint="unit_norm",
-        bias_constraint="non_neg", dropout=0.1, recurrent_dropout=0.2, seed=3, return_sequences=True,
-        return_state=True, go_backwards=True, stateful=True, unroll=True, use_cudnn=False, implementation=1,
-        zero_output_for_mask=True, jit_compile=False, peephole=True, coupled_gates=True, projection_units=4, layer_norm=True, layer_norm_epsilon=1e-4,
-        cell_clip=3.0, projection_clip=2.0,
+        7,
+        activation="relu",
+        recurrent_activation="hard_sigmoid",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        recurrent_initializer="glorot_normal",
+        bias_initializer="ones",
+        unit_forget_bias=False,
+        kernel_regularizer="l2",
+        recurrent_regularizer="l1",
+        bias_regularizer="l2",
+        activity_regularizer="l1",
+        kernel_constraint="non_neg",
+        recurrent_constraint="unit_norm",
+        bias_constraint="non_neg",
+        dropout=0.1,
+        recurrent_dropout=0.2,
+        seed=3,
+        return_sequences=True,
+        return_state=True,
+        go_backwards=True,
+        stateful=True,
+        unroll=True,
+        use_cudnn=False,
+        implementation=1,
+        zero_output_for_mask=True,
+        jit_compile=False,
+        peephole=True,
+        coupled_gates=True,
+        projection_units=4,
+        layer_norm=True,
+        layer_norm_epsilon=1e-4,
+        cell_clip=3.0,
+        projection_clip=2.0,
     )
     config = layer.get_config()
     clone = LSTM.from_config(config)
@@ -88,8 +114,17 @@ def test_signature_and_config_cover_keras():
         ref = [p for p in inspect.signature(theirs).parameters.values() if p.kind != p.VAR_KEYWORD]
         got = list(inspect.signature(ours).parameters.values())[: len(ref)]
         assert [(p.name, p.kind, p.default) for p in got] == [(p.name, p.kind, p.default) for p in ref]
-    kw = dict(units=3, activation="relu", dropout=0.2, seed=5, return_sequences=True, go_backwards=True,
-              zero_output_for_mask=True, implementation=1, name="x")
+    kw = dict(
+        units=3,
+        activation="relu",
+        dropout=0.2,
+        seed=5,
+        return_sequences=True,
+        go_backwards=True,
+        zero_output_for_mask=True,
+        implementation=1,
+        name="x",
+    )
     ref_config, config = keras.layers.LSTM(**kw).get_config(), LSTM(**kw).get_config()
     assert set(ref_config) <= set(config)
     plain = {k: v for k, v in ref_config.items() if not k.endswith("initializer")}

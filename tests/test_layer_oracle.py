@@ -33,9 +33,12 @@ def layer_kwargs(case):
 
 def oracle_kwargs(kw):
     return dict(
-        coupled=kw.get("coupled_gates", False), peephole=kw.get("peephole", False),
-        projection="projection_units" in kw, layer_norm=kw.get("layer_norm", False),
-        cell_clip=kw.get("cell_clip"), projection_clip=kw.get("projection_clip"),
+        coupled=kw.get("coupled_gates", False),
+        peephole=kw.get("peephole", False),
+        projection="projection_units" in kw,
+        layer_norm=kw.get("layer_norm", False),
+        cell_clip=kw.get("cell_clip"),
+        projection_clip=kw.get("projection_clip"),
     )
 
 
@@ -95,9 +98,15 @@ def test_weight_shapes_follow_the_variants():
     layer(np.zeros((1, 2, 5), "float32"))
     shapes = {v.name: tuple(v.shape) for v in layer.weights}
     assert shapes == {
-        "kernel": (5, 18), "recurrent_kernel": (4, 18), "peephole_kernel": (2, 6),
-        "projection_kernel": (6, 4), "input_gamma": (18,), "input_beta": (18,),
-        "recurrent_gamma": (18,), "cell_gamma": (6,), "cell_beta": (6,),
+        "kernel": (5, 18),
+        "recurrent_kernel": (4, 18),
+        "peephole_kernel": (2, 6),
+        "projection_kernel": (6, 4),
+        "input_gamma": (18,),
+        "input_beta": (18,),
+        "recurrent_gamma": (18,),
+        "cell_gamma": (6,),
+        "cell_beta": (6,),
     }
     plain = LSTM(6, peephole=True)
     plain(np.zeros((1, 2, 5), "float32"))

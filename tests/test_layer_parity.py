@@ -39,15 +39,11 @@ RIGHT_PADDED = ("none", "right", "full_rows")
 def pairwise_cases():
     """A greedy all-pairs covering array over FACTORS (deterministic)."""
     names = list(FACTORS)
-    uncovered = {
-        (a, va, b, vb)
-        for a, b in itertools.combinations(names, 2)
-        for va in FACTORS[a]
-        for vb in FACTORS[b]
-    }
+    uncovered = {(a, va, b, vb) for a, b in itertools.combinations(names, 2) for va in FACTORS[a] for vb in FACTORS[b]}
     rows = []
     full = list(itertools.product(*FACTORS.values()))
     while uncovered:
+
         def gain(row):
             d = dict(zip(names, row))
             return sum((a, d[a], b, d[b]) in uncovered for a, b in itertools.combinations(names, 2))
@@ -117,8 +113,11 @@ def kernel_arguments(case):
 def test_matches_keras_lstm(case):
     rng = np.random.default_rng(7)
     common = dict(
-        return_sequences=case["return_sequences"], return_state=case["return_state"],
-        go_backwards=case["go_backwards"], stateful=case["stateful"], unroll=case["unroll"],
+        return_sequences=case["return_sequences"],
+        return_state=case["return_state"],
+        go_backwards=case["go_backwards"],
+        stateful=case["stateful"],
+        unroll=case["unroll"],
     )
     inp = keras.Input(batch_shape=(B, T, D))
     ref = keras.layers.LSTM(H, **common)

@@ -14,4 +14,3 @@ def test_the_layer_on_jax_and_a_model_trained_there_exports_on_tensorflow(tmp_pa
     trained = check_on_backend("jax", tmp_path)
     version = export_model(keras.saving.load_model(trained), tmp_path / "models", "trained_on_jax")
     assert (version / "saved_model.pb").exists()
-

@@ -8,4 +8,3 @@ from backend_driver import check_on_backend
 
 def test_the_layer_on_torch_and_a_model_trained_there_loads_on_tensorflow(tmp_path):
     check_on_backend("torch", tmp_path)
-

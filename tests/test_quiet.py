@@ -30,8 +30,9 @@ print("HEAVY", heavy, "CODE", code)
 def python(script, **env_changes):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", quiet.VERBOSE_ENV)}
     env.update(env_changes)
-    return subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
@@ -46,7 +47,7 @@ def test_help_imports_no_tensorflow(command):
 # What TensorFlow prints at import on a machine without a GPU driver (absl before InitializeLog), the
 # CPU-feature notice, and lines that must pass: one of our own errors, a TensorFlow error that is not
 # start-up noise, and a line with no newline at the end.
-NOISY = r'''
+NOISY = r"""
 import os, sys
 from keras_lstm import quiet
 lines = [
@@ -64,7 +65,7 @@ with quiet.filtered_stderr():
     os.write(2, b"no newline at the end")
 print("\nafter the filter", file=sys.stderr)
 raise SystemExit("a traceback-free exit message after the window")
-'''
+"""
 
 
 def test_the_filter_drops_start_up_noise_and_passes_everything_else():
@@ -72,19 +73,27 @@ def test_the_filter_drops_start_up_noise_and_passes_everything_else():
     err = done.stderr
     for dropped in ("absl::InitializeLog", "cudart_stub", "cuInit", "cpu_feature_guard", "rebuild TensorFlow"):
         assert dropped not in err, err
-    for kept in ("op_kernel.cc:1830] OpKernel", "keras-lstm train: error: Argument `--units`",
-                 "a Python line on sys.stderr", "no newline at the end", "after the filter",
-                 "a traceback-free exit message after the window"):
+    for kept in (
+        "op_kernel.cc:1830] OpKernel",
+        "keras-lstm train: error: Argument `--units`",
+        "a Python line on sys.stderr",
+        "no newline at the end",
+        "after the filter",
+        "a traceback-free exit message after the window",
+    ):
         assert kept in err, (kept, err)
     assert done.returncode == 1
 
 
-@pytest.mark.parametrize("env, shown", [
-    ({}, False),
-    ({quiet.VERBOSE_ENV: "1"}, True),
-    ({"TF_CPP_MIN_LOG_LEVEL": "0"}, True),
-    ({"TF_CPP_MIN_LOG_LEVEL": "3"}, False),
-])
+@pytest.mark.parametrize(
+    "env, shown",
+    [
+        ({}, False),
+        ({quiet.VERBOSE_ENV: "1"}, True),
+        ({"TF_CPP_MIN_LOG_LEVEL": "0"}, True),
+        ({"TF_CPP_MIN_LOG_LEVEL": "3"}, False),
+    ],
+)
 def test_verbose_switch(env, shown):
     done = python("from keras_lstm import quiet; print(quiet.verbose())", **env)
     assert done.stdout.strip() == str(shown), done.stderr[-2000:]
@@ -93,13 +102,21 @@ def test_verbose_switch(env, shown):
 def test_the_cli_flag_asks_for_the_logs():
     """`keras-lstm --verbose COMMAND` marks the process verbose (its subprocesses inherit it) and leaves
     TF_CPP_MIN_LOG_LEVEL to TensorFlow; without it the level is 2."""
-    script = ("import os, sys\nfrom keras_lstm import cli, quiet\n"
-              "parser, module = cli._parser_for(sys.argv[1:])\nargs = parser.parse_args(sys.argv[1:])\n"
-              "if args.tensorflow_logs: cli._show_tensorflow_logs()\n"
-              "print(quiet.verbose(), os.environ.get('TF_CPP_MIN_LOG_LEVEL'), args.command)\n")
+    script = (
+        "import os, sys\nfrom keras_lstm import cli, quiet\n"
+        "parser, module = cli._parser_for(sys.argv[1:])\nargs = parser.parse_args(sys.argv[1:])\n"
+        "if args.tensorflow_logs: cli._show_tensorflow_logs()\n"
+        "print(quiet.verbose(), os.environ.get('TF_CPP_MIN_LOG_LEVEL'), args.command)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", quiet.VERBOSE_ENV)}
-    run = lambda *argv: subprocess.run([sys.executable, "-c", script, *argv], cwd=REPO, env=env,  # noqa: E731
-                                       capture_output=True, text=True, timeout=120).stdout.split()
+    run = lambda *argv: subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        cwd=REPO,
+        env=env,  # noqa: E731
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.split()
     assert run("--verbose", "gates", "RUN", "X.npy") == ["True", "None", "gates"]
     assert run("gates", "RUN", "X.npy") == ["False", "2", "gates"]
 
@@ -115,13 +132,29 @@ def test_a_command_shows_only_its_own_story(tmp_path):
         "m.save(sys.argv[1])\n"
     )
     saved = tmp_path / "m.keras"
-    made = subprocess.run([sys.executable, "-c", script, str(saved)], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    made = subprocess.run(
+        [sys.executable, "-c", script, str(saved)], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert made.returncode == 0, made.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", quiet.VERBOSE_ENV)}
-    done = subprocess.run([sys.executable, "-m", "keras_lstm.cli", "export", str(saved), "--name", "m",
-                           "--base", str(tmp_path / "models")], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_lstm.cli",
+            "export",
+            str(saved),
+            "--name",
+            "m",
+            "--base",
+            str(tmp_path / "models"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     assert str(tmp_path / "models" / "m" / "1") in done.stdout

@@ -20,7 +20,10 @@ from serving.requests import Signature, TensorInfo
 
 SIG = Signature(
     name="padded",
-    inputs={"sequences": TensorInfo(types_pb2.DT_FLOAT, (None, None, 3)), "lengths": TensorInfo(types_pb2.DT_INT32, (None,))},
+    inputs={
+        "sequences": TensorInfo(types_pb2.DT_FLOAT, (None, None, 3)),
+        "lengths": TensorInfo(types_pb2.DT_INT32, (None,)),
+    },
     outputs={"h": TensorInfo(types_pb2.DT_FLOAT, (None, 4)), "c": TensorInfo(types_pb2.DT_FLOAT, (None, 4))},
 )
 INIT = Signature(name="init_state", inputs={"batch_size": TensorInfo(types_pb2.DT_INT32, ())}, outputs=SIG.outputs)
@@ -34,28 +37,35 @@ def claim(dtype, shape, **values) -> tensor_pb2.TensorProto:
     return proto
 
 
-@pytest.mark.parametrize("proto", [
-    claim(types_pb2.DT_FLOAT, [2, 2], float_val=[1.0, 2.0]),  # fewer: the last value repeats
-    claim(types_pb2.DT_FLOAT, [3], float_val=[1.0, 2.0, 3.0, 4.0, 5.0]),  # more: the first ones
-    claim(types_pb2.DT_FLOAT, [2, 3]),  # none: zeros
-    claim(types_pb2.DT_HALF, [2], half_val=[15360, 16384]),  # float16 bit patterns: 1.0, 2.0
-    claim(types_pb2.DT_INT8, [3], int_val=[-128, 0, 127]),
-    claim(types_pb2.DT_STRING, [2], string_val=[b"a", b"b", b"c"]),
-], ids=["fewer", "more", "none", "half", "int8", "strings"])
+@pytest.mark.parametrize(
+    "proto",
+    [
+        claim(types_pb2.DT_FLOAT, [2, 2], float_val=[1.0, 2.0]),  # fewer: the last value repeats
+        claim(types_pb2.DT_FLOAT, [3], float_val=[1.0, 2.0, 3.0, 4.0, 5.0]),  # more: the first ones
+        claim(types_pb2.DT_FLOAT, [2, 3]),  # none: zeros
+        claim(types_pb2.DT_HALF, [2], half_val=[15360, 16384]),  # float16 bit patterns: 1.0, 2.0
+        claim(types_pb2.DT_INT8, [3], int_val=[-128, 0, 127]),
+        claim(types_pb2.DT_STRING, [2], string_val=[b"a", b"b", b"c"]),
+    ],
+    ids=["fewer", "more", "none", "half", "int8", "strings"],
+)
 def test_to_array_decodes_like_tensorflow(proto):
     want = tf.io.parse_tensor(proto.SerializeToString(), tf.dtypes.as_dtype(proto.dtype)).numpy()
     np.testing.assert_array_equal(tensors.to_array(proto), want)
 
 
-@pytest.mark.parametrize("proto, message", [
-    (claim(types_pb2.DT_INT8, [1], int_val=[300]), "300 is out of range for int8"),
-    (claim(types_pb2.DT_UINT8, [1], int_val=[-1]), "-1 is out of range for uint8"),
-    (claim(types_pb2.DT_INT16, [1], int_val=[40000]), "out of range for int16"),
-    (claim(types_pb2.DT_UINT16, [1], int_val=[-5]), "out of range for uint16"),
-    (claim(types_pb2.DT_HALF, [1], half_val=[70000]), "out of range for uint16"),
-    (claim(types_pb2.DT_FLOAT, [2, -1]), "negative dimension"),
-    (claim(types_pb2.DT_FLOAT, [4], tensor_content=b"\0" * 12), "holds 12 bytes"),
-])
+@pytest.mark.parametrize(
+    "proto, message",
+    [
+        (claim(types_pb2.DT_INT8, [1], int_val=[300]), "300 is out of range for int8"),
+        (claim(types_pb2.DT_UINT8, [1], int_val=[-1]), "-1 is out of range for uint8"),
+        (claim(types_pb2.DT_INT16, [1], int_val=[40000]), "out of range for int16"),
+        (claim(types_pb2.DT_UINT16, [1], int_val=[-5]), "out of range for uint16"),
+        (claim(types_pb2.DT_HALF, [1], half_val=[70000]), "out of range for uint16"),
+        (claim(types_pb2.DT_FLOAT, [2, -1]), "negative dimension"),
+        (claim(types_pb2.DT_FLOAT, [4], tensor_content=b"\0" * 12), "holds 12 bytes"),
+    ],
+)
 def test_to_array_refuses_what_cannot_be_meant(proto, message):
     """TensorFlow wraps an int8 of 300 to 44; the server refuses it rather than run on a value nobody sent."""
     with pytest.raises(ValueError, match=message):
@@ -67,8 +77,10 @@ def decode(inputs, signature=SIG, limits=LIMITS):
 
 
 def good_inputs(batch=2, steps=5):
-    return {"sequences": tensors.to_proto(np.ones((batch, steps, 3), np.float32), into=tensor_pb2.TensorProto()),
-            "lengths": tensors.to_proto(np.full(batch, steps, np.int32), into=tensor_pb2.TensorProto())}
+    return {
+        "sequences": tensors.to_proto(np.ones((batch, steps, 3), np.float32), into=tensor_pb2.TensorProto()),
+        "lengths": tensors.to_proto(np.full(batch, steps, np.int32), into=tensor_pb2.TensorProto()),
+    }
 
 
 def test_decode_inputs_builds_the_arrays_of_a_good_request():
@@ -77,17 +89,42 @@ def test_decode_inputs_builds_the_arrays_of_a_good_request():
     assert decode(good_inputs(batch=0))["sequences"].shape == (0, 5, 3)  # TF Serving answers an empty batch
 
 
-@pytest.mark.parametrize("change, code, message", [
-    ({"sequences": claim(types_pb2.DT_FLOAT, [2**40, 5, 3])}, "INVALID_ARGUMENT", "over the server's limit of 1000"),
-    ({"sequences": claim(types_pb2.DT_FLOAT, [2, 5, 3], float_val=[1.0]), "lengths": claim(types_pb2.DT_INT32, [2**40])},
-     "INVALID_ARGUMENT", '"lengths": shape .* over the server\'s limit'),
-    ({"sequences": claim(types_pb2.DT_FLOAT, [1, 51, 3], float_val=[1.0])}, "INVALID_ARGUMENT", "sequence length 51"),
-    ({"sequences": claim(types_pb2.DT_FLOAT, [2, 5, 3])}, "INVALID_ARGUMENT", "no values were sent"),
-    ({"sequences": claim(types_pb2.DT_STRING, [10**7])}, "INVALID_ARGUMENT", "expects float32 but DT_STRING"),
-    ({"sequences": claim(types_pb2.DT_INT8, [2, 5, 3], int_val=[300])}, "INVALID_ARGUMENT", "expects float32 but int8"),
-    ({"sequences": claim(types_pb2.DT_FLOAT, [2, 5, 3], tensor_content=b"\0" * 8)}, "INVALID_ARGUMENT", "holds 8 bytes"),
-    ({"sequences": claim(types_pb2.DT_FLOAT, [2, 5, -3])}, "INVALID_ARGUMENT", "tensor parsing error: sequences"),
-])
+@pytest.mark.parametrize(
+    "change, code, message",
+    [
+        (
+            {"sequences": claim(types_pb2.DT_FLOAT, [2**40, 5, 3])},
+            "INVALID_ARGUMENT",
+            "over the server's limit of 1000",
+        ),
+        (
+            {
+                "sequences": claim(types_pb2.DT_FLOAT, [2, 5, 3], float_val=[1.0]),
+                "lengths": claim(types_pb2.DT_INT32, [2**40]),
+            },
+            "INVALID_ARGUMENT",
+            '"lengths": shape .* over the server\'s limit',
+        ),
+        (
+            {"sequences": claim(types_pb2.DT_FLOAT, [1, 51, 3], float_val=[1.0])},
+            "INVALID_ARGUMENT",
+            "sequence length 51",
+        ),
+        ({"sequences": claim(types_pb2.DT_FLOAT, [2, 5, 3])}, "INVALID_ARGUMENT", "no values were sent"),
+        ({"sequences": claim(types_pb2.DT_STRING, [10**7])}, "INVALID_ARGUMENT", "expects float32 but DT_STRING"),
+        (
+            {"sequences": claim(types_pb2.DT_INT8, [2, 5, 3], int_val=[300])},
+            "INVALID_ARGUMENT",
+            "expects float32 but int8",
+        ),
+        (
+            {"sequences": claim(types_pb2.DT_FLOAT, [2, 5, 3], tensor_content=b"\0" * 8)},
+            "INVALID_ARGUMENT",
+            "holds 8 bytes",
+        ),
+        ({"sequences": claim(types_pb2.DT_FLOAT, [2, 5, -3])}, "INVALID_ARGUMENT", "tensor parsing error: sequences"),
+    ],
+)
 def test_decode_inputs_refuses_claims_before_building_anything(change, code, message):
     """Every claim here would take gigabytes or more if it were built first (none is within 1000 elements)."""
     with pytest.raises(errors.BadRequestError, match=message) as info:
@@ -142,8 +179,10 @@ def test_unparseable_bodies_log_one_line_per_window():
             raise ValueError("Error parsing message")
         except ValueError:
             import sys
-            return logging.LogRecord("grpc._common", logging.ERROR, __file__, 1, "Exception deserializing message!",
-                                     (), sys.exc_info())
+
+            return logging.LogRecord(
+                "grpc._common", logging.ERROR, __file__, 1, "Exception deserializing message!", (), sys.exc_info()
+            )
 
     passed = []
     for step in range(30):  # one bad body per second for 30 s

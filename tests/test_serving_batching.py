@@ -81,8 +81,9 @@ def test_tasks_of_different_shapes_never_share_a_batch():
 
 def test_a_full_queue_refuses_with_unavailable_and_keeps_serving():
     model = Recorder(delay_s=0.5)  # one worker, busy: batches pile up
-    batcher = Batcher(BatchingOptions(max_batch_size=1, batch_timeout_micros=0, num_batch_threads=1,
-                                      max_enqueued_batches=2), model)
+    batcher = Batcher(
+        BatchingOptions(max_batch_size=1, batch_timeout_micros=0, num_batch_threads=1, max_enqueued_batches=2), model
+    )
     try:
         with ThreadPoolExecutor(6) as pool:
             futures = [pool.submit(batcher.submit, "m", "sig", rows(i)) for i in range(6)]

@@ -33,7 +33,7 @@ from keras_lstm.export import export_model
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 FEATURES, LENGTHS = 3, [6, 2, 4]
 
-CLIENT_SCRIPT = r'''
+CLIENT_SCRIPT = r"""
 import asyncio, importlib.metadata, json, sys
 from serving import AsyncClient, Client
 import numpy as np
@@ -70,7 +70,7 @@ json.dump({
     "modules": sorted({m.split(".")[0] for m in sys.modules}),
     "distributions": sorted(d.metadata["Name"].lower() for d in importlib.metadata.distributions()),
 }, open(f"{work}/out.json", "w"))
-'''
+"""
 
 
 def _clean_env() -> dict[str, str]:
@@ -98,13 +98,21 @@ def setup(tmp_path_factory):
         model = keras.Sequential([keras.Input((None, FEATURES)), LSTM(8, name="lstm"), keras.layers.Dense(1)])
         model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
         export_model(model, work / "models", "adding")
-        server = ServerProcess(["--model-base", str(work / "models" / "adding"), "--model-name", "adding"],
-                               work, entry=("keras_lstm.cli", "serve"))
+        server = ServerProcess(
+            ["--model-base", str(work / "models" / "adding"), "--model-name", "adding"],
+            work,
+            entry=("keras_lstm.cli", "serve"),
+        )
         try:
             server.wait_listening()
             install_s = install.result()
-            yield {"work": work, "model": model, "server": server, "install_s": install_s,
-                   "python": work / "client-env" / "bin" / "python"}
+            yield {
+                "work": work,
+                "model": model,
+                "server": server,
+                "install_s": install_s,
+                "python": work / "client-env" / "bin" / "python",
+            }
         finally:
             assert server.terminate() == 0, server.log()
 
@@ -116,8 +124,14 @@ def answers(setup):
     np.save(work / "x.npy", x)
     np.save(work / "lengths.npy", np.array(LENGTHS, np.int32))
     (work / "client.py").write_text(CLIENT_SCRIPT)
-    result = subprocess.run([str(setup["python"]), str(work / "client.py"), setup["server"].target, str(work)],
-                            cwd=work, env=_clean_env(), capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [str(setup["python"]), str(work / "client.py"), setup["server"].target, str(work)],
+        cwd=work,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     print(f"\nclient env: venv + `pip install ./clients/python` took {setup['install_s']:.1f} s")
     return x, json.loads((work / "out.json").read_text()), dict(np.load(work / "out.npz"))
@@ -151,7 +165,7 @@ def test_predict_padded_and_stream_equal_the_model(setup, answers):
     np.testing.assert_allclose(out["whole_outputs"], model(x), atol=1e-5)
     np.testing.assert_array_equal(out["async_outputs"], out["whole_outputs"])
     for i, n in enumerate(LENGTHS):
-        np.testing.assert_allclose(out["padded_outputs"][i:i + 1], model(x[i:i + 1, :n]), atol=1e-5)
+        np.testing.assert_allclose(out["padded_outputs"][i : i + 1], model(x[i : i + 1, :n]), atol=1e-5)
     for t in range(x.shape[1]):  # step t's output is the model's on the first t + 1 steps
         np.testing.assert_allclose(out["steps"][t], model(x[:1, : t + 1]), atol=1e-5)
 
@@ -170,9 +184,22 @@ def test_answers_equal_tensorflow_serving_s_own_stubs_bit_for_bit(setup, answers
 
 def test_import_cost_benchmark_runs_in_both_environments(setup, tmp_path):
     """bench/client_import.py (the import time and memory in docs/client.md), once per case; numbers printed, not judged."""
-    done = subprocess.run([sys.executable, "bench/client_import.py", "--client-python", str(setup["python"]),
-                           "--repeats", "1", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                          timeout=240)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/client_import.py",
+            "--client-python",
+            str(setup["python"]),
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     print("\n" + done.stdout)
     rows = json.loads((tmp_path / "client_import.json").read_text())

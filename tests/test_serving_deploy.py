@@ -22,8 +22,10 @@ from serving_helpers import FEATURES, REPO, ServerProcess, export_version, free_
 import serving
 from serving import Client
 
-pytestmark = [pytest.mark.timeout(180),
-              pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command for test certificates")]
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command for test certificates"),
+]
 
 
 def _openssl(*args: str, cwd) -> None:
@@ -34,14 +36,58 @@ def _openssl(*args: str, cwd) -> None:
 def certs(tmp_path_factory):
     """A CA, a server certificate for localhost / 127.0.0.1, and a client certificate."""
     d = tmp_path_factory.mktemp("certs")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-             "-days", "1", "-subj", "/CN=test-ca", cwd=d)
-    for name, san in (("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        cwd=d,
+    )
+    for name, san in (
+        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ):
         (d / f"{name}.ext").write_text(san + "\n")
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", f"/CN={name if name == 'client' else 'localhost'}", cwd=d)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext", cwd=d)
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN={name if name == 'client' else 'localhost'}",
+            cwd=d,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "1",
+            "-extfile",
+            f"{name}.ext",
+            cwd=d,
+        )
     return {p.name: p.read_bytes() for p in d.iterdir()} | {"dir": d}
 
 
@@ -51,12 +97,28 @@ def server(tmp_path_factory, certs):
     (work / "models" / "adding").mkdir(parents=True)
     export_version(work / "models" / "adding" / "1", seed=1)
     d, rest_port = certs["dir"], free_port()
-    proc = ServerProcess([
-        "--model-config", str(REPO / "models" / "models.config"), "--mount", f"{work / 'models'}:/models",
-        "--batching-parameters-file", str(REPO / "models" / "batching.config"),
-        "--ssl-cert", str(d / "server.pem"), "--ssl-key", str(d / "server.key"), "--ssl-client-ca", str(d / "ca.pem"),
-        "--auth-token", "test-token", "--rest-api-port", str(rest_port),
-    ], work, entry=("keras_lstm.cli", "serve"))
+    proc = ServerProcess(
+        [
+            "--model-config",
+            str(REPO / "models" / "models.config"),
+            "--mount",
+            f"{work / 'models'}:/models",
+            "--batching-parameters-file",
+            str(REPO / "models" / "batching.config"),
+            "--ssl-cert",
+            str(d / "server.pem"),
+            "--ssl-key",
+            str(d / "server.key"),
+            "--ssl-client-ca",
+            str(d / "ca.pem"),
+            "--auth-token",
+            "test-token",
+            "--rest-api-port",
+            str(rest_port),
+        ],
+        work,
+        entry=("keras_lstm.cli", "serve"),
+    )
     proc.rest = f"127.0.0.1:{rest_port}"
     try:
         proc.wait_listening()
@@ -66,8 +128,15 @@ def server(tmp_path_factory, certs):
 
 
 def tls_client(server, certs, token="test-token", **kwargs) -> Client:
-    return Client(server.target, model="adding", root_certificates=certs["ca.pem"], private_key=certs["client.key"],
-                  certificate_chain=certs["client.pem"], metadata=[("authorization", f"Bearer {token}")], **kwargs)
+    return Client(
+        server.target,
+        model="adding",
+        root_certificates=certs["ca.pem"],
+        private_key=certs["client.key"],
+        certificate_chain=certs["client.pem"],
+        metadata=[("authorization", f"Bearer {token}")],
+        **kwargs,
+    )
 
 
 def test_mutual_tls_with_the_repository_configs(server, certs):
@@ -98,8 +167,11 @@ def test_rest_api_wants_the_same_bearer_token(server, certs):
     """--auth-token guards the REST API as it guards gRPC (REST is plaintext, as TF Serving's)."""
     with tls_client(server, certs) as client:
         client.wait_until_ready(timeout_s=60)
-    for headers, status in [({}, 401), ({"Authorization": "Bearer wrong"}, 401),
-                            ({"Authorization": "Bearer test-token"}, 200)]:
+    for headers, status in [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": "Bearer test-token"}, 200),
+    ]:
         connection = http.client.HTTPConnection(server.rest, timeout=30)
         connection.request("GET", "/v1/models/adding", headers=headers)
         answer = connection.getresponse()

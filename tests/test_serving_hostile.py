@@ -52,17 +52,35 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     model = export_version(root / "models" / MODEL / "1", seed=7)
     rest_port = free_port()
-    proc = ServerProcess([
-        "--model-base", str(root / "models" / MODEL), "--model-name", MODEL, "--enable-batching",
-        "--max-message-bytes", str(MAX_MESSAGE_BYTES), "--max-request-elements", str(MAX_ELEMENTS),
-        "--max-sequence-length", str(MAX_STEPS), "--file-system-poll-wait-seconds", "0", "--log-level", "DEBUG",
-        "--rest-api-port", str(rest_port),
-    ], root)
+    proc = ServerProcess(
+        [
+            "--model-base",
+            str(root / "models" / MODEL),
+            "--model-name",
+            MODEL,
+            "--enable-batching",
+            "--max-message-bytes",
+            str(MAX_MESSAGE_BYTES),
+            "--max-request-elements",
+            str(MAX_ELEMENTS),
+            "--max-sequence-length",
+            str(MAX_STEPS),
+            "--file-system-poll-wait-seconds",
+            "0",
+            "--log-level",
+            "DEBUG",
+            "--rest-api-port",
+            str(rest_port),
+        ],
+        root,
+    )
     proc.rest = f"127.0.0.1:{rest_port}"
     try:
         proc.wait_listening()
-        channel = grpc.insecure_channel(proc.target, options=[("grpc.max_receive_message_length", 64 << 20),
-                                                             ("grpc.max_send_message_length", 64 << 20)])
+        channel = grpc.insecure_channel(
+            proc.target,
+            options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)],
+        )
         grpc.channel_ready_future(channel).result(timeout=60)
         yield proc, channel, model
         channel.close()
@@ -168,21 +186,34 @@ def test_hostile_requests(served):
     canary(s, model, rng)
 
     # 2. Typed values out of their dtype's range (and so of the signature's dtype): INVALID_ARGUMENT.
-    for dtype, field, value in [(types_pb2.DT_INT8, "int_val", 300), (types_pb2.DT_UINT8, "int_val", -1),
-                                (types_pb2.DT_INT16, "int_val", 40000), (types_pb2.DT_UINT16, "int_val", -5),
-                                (types_pb2.DT_HALF, "half_val", -1), (types_pb2.DT_HALF, "half_val", 70000)]:
-        s.expect("out-of-range values", PREDICT, predict_body({"sequences": claim(dtype, [1, 1, FEATURES], **{field: [value]})}),
-                 {C.INVALID_ARGUMENT})
+    for dtype, field, value in [
+        (types_pb2.DT_INT8, "int_val", 300),
+        (types_pb2.DT_UINT8, "int_val", -1),
+        (types_pb2.DT_INT16, "int_val", 40000),
+        (types_pb2.DT_UINT16, "int_val", -5),
+        (types_pb2.DT_HALF, "half_val", -1),
+        (types_pb2.DT_HALF, "half_val", 70000),
+    ]:
+        s.expect(
+            "out-of-range values",
+            PREDICT,
+            predict_body({"sequences": claim(dtype, [1, 1, FEATURES], **{field: [value]})}),
+            {C.INVALID_ARGUMENT},
+        )
 
     # 3. Claims without data, and claims over the limits: refused before anything is allocated.
     rss_before = rss_kb(proc.proc.pid)
     f32, big = types_pb2.DT_FLOAT, 2**40
     claims = [
-        {"sequences": claim(f32, [big])}, {"sequences": claim(f32, [1, big, FEATURES])},
-        {"sequences": claim(f32, [big, 1, FEATURES])}, {"sequences": claim(f32, [2**36], float_val=[1.0])},
+        {"sequences": claim(f32, [big])},
+        {"sequences": claim(f32, [1, big, FEATURES])},
+        {"sequences": claim(f32, [big, 1, FEATURES])},
+        {"sequences": claim(f32, [2**36], float_val=[1.0])},
         {"sequences": claim(f32, [2**20, 2**20, FEATURES], float_val=[1.0])},
-        {"sequences": claim(types_pb2.DT_STRING, [big])}, {"sequences": claim(types_pb2.DT_STRING, [10**7])},
-        {"sequences": claim(f32, [1_000_000, 1, FEATURES])}, {"sequences": claim(f32, [1, 1_000_000, FEATURES])},
+        {"sequences": claim(types_pb2.DT_STRING, [big])},
+        {"sequences": claim(types_pb2.DT_STRING, [10**7])},
+        {"sequences": claim(f32, [1_000_000, 1, FEATURES])},
+        {"sequences": claim(f32, [1, 1_000_000, FEATURES])},
         {"sequences": claim(f32, [1000, 100, FEATURES])},  # within the limit, but no values sent
         {"sequences": claim(f32, [1000, 1000, FEATURES], float_val=[0.5])},
         {"sequences": claim(f32, [1, MAX_STEPS + 1, FEATURES], float_val=[0.5])},
@@ -213,9 +244,11 @@ def test_hostile_requests(served):
         x = seqs(rng)
         content = x.tobytes()
         cut = int(rng.integers(1, len(content)))
-        lie = [claim(f32, x.shape, tensor_content=content[:cut]),
-               claim(f32, x.shape, tensor_content=content + rng.bytes(int(rng.integers(1, 9)))),
-               claim(f32, [2, -1, FEATURES], tensor_content=content)]
+        lie = [
+            claim(f32, x.shape, tensor_content=content[:cut]),
+            claim(f32, x.shape, tensor_content=content + rng.bytes(int(rng.integers(1, 9)))),
+            claim(f32, [2, -1, FEATURES], tensor_content=content),
+        ]
         unknown_rank = claim(f32, x.shape, tensor_content=content)
         unknown_rank.tensor_shape.unknown_rank = True
         for proto in (*lie, unknown_rank):
@@ -230,7 +263,12 @@ def test_hostile_requests(served):
     out = s.expect("values beyond the shape", PREDICT, predict_body({"sequences": long_list}), {C.OK})
     got = tensors.to_array(predict_pb2.PredictResponse.FromString(out).outputs["outputs"])
     np.testing.assert_allclose(got, reference(model, np.nan_to_num(x))["outputs"], atol=1e-5)
-    out = s.expect("one value filled out", PREDICT, predict_body({"sequences": claim(f32, [2, 4, FEATURES], float_val=[0.25])}), {C.OK})
+    out = s.expect(
+        "one value filled out",
+        PREDICT,
+        predict_body({"sequences": claim(f32, [2, 4, FEATURES], float_val=[0.25])}),
+        {C.OK},
+    )
     got = tensors.to_array(predict_pb2.PredictResponse.FromString(out).outputs["h"])
     np.testing.assert_allclose(got, reference(model, np.full((2, 4, FEATURES), 0.25, np.float32))["h"], atol=1e-5)
     canary(s, model, rng)
@@ -243,7 +281,12 @@ def test_hostile_requests(served):
         spec = {"model_spec": {"name": name}}
         meta = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"], **spec)
         s.expect("unknown model", METADATA, meta.SerializeToString(), {C.NOT_FOUND})
-        s.expect("unknown model", STATUS, get_model_status_pb2.GetModelStatusRequest(**spec).SerializeToString(), {C.NOT_FOUND})
+        s.expect(
+            "unknown model",
+            STATUS,
+            get_model_status_pb2.GetModelStatusRequest(**spec).SerializeToString(),
+            {C.NOT_FOUND},
+        )
         s.expect("unknown signature", PREDICT, predict_body(x, signature=name), {C.FAILED_PRECONDITION})
         s.expect("unknown label", PREDICT, predict_body(x, label=name), {C.INVALID_ARGUMENT})
         s.expect("unknown input key", PREDICT, predict_body({**x, name: seqs(rng)}), {C.INVALID_ARGUMENT})
@@ -253,7 +296,9 @@ def test_hostile_requests(served):
         s.expect("metadata_field checked first", METADATA, bad_field.SerializeToString(), {C.INVALID_ARGUMENT})
         label_status = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": MODEL, "version_label": name})
         s.expect("status ignores labels", STATUS, label_status.SerializeToString(), {C.OK})
-    s.expect("duplicate output alias", PREDICT, predict_body(x, output_filter=["outputs", "outputs"]), {C.INVALID_ARGUMENT})
+    s.expect(
+        "duplicate output alias", PREDICT, predict_body(x, output_filter=["outputs", "outputs"]), {C.INVALID_ARGUMENT}
+    )
     for method in (PREDICT, METADATA, STATUS):
         assert s.expect("no model_spec", method, b"", {C.INVALID_ARGUMENT}) == "Missing ModelSpec"
     assert s.longest_details <= 1024
@@ -263,17 +308,33 @@ def test_hostile_requests(served):
     s.expect("hostile lengths", PREDICT, body, {C.OK})
     body = predict_body({"sequences": seqs(rng), "lengths": np.array([1, 2, 3], np.int32)}, signature="padded")
     s.expect("hostile lengths", PREDICT, body, {C.INVALID_ARGUMENT})
-    state = {"x": np.ones((2, FEATURES), np.float32), "h": np.ones((3, UNITS), np.float32), "c": np.ones((2, UNITS), np.float32)}
+    state = {
+        "x": np.ones((2, FEATURES), np.float32),
+        "h": np.ones((3, UNITS), np.float32),
+        "c": np.ones((2, UNITS), np.float32),
+    }
     s.expect("hostile states", PREDICT, predict_body(state, signature="step"), {C.INVALID_ARGUMENT})
-    s.expect("hostile states", PREDICT, predict_body({"batch_size": np.int32(-3)}, signature="init_state"), {C.INVALID_ARGUMENT})
+    s.expect(
+        "hostile states",
+        PREDICT,
+        predict_body({"batch_size": np.int32(-3)}, signature="init_state"),
+        {C.INVALID_ARGUMENT},
+    )
     out = s.expect("empty batch", PREDICT, predict_body({"sequences": np.zeros((0, 5, FEATURES), np.float32)}), {C.OK})
-    shapes = {k: tuple(d.size for d in v.tensor_shape.dim) for k, v in predict_pb2.PredictResponse.FromString(out).outputs.items()}
+    shapes = {
+        k: tuple(d.size for d in v.tensor_shape.dim)
+        for k, v in predict_pb2.PredictResponse.FromString(out).outputs.items()
+    }
     assert shapes == {"outputs": (0, 1), "h": (0, UNITS), "c": (0, UNITS)}
 
     # 8. Oversize messages: gRPC's RESOURCE_EXHAUSTED.
     for _ in range(3):
-        s.expect("oversize", PREDICT, predict_body({"sequences": np.zeros((1, 100_000, FEATURES), np.float32)}),
-                 {C.RESOURCE_EXHAUSTED})
+        s.expect(
+            "oversize",
+            PREDICT,
+            predict_body({"sequences": np.zeros((1, 100_000, FEATURES), np.float32)}),
+            {C.RESOURCE_EXHAUSTED},
+        )
 
     # 9. A deadline stops the run: the longest sequence allowed, filled from one value, given 0.3 s.
     body = predict_body({"sequences": claim(f32, [1, MAX_STEPS, FEATURES], float_val=[0.5])})
@@ -304,12 +365,18 @@ def test_hostile_requests(served):
     assert "ERROR serving.server" not in log_text
     lines = log_text.count("unparseable request body")
     assert 1 <= lines <= elapsed / 10 + 1, (lines, elapsed)
-    assert "INTERNAL" not in {code for kind, codes in s.seen.items() if kind != "bytes: unparseable"
-                              and kind != "concurrent hostile" for code in codes}
+    assert "INTERNAL" not in {
+        code
+        for kind, codes in s.seen.items()
+        if kind != "bytes: unparseable" and kind != "concurrent hostile"
+        for code in codes
+    }
     print("\nhostile requests per class (status: count):")
     for kind, codes in s.seen.items():
         print(f"  {kind:32s} {dict(codes)}")
-    print(f"  resident memory growth over the claims: {rss_growth} kB; {lines} unparseable-body log lines in {elapsed:.1f}s")
+    print(
+        f"  resident memory growth over the claims: {rss_growth} kB; {lines} unparseable-body log lines in {elapsed:.1f}s"
+    )
 
 
 # -- the REST API (issue 24): the same server, hostile HTTP bodies ------------------------------------------------
@@ -346,8 +413,15 @@ class RestSender:
         self.seen: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self._lock = threading.Lock()
 
-    def expect(self, kind: str, body: bytes, statuses: set, path: str = REST_PREDICT, method: str = "POST",
-               headers: dict | None = None) -> bytes:
+    def expect(
+        self,
+        kind: str,
+        body: bytes,
+        statuses: set,
+        path: str = REST_PREDICT,
+        method: str = "POST",
+        headers: dict | None = None,
+    ) -> bytes:
         status, out = rest(self.proc, method, path, body, headers)
         with self._lock:
             self.seen[kind][status] += 1
@@ -391,16 +465,34 @@ def test_hostile_rest_bodies(served):
     for _ in range(500):
         deep = [deep]
     bad = [
-        b"[" * 200_000 + b"]" * 200_000, b'{"inputs": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
-        {"inputs": deep}, {"inputs": [[[0.5, 0.5, 0.5], [0.5]]]}, {"inputs": [[[0.5, 0.5, [0.5]]]]},
-        {"instances": [x[0], x[1][:2]]}, {"instances": [{"sequences": x[0]}, x[1]]}, {"inputs": [[["a", 1, 2]]]},
-        {"inputs": [[[None, 1, 2]]]}, {"inputs": [[[True, 1, 2]]]}, {"inputs": [[[1e39, 1, 2]]]},
-        {"inputs": [[[2**24 + 1, 1, 2]]]}, {"inputs": [[[{"b64": "AAAA"}, 1, 2]]]}, {"inputs": {"sequences": {}}},
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"inputs": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        {"inputs": deep},
+        {"inputs": [[[0.5, 0.5, 0.5], [0.5]]]},
+        {"inputs": [[[0.5, 0.5, [0.5]]]]},
+        {"instances": [x[0], x[1][:2]]},
+        {"instances": [{"sequences": x[0]}, x[1]]},
+        {"inputs": [[["a", 1, 2]]]},
+        {"inputs": [[[None, 1, 2]]]},
+        {"inputs": [[[True, 1, 2]]]},
+        {"inputs": [[[1e39, 1, 2]]]},
+        {"inputs": [[[2**24 + 1, 1, 2]]]},
+        {"inputs": [[[{"b64": "AAAA"}, 1, 2]]]},
+        {"inputs": {"sequences": {}}},
         {"signature_name": "padded", "inputs": {"sequences": x, "lengths": [2**31, 1]}},
         {"signature_name": "padded", "inputs": {"sequences": x, "lengths": [0.5, 1]}},
-        {"signature_name": ["padded"], "inputs": x}, {"instances": x, "inputs": x}, {"instances": []},
-        {"instances": "x"}, {"inputs": {"k" * 500_000: 1}}, {"instances": [{"k" * 500_000: 1}]}, [1, 2], "text",
-        b'{"inputs": [[[' + b"9" * 5000 + b', 1, 2]]]}', b"\xff\xfe{}", b"", b"{}",
+        {"signature_name": ["padded"], "inputs": x},
+        {"instances": x, "inputs": x},
+        {"instances": []},
+        {"instances": "x"},
+        {"inputs": {"k" * 500_000: 1}},
+        {"instances": [{"k" * 500_000: 1}]},
+        [1, 2],
+        "text",
+        b'{"inputs": [[[' + b"9" * 5000 + b", 1, 2]]]}",
+        b"\xff\xfe{}",
+        b"",
+        b"{}",
     ]
     for body in bad:
         s.expect("malformed", body if isinstance(body, bytes) else json.dumps(body).encode(), {400})
@@ -408,13 +500,20 @@ def test_hostile_rest_bodies(served):
 
     # 3. The gRPC side's checks and limits, through REST: wrong shapes 400; init_state's batch over the element
     # limit 429 (RESOURCE_EXHAUSTED); unknown names 404 / 400 with their messages cut short.
-    for body in [{"inputs": np.ones((1, 2, FEATURES + 1)).tolist()}, {"inputs": np.ones((2, FEATURES)).tolist()},
-                 {"inputs": 1.0}, {"signature_name": "step", "inputs": {"x": [[1.0] * FEATURES] * 2,
-                                                                        "h": [[0.0] * UNITS] * 3, "c": [[0.0] * UNITS] * 2}}]:
+    for body in [
+        {"inputs": np.ones((1, 2, FEATURES + 1)).tolist()},
+        {"inputs": np.ones((2, FEATURES)).tolist()},
+        {"inputs": 1.0},
+        {
+            "signature_name": "step",
+            "inputs": {"x": [[1.0] * FEATURES] * 2, "h": [[0.0] * UNITS] * 3, "c": [[0.0] * UNITS] * 2},
+        },
+    ]:
         s.expect("checks", json.dumps(body).encode(), {400})
     for batch_size in (2**31 - 1, MAX_ELEMENTS):
-        s.expect("limits", json.dumps({"signature_name": "init_state", "inputs": {"batch_size": batch_size}}).encode(),
-                 {429})
+        s.expect(
+            "limits", json.dumps({"signature_name": "init_state", "inputs": {"batch_size": batch_size}}).encode(), {429}
+        )
     huge = "n" * 100_000
     s.expect("huge names", good, {404}, path=f"/v1/models/{huge}:predict")
     s.expect("huge names", b"", {404}, path=f"/v1/models/{huge}", method="GET")
@@ -430,8 +529,10 @@ def test_hostile_rest_bodies(served):
     # only claims the size in Content-Length gets the 413. A chunked body is read like any other.
     oversize = b"[" + b"0," * MAX_MESSAGE_BYTES + b"0]"
     try:
-        answer = raw_http(proc, f"POST {REST_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(oversize)}\r\n"
-                                "\r\n".encode() + oversize)
+        answer = raw_http(
+            proc,
+            f"POST {REST_PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(oversize)}\r\n\r\n".encode() + oversize,
+        )
     except TimeoutError:
         raise
     except OSError:  # broken pipe, reset, or not connected any more at the half-close
@@ -441,8 +542,11 @@ def test_hostile_rest_bodies(served):
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     chunked = good[:40], good[40:]
     body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunked) + b"0\r\n\r\n"
-    answer = raw_http(proc, f"POST {REST_PREDICT} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                            "Transfer-Encoding: chunked\r\n\r\n".encode() + body)
+    answer = raw_http(
+        proc,
+        f"POST {REST_PREDICT} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + body,
+    )
     assert answer.startswith(b"HTTP/1.1 200") and b'"predictions"' in answer, answer[:300]
     garbage = raw_http(proc, b"\x16\x03\x01 not http at all\r\n\r\n")
     assert garbage.startswith(b"HTTP/1.") and b" 400 " in garbage.split(b"\r\n", 1)[0], garbage[:200]

@@ -28,9 +28,16 @@ SIGNATURES = {
     "serving_default": Signature("serving_default", {"sequences": TensorInfo(F, (None, None, 2))}, {}),
     "padded": Signature("padded", {"sequences": TensorInfo(F, (None, None, 2)), "lengths": TensorInfo(I, (None,))}, {}),
     "text": Signature("text", {"words_bytes": TensorInfo(S, (None,))}, {}),
-    "types": Signature("types", {"d": TensorInfo(DataType.DT_DOUBLE, None), "b": TensorInfo(DataType.DT_BOOL, None),
-                                 "i64": TensorInfo(DataType.DT_INT64, None), "u8": TensorInfo(DataType.DT_UINT8, None)},
-                       {}),
+    "types": Signature(
+        "types",
+        {
+            "d": TensorInfo(DataType.DT_DOUBLE, None),
+            "b": TensorInfo(DataType.DT_BOOL, None),
+            "i64": TensorInfo(DataType.DT_INT64, None),
+            "u8": TensorInfo(DataType.DT_UINT8, None),
+        },
+        {},
+    ),
     "half": Signature("half", {"h": TensorInfo(DataType.DT_HALF, None)}, {}),
 }
 
@@ -87,7 +94,7 @@ def test_multiple_named_inputs_and_signature_name():
 
 def test_malformed_documents_are_refused_with_the_value_and_what_was_expected():
     refused(b"", "The document is empty")
-    refused(b"{\"instances\": [1,", "JSON Parse error", "at offset")
+    refused(b'{"instances": [1,', "JSON Parse error", "at offset")
     refused(b"[" * 100_000, "nests 100000 lists")  # counted on the bytes, refused before it is parsed
     refused(b"\xff\xfe\x00{", "JSON Parse error")
     refused(b"[1, 2]", "Is not object")
@@ -115,11 +122,16 @@ def test_values_of_the_wrong_type_or_out_of_range_are_refused():
     refused({"inputs": [[[None, 2.0]]]}, "null (Null)")
     refused({"inputs": [[[1e39, 2.0]]]}, "cannot convert JSON value 1e+39 to float32 without loss of precision")
     refused({"inputs": [[[2**24 + 1, 2.0]]]}, "16777217 to float32 without loss")
-    refused({"signature_name": "padded", "inputs": {"sequences": X, "lengths": [2**31, 1]}},
-            "2147483648 is out of range for int32")
+    refused(
+        {"signature_name": "padded", "inputs": {"sequences": X, "lengths": [2**31, 1]}},
+        "2147483648 is out of range for int32",
+    )
     refused({"signature_name": "padded", "inputs": {"sequences": X, "lengths": [1.5, 1]}}, "1.5 (Number)", "int32")
-    refused({"inputs": [[[{"b64": "AAAA"}, 2.0]]]}, '{"b64": ...} (base64 binary data) is only accepted for string',
-            "float32")
+    refused(
+        {"inputs": [[[{"b64": "AAAA"}, 2.0]]]},
+        '{"b64": ...} (base64 binary data) is only accepted for string',
+        "float32",
+    )
     # NaN and infinities are float values (TF Serving parses them too); 2**24 itself is exact.
     _, inputs, _ = parse(b'{"inputs": [[[NaN, Infinity], [-Infinity, 16777215]]]}')
     assert np.isnan(inputs["sequences"][0, 0, 0]) and inputs["sequences"][0, 1, 1] == 2**24 - 1
@@ -128,8 +140,12 @@ def test_values_of_the_wrong_type_or_out_of_range_are_refused():
 def test_other_dtypes_and_base64_strings():
     with pytest.raises(UnimplementedError, match='input "h": conversion of JSON values to float16 is not supported'):
         parse({"signature_name": "half", "inputs": 1.0})
-    _, inputs, _ = parse({"signature_name": "types", "inputs": {"d": [0.1, 2**53 - 1], "b": [True, False],
-                                                                "i64": [-(2**63), 5], "u8": [0, 255]}})
+    _, inputs, _ = parse(
+        {
+            "signature_name": "types",
+            "inputs": {"d": [0.1, 2**53 - 1], "b": [True, False], "i64": [-(2**63), 5], "u8": [0, 255]},
+        }
+    )
     assert inputs["d"].dtype == np.float64 and inputs["d"][0] == 0.1
     assert inputs["b"].tolist() == [True, False] and inputs["i64"].tolist() == [-(2**63), 5]
     assert inputs["u8"].dtype == np.uint8 and inputs["u8"].tolist() == [0, 255]
@@ -149,8 +165,11 @@ def test_responses_take_tf_servings_shapes():
     assert response({"y": y}, JsonFormat.ROW) == {"predictions": [[0.5], [1.5]]}  # one output: the value itself
     assert response({"y": y}, JsonFormat.COLUMNAR) == {"outputs": [[0.5], [1.5]]}
     assert response({"y": y, "h": h}, JsonFormat.ROW) == {
-        "predictions": [{"h": [1.0, 2.0], "y": [0.5]}, {"h": [3.0, 4.0], "y": [1.5]}]}
-    assert response({"y": y, "h": h}, JsonFormat.COLUMNAR) == {"outputs": {"h": [[1.0, 2.0], [3.0, 4.0]], "y": [[0.5], [1.5]]}}
+        "predictions": [{"h": [1.0, 2.0], "y": [0.5]}, {"h": [3.0, 4.0], "y": [1.5]}]
+    }
+    assert response({"y": y, "h": h}, JsonFormat.COLUMNAR) == {
+        "outputs": {"h": [[1.0, 2.0], [3.0, 4.0]], "y": [[0.5], [1.5]]}
+    }
     assert response({"h": np.zeros((0, 4), np.float32)}, JsonFormat.COLUMNAR) == {"outputs": []}
     assert response({"h": np.zeros((2, 0), np.float32)}, JsonFormat.ROW) == {"predictions": [[], []]}
     assert response({"n": np.float32(2)}, JsonFormat.COLUMNAR) == {"outputs": 2.0}
@@ -166,11 +185,18 @@ def test_floats_are_written_as_tf_serving_writes_them():
     assert text == '{"outputs": [0.1,1.0,1e+10,3e-05,0.333333343,NaN,Infinity,-Infinity,16777216.0]}'
     back = np.array(json.loads(text)["outputs"], np.float32)
     np.testing.assert_array_equal(back[:5], values[:5])
-    ints = predict_response_json({"i": tensors.to_proto(np.array([[-3, 2**40]], np.int64)),
-                                  "b": tensors.to_proto(np.array([[True]]))}, JsonFormat.ROW)
+    ints = predict_response_json(
+        {"i": tensors.to_proto(np.array([[-3, 2**40]], np.int64)), "b": tensors.to_proto(np.array([[True]]))},
+        JsonFormat.ROW,
+    )
     assert json.loads(ints) == {"predictions": [{"b": [True], "i": [-3, 2**40]}]}
-    words = predict_response_json({"w_bytes": tensors.to_proto(np.array([b"\x00\xff"], object)),
-                                   "w": tensors.to_proto(np.array([b"hi"], object))}, JsonFormat.COLUMNAR)
+    words = predict_response_json(
+        {
+            "w_bytes": tensors.to_proto(np.array([b"\x00\xff"], object)),
+            "w": tensors.to_proto(np.array([b"hi"], object)),
+        },
+        JsonFormat.COLUMNAR,
+    )
     assert json.loads(words) == {"outputs": {"w": ["hi"], "w_bytes": [{"b64": "AP8="}]}}
 
 
@@ -190,12 +216,39 @@ def write_decimal(value: float, digits: int) -> str:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_floats_written_in_bulk_equal_one_value_at_a_time(dtype):
     rng = np.random.default_rng(30)
-    special = [0.0, -0.0, 1.0, -1.0, 1e5, 1e6, 123456.0, 1234567.0, 16777217.0, 0.1, 1 / 3, 1e-7, 3.4e38, 1e-45,
-               np.nan, np.inf, -np.inf, 2.5, 1e16, 1e17]
+    special = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        1e5,
+        1e6,
+        123456.0,
+        1234567.0,
+        16777217.0,
+        0.1,
+        1 / 3,
+        1e-7,
+        3.4e38,
+        1e-45,
+        np.nan,
+        np.inf,
+        -np.inf,
+        2.5,
+        1e16,
+        1e17,
+    ]
     with np.errstate(over="ignore"):
-        for values in [np.array(special), rng.normal(size=5000), rng.normal(size=6000).round() * 1e4,
-                       rng.standard_cauchy(size=3000), np.exp(rng.normal(scale=60, size=3000)),
-                       np.zeros(10_000), np.repeat(rng.normal(size=10), 1000), np.tile(special, 300)]:
+        for values in [
+            np.array(special),
+            rng.normal(size=5000),
+            rng.normal(size=6000).round() * 1e4,
+            rng.standard_cauchy(size=3000),
+            np.exp(rng.normal(scale=60, size=3000)),
+            np.zeros(10_000),
+            np.repeat(rng.normal(size=10), 1000),
+            np.tile(special, 300),
+        ]:
             values = values.astype(dtype)
             text = predict_response_json({"v": tensors.to_proto(values)}, JsonFormat.COLUMNAR).decode()
             digits = 9 if dtype == np.float32 else 17

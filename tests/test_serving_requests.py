@@ -22,8 +22,10 @@ from serving.model_config import ModelSource, Mount, VersionPolicy, load_model_c
 
 SIG = requests.Signature(
     name="padded",
-    inputs={"sequences": requests.TensorInfo(types_pb2.DT_FLOAT, (None, None, 3)),
-            "lengths": requests.TensorInfo(types_pb2.DT_INT32, (None,))},
+    inputs={
+        "sequences": requests.TensorInfo(types_pb2.DT_FLOAT, (None, None, 3)),
+        "lengths": requests.TensorInfo(types_pb2.DT_INT32, (None,)),
+    },
     outputs={"outputs": requests.TensorInfo(types_pb2.DT_FLOAT, (None, 1))},
 )
 
@@ -33,15 +35,20 @@ def test_tensor_round_trip_and_tf_agrees(dtype):
     array = (np.arange(12).reshape(3, 4) % 3).astype(dtype)
     proto = tensors.to_proto(array)
     np.testing.assert_array_equal(tensors.to_array(proto), array)
-    np.testing.assert_array_equal(tf.make_ndarray(proto), array)          # TF reads ours
+    np.testing.assert_array_equal(tf.make_ndarray(proto), array)  # TF reads ours
     np.testing.assert_array_equal(tensors.to_array(tf.make_tensor_proto(array)), array)  # we read TF's
 
 
 @pytest.mark.parametrize("layout", ["big-endian", "fortran-order", "strided view", "scalar", "empty"])
 def test_tensor_bytes_are_little_endian_c_order_whatever_the_array(layout):
     base = np.arange(24, dtype=np.float32).reshape(4, 6)
-    array = {"big-endian": base.astype(">f4"), "fortran-order": np.asfortranarray(base),
-             "strided view": base[::2, ::3], "scalar": np.float32(7.0), "empty": base[:0]}[layout]
+    array = {
+        "big-endian": base.astype(">f4"),
+        "fortran-order": np.asfortranarray(base),
+        "strided view": base[::2, ::3],
+        "scalar": np.float32(7.0),
+        "empty": base[:0],
+    }[layout]
     proto = tensors.to_proto(array)
     assert [d.size for d in proto.tensor_shape.dim] == list(np.shape(array))
     np.testing.assert_array_equal(tf.make_ndarray(proto), array)  # TensorFlow reads the same values
@@ -67,13 +74,22 @@ def test_model_spec_and_sequence_inputs():
     assert signature == "padded" and inputs["lengths"] == [3, 1]  # converted later, by serving.conform
 
 
-@pytest.mark.parametrize("inputs, message", [
-    ({"sequences": np.zeros((2, 4, 3), np.float32)}, "Missing but required: {lengths}"),
-    ({"sequences": np.zeros((2, 4, 3)), "lengths": np.ones(2, np.int32)}, '"sequences": expects float32 but float64'),
-    ({"sequences": np.zeros((2, 4), np.float32), "lengths": np.ones(2, np.int32)}, '"sequences": expects rank 3'),
-    ({"sequences": np.zeros((2, 4, 5), np.float32), "lengths": np.ones(2, np.int32)}, '"sequences": feature size must be 3'),
-    ({"sequences": np.zeros((2, 4, 3), np.float32), "lengths": np.ones(3, np.int32)}, "equal 0th-dimension"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ({"sequences": np.zeros((2, 4, 3), np.float32)}, "Missing but required: {lengths}"),
+        (
+            {"sequences": np.zeros((2, 4, 3)), "lengths": np.ones(2, np.int32)},
+            '"sequences": expects float32 but float64',
+        ),
+        ({"sequences": np.zeros((2, 4), np.float32), "lengths": np.ones(2, np.int32)}, '"sequences": expects rank 3'),
+        (
+            {"sequences": np.zeros((2, 4, 5), np.float32), "lengths": np.ones(2, np.int32)},
+            '"sequences": feature size must be 3',
+        ),
+        ({"sequences": np.zeros((2, 4, 3), np.float32), "lengths": np.ones(3, np.int32)}, "equal 0th-dimension"),
+    ],
+)
 def test_check_inputs_names_the_input(inputs, message):
     with pytest.raises(serving.BadRequestError, match=message) as info:
         requests.check_inputs(SIG, inputs)
@@ -103,7 +119,8 @@ def test_base_paths_resolve_like_the_container_mount(tmp_path):
     (tmp_path / "m.config").write_text(
         'model_config_list { config { name: "a" base_path: "/models/a" model_platform: "tensorflow" } '
         'config { name: "b" base_path: "rel/b" model_platform: "tensorflow" } '
-        'config { name: "c" base_path: "/elsewhere/c" model_platform: "tensorflow" } }')
+        'config { name: "c" base_path: "/elsewhere/c" model_platform: "tensorflow" } }'
+    )
     a, b, c = load_model_config(tmp_path / "m.config")
     assert (a.base_path, b.base_path, c.base_path) == (tmp_path / "a", tmp_path / "rel" / "b", Path("/elsewhere/c"))
     (a, *_) = load_model_config(tmp_path / "m.config", [Mount.parse(f"{tmp_path}/x:/models")])
@@ -123,12 +140,21 @@ _DURATION_FLAGS = ("--drain-seconds", "--grace-seconds")
 _THREAD_FLAGS = ("--tensorflow-intra-op-parallelism", "--tensorflow-inter-op-parallelism")
 
 
-@pytest.mark.parametrize("flag, value, expected", [
-    *[(flag, value, "expected a number of seconds, 0 or more")
-      for flag in _DURATION_FLAGS for value in ("-1", "soon", "nan")],
-    *[(flag, value, "expected a whole number of threads, 0 (TensorFlow picks) or more")
-      for flag in _THREAD_FLAGS for value in ("-1", "two", "1.5")],
-])
+@pytest.mark.parametrize(
+    "flag, value, expected",
+    [
+        *[
+            (flag, value, "expected a number of seconds, 0 or more")
+            for flag in _DURATION_FLAGS
+            for value in ("-1", "soon", "nan")
+        ],
+        *[
+            (flag, value, "expected a whole number of threads, 0 (TensorFlow picks) or more")
+            for flag in _THREAD_FLAGS
+            for value in ("-1", "two", "1.5")
+        ],
+    ],
+)
 def test_cli_numbers_are_checked(tmp_path, capsys, flag, value, expected):
     parser = argparse.ArgumentParser()
     cli.configure(parser)

@@ -57,12 +57,27 @@ def served(tmp_path_factory):
     (work / "models.config").write_text(CONFIG)
     (work / "batching.config").write_text(BATCHING)
     port = free_port()
-    proc = ServerProcess([
-        "--model-config", str(work / "models.config"), "--mount", f"{work / 'models'}:/models",
-        "--batching-parameters-file", str(work / "batching.config"), "--file-system-poll-wait-seconds", "0",
-        "--rest-api-port", str(port), "--monitoring-config-file", str(REPO / "models" / "monitoring.config"),
-        "--tensorflow-intra-op-parallelism", "2", "--tensorflow-inter-op-parallelism", "1",
-    ], work)
+    proc = ServerProcess(
+        [
+            "--model-config",
+            str(work / "models.config"),
+            "--mount",
+            f"{work / 'models'}:/models",
+            "--batching-parameters-file",
+            str(work / "batching.config"),
+            "--file-system-poll-wait-seconds",
+            "0",
+            "--rest-api-port",
+            str(port),
+            "--monitoring-config-file",
+            str(REPO / "models" / "monitoring.config"),
+            "--tensorflow-intra-op-parallelism",
+            "2",
+            "--tensorflow-inter-op-parallelism",
+            "1",
+        ],
+        work,
+    )
     try:
         proc.wait_listening()
         proc.rest = f"127.0.0.1:{port}"
@@ -145,28 +160,38 @@ def test_multiple_named_inputs_and_signatures_equal_grpc(served, grpc_client):
     x, lengths = seqs(3, 6, seed=2), np.array([6, 2, 4], np.int32)
     want = grpc_client.predict(x, lengths=lengths)
     rows = [{"sequences": s, "lengths": int(n)} for s, n in zip(x.tolist(), lengths)]
-    for body in ({"signature_name": "padded", "instances": rows},
-                 {"signature_name": "padded", "inputs": {"sequences": x.tolist(), "lengths": lengths.tolist()}}):
+    for body in (
+        {"signature_name": "padded", "instances": rows},
+        {"signature_name": "padded", "inputs": {"sequences": x.tolist(), "lengths": lengths.tolist()}},
+    ):
         status, answer = curl(served, "/v1/models/adding:predict", json.dumps(body))
         assert status == 200, answer
         assert_same(arrays(answer), want)
 
     state = {"x": x[:, 0], "h": want["h"], "c": want["c"]}
-    status, answer = curl(served, "/v1/models/adding:predict", json.dumps(
-        {"signature_name": "step", "inputs": {k: v.tolist() for k, v in state.items()}}))
+    status, answer = curl(
+        served,
+        "/v1/models/adding:predict",
+        json.dumps({"signature_name": "step", "inputs": {k: v.tolist() for k, v in state.items()}}),
+    )
     assert status == 200, answer
     assert_same(arrays(answer), grpc_client.run("step", state))
-    status, answer = curl(served, "/v1/models/adding:predict",
-                          '{"signature_name": "init_state", "inputs": {"batch_size": 2}}')
+    status, answer = curl(
+        served, "/v1/models/adding:predict", '{"signature_name": "init_state", "inputs": {"batch_size": 2}}'
+    )
     assert status == 200 and answer == {"outputs": {"c": [[0.0] * 4] * 2, "h": [[0.0] * 4] * 2}}, answer
 
 
 @needs_curl
 def test_versions_and_labels_urls_equal_grpc(served, grpc_client):
     x = seqs(1, 4, seed=3)
-    for path, selector in [("/versions/1", {"version": 1}), ("/versions/2", {"version": 2}),
-                           ("/labels/stable", {"version_label": "stable"}),
-                           ("/labels/canary", {"version_label": "canary"}), ("", {})]:
+    for path, selector in [
+        ("/versions/1", {"version": 1}),
+        ("/versions/2", {"version": 2}),
+        ("/labels/stable", {"version_label": "stable"}),
+        ("/labels/canary", {"version_label": "canary"}),
+        ("", {}),
+    ]:
         want = grpc_client.predict(x, **selector)
         status, answer = curl(served, f"/v1/models/adding{path}:predict", json.dumps({"instances": x.tolist()}))
         assert status == 200, (path, answer)
@@ -184,7 +209,10 @@ def test_status_is_rendered_as_tf_serving_renders_it(served):
     assert call(served, "GET", "/v1/models/adding") == (200, {"model_version_status": [ok_status(1), ok_status(2)]})
     assert call(served, "GET", "/v1/models/adding/versions/1") == (200, {"model_version_status": [ok_status(1)]})
     # GetModelStatus ignores labels, in TF Serving as on gRPC.
-    assert call(served, "GET", "/v1/models/adding/labels/canary")[1]["model_version_status"] == [ok_status(1), ok_status(2)]
+    assert call(served, "GET", "/v1/models/adding/labels/canary")[1]["model_version_status"] == [
+        ok_status(1),
+        ok_status(2),
+    ]
 
 
 def test_metadata_is_the_grpc_answer_in_json(served):
@@ -231,8 +259,13 @@ def test_errors_carry_tf_servings_http_status(served):
         ("POST", "/v1/models/nope:predict", body, 404, "Servable not found for request: Latest(nope)"),
         ("POST", "/v1/models/adding/versions/7:predict", body, 404, "Specific(adding, 7)"),
         ("POST", "/v1/models/adding/labels/beta:predict", body, 400, "Unrecognized servable version label: beta"),
-        ("POST", "/v1/models/adding:predict", b'{"signature_name": "nope", "inputs": []}', 400,
-         'Serving signature key "nope" not found.'),
+        (
+            "POST",
+            "/v1/models/adding:predict",
+            b'{"signature_name": "nope", "inputs": []}',
+            400,
+            'Serving signature key "nope" not found.',
+        ),
         ("POST", "/v1/models/adding:classify", body, 501, "Classify is not supported"),
         ("POST", "/v1/models/adding:predict", b"{}", 400, "Missing 'inputs' or 'instances' key"),
         ("GET", "/v1/models", None, 400, "Missing model name in request."),
@@ -295,8 +328,13 @@ def test_docs_curl_commands_run(served):
     commands = [line for line in re.findall(r"^curl .*$", text, re.M) if "localhost:8501" in line]
     assert len(commands) >= 5
     for command in commands:
-        done = subprocess.run(["bash", "-c", command.replace("localhost:8501", served.rest)], cwd=REPO,
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["bash", "-c", command.replace("localhost:8501", served.rest)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert done.returncode == 0, (command, done.stderr)
         if "/monitoring/" not in command:
             answer = json.loads(done.stdout)
@@ -318,15 +356,21 @@ def test_prometheus_metrics_count_both_apis(served):
     for sample in families[":tensorflow:serving:request_count"].samples:
         if sample.name.endswith("_total"):
             labels = sample.labels
-            counts[labels["model_name"], labels["signature_name"], labels["entrypoint"], labels["status"]] = sample.value
+            counts[labels["model_name"], labels["signature_name"], labels["entrypoint"], labels["status"]] = (
+                sample.value
+            )
     assert counts["adding", "serving_default", "REST", "OK"] >= 5
     assert counts["adding", "serving_default", "GRPC", "OK"] >= 5
     assert counts["adding", "padded", "REST", "OK"] >= 2
     assert counts["", "", "GRPC", "NOT_FOUND"] >= 1  # a model that is not served counts under no name
     assert counts["adding", "serving_default", "REST", "INVALID_ARGUMENT"] >= 1
-    latency = [s for s in families[":tensorflow:serving:request_latency"].samples
-               if s.name.endswith("_count") and s.labels["entrypoint"] == "REST"]
+    latency = [
+        s
+        for s in families[":tensorflow:serving:request_latency"].samples
+        if s.name.endswith("_count") and s.labels["entrypoint"] == "REST"
+    ]
     assert sum(s.value for s in latency) >= 10
+
     # The model's run within each request that reached it, as TF Serving's runtime_latency: never longer.
     def sums(family, by):
         out = {}
@@ -335,8 +379,10 @@ def test_prometheus_metrics_count_both_apis(served):
             out[key] = s.value
         return out
 
-    request, runtime = sums(":tensorflow:serving:request_latency", "entrypoint"), sums(
-        ":tensorflow:serving:runtime_latency", "API")
+    request, runtime = (
+        sums(":tensorflow:serving:request_latency", "entrypoint"),
+        sums(":tensorflow:serving:runtime_latency", "API"),
+    )
     key = ("adding", "serving_default", "GRPC")
     assert runtime[(*key, "count")] == counts[(*key, "OK")]
     assert 0 < runtime[(*key, "sum")] < request[(*key, "sum")]

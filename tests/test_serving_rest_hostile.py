@@ -53,12 +53,32 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("rest-hostile")
     model = export_version(root / "models" / MODEL / "1", seed=30)
     port = free_port()
-    proc = ServerProcess([
-        "--model-base", str(root / "models" / MODEL), "--model-name", MODEL, "--file-system-poll-wait-seconds", "0",
-        "--max-message-bytes", str(MAX_MESSAGE_BYTES), "--max-request-elements", str(MAX_ELEMENTS),
-        "--rest-api-port", str(port), "--rest-api-num-threads", str(REST_THREADS), "--rest-api-timeout-in-ms", "120000",
-        "--tensorflow-intra-op-parallelism", "1", "--tensorflow-inter-op-parallelism", "1",
-    ], root, entry=("keras_lstm.cli", "serve"))
+    proc = ServerProcess(
+        [
+            "--model-base",
+            str(root / "models" / MODEL),
+            "--model-name",
+            MODEL,
+            "--file-system-poll-wait-seconds",
+            "0",
+            "--max-message-bytes",
+            str(MAX_MESSAGE_BYTES),
+            "--max-request-elements",
+            str(MAX_ELEMENTS),
+            "--rest-api-port",
+            str(port),
+            "--rest-api-num-threads",
+            str(REST_THREADS),
+            "--rest-api-timeout-in-ms",
+            "120000",
+            "--tensorflow-intra-op-parallelism",
+            "1",
+            "--tensorflow-inter-op-parallelism",
+            "1",
+        ],
+        root,
+        entry=("keras_lstm.cli", "serve"),
+    )
     proc.address = ("127.0.0.1", port)
     try:
         proc.wait_listening()
@@ -213,8 +233,9 @@ def test_content_length_of_thousands_of_digits_is_400(served):
 
 def test_expect_100_continue_on_a_body_over_the_limit_is_refused_before_it_is_sent(served):
     """The client sends only the headers and waits: it must get the 413, not an invitation to send 5 MiB."""
-    head = (f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_MESSAGE_BYTES + 1}\r\n"
-            "Expect: 100-continue\r\n\r\n").encode()
+    head = (
+        f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_MESSAGE_BYTES + 1}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
     raw = exchange(served, head, half_close=False)
     assert raw.startswith(b"HTTP/1.1 413 "), raw[:200]
     assert b" 100 Continue" not in raw
@@ -231,6 +252,7 @@ def test_expect_100_continue_on_a_body_over_the_limit_is_refused_before_it_is_se
 def test_answers_over_the_send_limit_are_refused_before_they_are_written(served):
     """init_state's state is 2 * UNITS float32 a row: over the element limit, or over the send limit at 4 bytes
     each (a float32 on gRPC, the shortest JSON value), it is refused before the model runs."""
+
     def init_state(batch_size: int) -> tuple[int, bytes]:
         body = {"signature_name": "init_state", "inputs": {"batch_size": batch_size}}
         return check(exchange(served, post(json.dumps(body).encode())))
@@ -281,14 +303,18 @@ def test_remaining_differences_are_answered_as_documented(served):
     status, body = check(exchange(served, post(b'{"inputs": ' + json.dumps(x).encode() + b', "inputs": "no"}')))
     plain = check(exchange(served, post(json.dumps(first).encode())))[1]
     assert status == 200 and json.loads(body) == json.loads(plain)
-    status, body = check(exchange(served, post(gzip.compress(json.dumps(first).encode()),
-                                               headers="Content-Encoding: gzip\r\n")))
+    status, body = check(
+        exchange(served, post(gzip.compress(json.dumps(first).encode()), headers="Content-Encoding: gzip\r\n"))
+    )
     assert status == 200 and json.loads(body) == json.loads(plain)  # inflated, as TF Serving's server does
     bomb = zlib.compressobj(wbits=31)
     bomb = b"".join([bomb.compress(b"[" * (1 << 20)) for _ in range(64)]) + bomb.flush()  # 64 MiB from 64 KiB
-    for data, words in [(bomb, b"inflates past the server's limit"), (b"{} is not gzip", b"not gzip data"),
-                        (b"\x1f\x8b\x08", b"not one whole gzip member"),
-                        (gzip.compress(b"{}") + b"x", b"not one whole gzip member")]:
+    for data, words in [
+        (bomb, b"inflates past the server's limit"),
+        (b"{} is not gzip", b"not gzip data"),
+        (b"\x1f\x8b\x08", b"not one whole gzip member"),
+        (gzip.compress(b"{}") + b"x", b"not one whole gzip member"),
+    ]:
         status, body = check(exchange(served, post(data, headers="Content-Encoding: gzip\r\n")))
         assert status == 400 and words in body, body
     status, body = check(exchange(served, post(b"{}", headers="Content-Encoding: br\r\n")))
@@ -311,9 +337,11 @@ def test_concurrent_bodies_over_the_element_limit_stay_within_the_memory_bound(s
             statuses = list(pool.map(send, range(6 * REST_THREADS)))
     assert set(statuses) == {400}
     assert memory.growth_kb < MEMORY_BOUND_KB, (memory.growth_kb, MEMORY_BOUND_KB)
-    print(f"\n{len(statuses)} bodies of {len(body) >> 10} KiB over the element limit, {2 * REST_THREADS} at once: "
-          f"resident memory {memory.start_kb} kB -> peak {memory.peak_kb} kB (+{memory.growth_kb} kB, "
-          f"bound {MEMORY_BOUND_KB} kB)")
+    print(
+        f"\n{len(statuses)} bodies of {len(body) >> 10} KiB over the element limit, {2 * REST_THREADS} at once: "
+        f"resident memory {memory.start_kb} kB -> peak {memory.peak_kb} kB (+{memory.growth_kb} kB, "
+        f"bound {MEMORY_BOUND_KB} kB)"
+    )
 
 
 def test_parse_budget_parses_a_large_body_alone_and_waiters_keep_their_deadline():
@@ -353,8 +381,10 @@ def test_concurrent_bodies_within_the_limits_are_parsed_within_the_parse_budget(
     assert {status for status, _ in answers_} == {400}
     assert all(b"feature size must be 3" in out for _, out in answers_), answers_[0]
     assert memory.growth_kb < PARSE_BOUND_KB, (memory.growth_kb, PARSE_BOUND_KB)
-    print(f"\n{len(answers_)} bodies of {len(body) >> 10} KiB parsed, {REST_THREADS} at once: resident memory "
-          f"+{memory.growth_kb} kB at the peak (bound {PARSE_BOUND_KB} kB)")
+    print(
+        f"\n{len(answers_)} bodies of {len(body) >> 10} KiB parsed, {REST_THREADS} at once: resident memory "
+        f"+{memory.growth_kb} kB at the peak (bound {PARSE_BOUND_KB} kB)"
+    )
 
 
 # -- about 2,000 seeded hostile requests ---------------------------------------------------------------------
@@ -362,20 +392,44 @@ def hostile_requests(rng: np.random.Generator, good: bytes, count: int) -> list[
     """(bytes, complete): request lines, targets, headers and bodies that are wrong in the ways a parser can be
     wrong. `complete` is False where the request declares more body than it sends: the server may then close
     without an answer, as HTTP allows for an incomplete message."""
-    targets = [PREDICT, "/v1/models/m", "/v1/models/m/metadata", "/v1/models/m/versions/1:predict",
-               "/v1/models/m/labels/x:predict", "//[/v1/models/m", "http://[/v1/models/m", "http://h/v1/models/m",
-               "/v1/models/%ff%fe:predict", "/v1/models/m%00:predict", "*", "/v1/models/" + "n" * 70_000,
-               "/monitoring/prometheus/metrics", "/v1/models/m:predict?x=%zz#[", "/../../etc/passwd",
-               "/v1/models/m/versions/" + "9" * 30 + ":predict", "/v1/models/m:regress", "/v1/\xff\x80:predict"]
+    targets = [
+        PREDICT,
+        "/v1/models/m",
+        "/v1/models/m/metadata",
+        "/v1/models/m/versions/1:predict",
+        "/v1/models/m/labels/x:predict",
+        "//[/v1/models/m",
+        "http://[/v1/models/m",
+        "http://h/v1/models/m",
+        "/v1/models/%ff%fe:predict",
+        "/v1/models/m%00:predict",
+        "*",
+        "/v1/models/" + "n" * 70_000,
+        "/monitoring/prometheus/metrics",
+        "/v1/models/m:predict?x=%zz#[",
+        "/../../etc/passwd",
+        "/v1/models/m/versions/" + "9" * 30 + ":predict",
+        "/v1/models/m:regress",
+        "/v1/\xff\x80:predict",
+    ]
     methods = ["POST", "GET", "PUT", "post", "G\x00T", "PRI", "CONNECT", "POST /x", ""]
     versions = ["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1x", "", "HTTP/9.9"]
     surrogates = [rb'"\ud800"', rb'"\udfff"', b'"\xed\xa0\x80"', b'"\xff"', rb'"\u0000"', b'"\x01"']
-    bodies = [good, b"", b"{}", b"[" * 5000, b'{"inputs": ' + b"[" * 300 + b"]" * 300 + b"}",
-              b'{"inputs": [[[1e400, 0, 0]]]}', b'{"inputs": [[[-1e400, 0, 0]]]}', b"\xef\xbb\xbf" + good,
-              b'{"signature_name": "init_state", "inputs": {"batch_size": 2000000000}}',
-              b'{"signature_name": "init_state", "instances": [{"batch_size": 130000}]}',
-              b'{"inputs": [' + b"[]," * 3000 + b"[]]}", b'{"inputs": {"sequences": ' + b"9" * 5000 + b"}}",
-              *[b'{"signature_name": ' + s + b', "inputs": [[[0.5, 0.5, 0.5]]]}' for s in surrogates]]
+    bodies = [
+        good,
+        b"",
+        b"{}",
+        b"[" * 5000,
+        b'{"inputs": ' + b"[" * 300 + b"]" * 300 + b"}",
+        b'{"inputs": [[[1e400, 0, 0]]]}',
+        b'{"inputs": [[[-1e400, 0, 0]]]}',
+        b"\xef\xbb\xbf" + good,
+        b'{"signature_name": "init_state", "inputs": {"batch_size": 2000000000}}',
+        b'{"signature_name": "init_state", "instances": [{"batch_size": 130000}]}',
+        b'{"inputs": [' + b"[]," * 3000 + b"[]]}",
+        b'{"inputs": {"sequences": ' + b"9" * 5000 + b"}}",
+        *[b'{"signature_name": ' + s + b', "inputs": [[[0.5, 0.5, 0.5]]]}' for s in surrogates],
+    ]
     out = []
     for i in range(count):
         kind, truthful = i % 6, False
@@ -392,13 +446,30 @@ def hostile_requests(rng: np.random.Generator, good: bytes, count: int) -> list[
             target = targets[int(rng.integers(len(targets)))]
             version = versions[int(rng.integers(len(versions)))]
         elif kind == 3:  # headers
-            headers += [[f"Content-Length: {int(rng.integers(0, 3))}", "Content-Length: -1", "Content-Length: 1e3",
-                         "Content-Length: " + "9" * int(rng.integers(1, 6000)), "Content-Length: 0x10",
-                         "Transfer-Encoding: chunked", "Transfer-Encoding: gzip, chunked", "Transfer-Encoding: x",
-                         "Expect: 100-continue", "Content-Encoding: gzip", "Content-Encoding: identity",
-                         "Authorization: Bearer \xff", "X-Bad\x00: 1", "Bad Name: 1", " folded: 1",
-                         "Connection: close, keep-alive", "X: " + "a" * 300_000, "Host: [", "X: \r"]
-                        [int(rng.integers(19))] for _ in range(int(rng.integers(1, 4)))]
+            headers += [
+                [
+                    f"Content-Length: {int(rng.integers(0, 3))}",
+                    "Content-Length: -1",
+                    "Content-Length: 1e3",
+                    "Content-Length: " + "9" * int(rng.integers(1, 6000)),
+                    "Content-Length: 0x10",
+                    "Transfer-Encoding: chunked",
+                    "Transfer-Encoding: gzip, chunked",
+                    "Transfer-Encoding: x",
+                    "Expect: 100-continue",
+                    "Content-Encoding: gzip",
+                    "Content-Encoding: identity",
+                    "Authorization: Bearer \xff",
+                    "X-Bad\x00: 1",
+                    "Bad Name: 1",
+                    " folded: 1",
+                    "Connection: close, keep-alive",
+                    "X: " + "a" * 300_000,
+                    "Host: [",
+                    "X: \r",
+                ][int(rng.integers(19))]
+                for _ in range(int(rng.integers(1, 4)))
+            ]
         elif kind == 4:  # chunked bodies, with sizes that lie
             sizes = [f"{len(body):x}", "ffffffffffffffffffff", "-1", "1;ext=" + "x" * 100, "g", "0" * 5000 + "1"]
             size = sizes[int(rng.integers(len(sizes)))]
@@ -444,6 +515,8 @@ def test_two_thousand_hostile_requests_each_get_an_answer(served):
     assert check(exchange(served, post(good)))[1] == want
     assert memory.growth_kb < MEMORY_BOUND_KB, (memory.growth_kb, MEMORY_BOUND_KB)
     assert seen.get(0, 0) < len(requests) // 4, seen  # most requests are complete, and those are all answered
-    print(f"\n{len(requests)} hostile REST requests, HTTP status: count (0: incomplete, closed) "
-          f"{dict(sorted(seen.items()))}; "
-          f"resident memory +{memory.growth_kb} kB at the peak (bound {MEMORY_BOUND_KB} kB)")
+    print(
+        f"\n{len(requests)} hostile REST requests, HTTP status: count (0: incomplete, closed) "
+        f"{dict(sorted(seen.items()))}; "
+        f"resident memory +{memory.growth_kb} kB at the peak (bound {MEMORY_BOUND_KB} kB)"
+    )

@@ -76,12 +76,25 @@ def server(tmp_path_factory, versions):
     export_version(work / "nostream" / "1", seed=3, streamable=False)
     (work / "models.config").write_text(CONFIG)
     (work / "batching.config").write_text(BATCHING)
-    proc = ServerProcess([
-        "--model-config", str(work / "models.config"), "--mount", f"{models}:/models",
-        "--batching-parameters-file", str(work / "batching.config"),
-        "--file-system-poll-wait-seconds", "0.2", "--max-message-bytes", str(MAX_MESSAGE_BYTES),
-        "--tensorflow-intra-op-parallelism", "2", "--tensorflow-inter-op-parallelism", "1",
-    ], work)
+    proc = ServerProcess(
+        [
+            "--model-config",
+            str(work / "models.config"),
+            "--mount",
+            f"{models}:/models",
+            "--batching-parameters-file",
+            str(work / "batching.config"),
+            "--file-system-poll-wait-seconds",
+            "0.2",
+            "--max-message-bytes",
+            str(MAX_MESSAGE_BYTES),
+            "--tensorflow-intra-op-parallelism",
+            "2",
+            "--tensorflow-inter-op-parallelism",
+            "1",
+        ],
+        work,
+    )
     try:
         proc.wait_listening()
         proc.models = models
@@ -139,17 +152,21 @@ def test_the_client_takes_what_users_hand_it(server, client):
     as_given = client.predict(x.astype(np.float64).tolist(), lengths=np.array([4, 3], np.int64))
     np.testing.assert_array_equal(as_given["outputs"], want["outputs"])
     with Client(server.target, model="adding", validate=False) as unchecked:  # no metadata: float32 / int32
-        np.testing.assert_array_equal(unchecked.predict(x.astype(np.float64), lengths=[4, 3])["outputs"],
-                                      want["outputs"])
+        np.testing.assert_array_equal(
+            unchecked.predict(x.astype(np.float64), lengths=[4, 3])["outputs"], want["outputs"]
+        )
     integers = np.arange(2 * 4 * FEATURES, dtype=np.int64).reshape(2, 4, FEATURES) % 3 - 1
-    np.testing.assert_array_equal(client.predict(integers)["outputs"],
-                                  client.predict(integers.astype(np.float32))["outputs"])
+    np.testing.assert_array_equal(
+        client.predict(integers)["outputs"], client.predict(integers.astype(np.float32))["outputs"]
+    )
     with client.stream(batch_size=2) as s:
         for t in range(x.shape[1]):
             y = s.step(x[:, t].astype(np.float64).tolist())
     np.testing.assert_allclose(y, client.predict(x)["outputs"], atol=1e-5)
-    with pytest.raises(serving.BadRequestError, match='"sequences": expects float32 but int64 is provided, '
-                                                      "and converting it would change a value: 16777217"):
+    with pytest.raises(
+        serving.BadRequestError,
+        match='"sequences": expects float32 but int64 is provided, and converting it would change a value: 16777217',
+    ):
         client.predict(np.full((1, 2, FEATURES), 2**24 + 1, np.int64))
     with pytest.raises(serving.BadRequestError, match='"lengths": expects int32 but int64 .* out of int32'):
         client.predict(x, lengths=[4, 2**40])
@@ -189,8 +206,10 @@ def test_raw_stub_as_any_tf_serving_user_writes_it(server):
     response = stub.Predict(request, timeout=10.0)
     assert response.model_spec.version.value == 1
     assert tf.make_ndarray(response.outputs["outputs"]).shape == (1, 1)
-    meta = stub.GetModelMetadata(get_model_metadata_pb2.GetModelMetadataRequest(
-        model_spec=request.model_spec, metadata_field=["signature_def"]), timeout=10.0)
+    meta = stub.GetModelMetadata(
+        get_model_metadata_pb2.GetModelMetadataRequest(model_spec=request.model_spec, metadata_field=["signature_def"]),
+        timeout=10.0,
+    )
     sig_map = get_model_metadata_pb2.SignatureDefMap()
     meta.metadata["signature_def"].Unpack(sig_map)
     assert "padded" in sig_map.signature_def
@@ -207,18 +226,49 @@ def test_health_reflection_and_unimplemented(server):
         assert {"tensorflow.serving.PredictionService", "tensorflow.serving.ModelService"} <= names
         with pytest.raises(grpc.RpcError) as info:
             prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(
-                classification_pb2.ClassificationRequest(), timeout=5)
+                classification_pb2.ClassificationRequest(), timeout=5
+            )
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 # -- bad requests ----------------------------------------------------------------------------
 BAD = {
-    "wrong dtype": ("serving_default", {"sequences": seqs() > 0}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": expects float32 but bool'),
-    "wrong rank": ("serving_default", {"sequences": seqs()[:, 0]}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": expects rank 3'),
-    "wrong feature size": ("serving_default", {"sequences": np.zeros((2, 5, 4), np.float32)}, grpc.StatusCode.INVALID_ARGUMENT, '"sequences": feature size must be 3'),
-    "missing input": ("padded", {"sequences": seqs()}, grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {lengths}"),
-    "unknown input": ("serving_default", {"sequences": seqs(), "extra": seqs()}, grpc.StatusCode.INVALID_ARGUMENT, "Sent extra: {extra}"),
-    "unknown signature": ("nope", {"sequences": seqs()}, grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "nope" not found'),
+    "wrong dtype": (
+        "serving_default",
+        {"sequences": seqs() > 0},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        '"sequences": expects float32 but bool',
+    ),
+    "wrong rank": (
+        "serving_default",
+        {"sequences": seqs()[:, 0]},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        '"sequences": expects rank 3',
+    ),
+    "wrong feature size": (
+        "serving_default",
+        {"sequences": np.zeros((2, 5, 4), np.float32)},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        '"sequences": feature size must be 3',
+    ),
+    "missing input": (
+        "padded",
+        {"sequences": seqs()},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Missing but required: {lengths}",
+    ),
+    "unknown input": (
+        "serving_default",
+        {"sequences": seqs(), "extra": seqs()},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Sent extra: {extra}",
+    ),
+    "unknown signature": (
+        "nope",
+        {"sequences": seqs()},
+        grpc.StatusCode.FAILED_PRECONDITION,
+        'Serving signature key "nope" not found',
+    ),
 }
 
 
@@ -246,10 +296,13 @@ def test_an_empty_batch_gets_empty_outputs(server, client):
             assert {k: v.shape for k, v in got.items()} == {"outputs": (0, 1), "h": (0, 4), "c": (0, 4)}
 
 
-@pytest.mark.parametrize("selector, error, message", [
-    ({"version": 7}, serving.ModelNotFoundError, r"Servable not found for request: Specific\(adding, 7\)"),
-    ({"version_label": "nope"}, serving.BadRequestError, "Unrecognized servable version label: nope"),
-])
+@pytest.mark.parametrize(
+    "selector, error, message",
+    [
+        ({"version": 7}, serving.ModelNotFoundError, r"Servable not found for request: Specific\(adding, 7\)"),
+        ({"version_label": "nope"}, serving.BadRequestError, "Unrecognized servable version label: nope"),
+    ],
+)
 def test_unknown_version_or_label(client, selector, error, message):
     with pytest.raises(error, match=message):
         client.predict(seqs(), **selector)
@@ -365,8 +418,7 @@ def test_new_version_is_picked_up_while_serving(server, client, versions):
         for f in running:
             f.result()
     assert errors == []
-    np.testing.assert_allclose(client.predict(x)["outputs"],
-                               reference(versions[1][2], x)["outputs"], atol=1e-5)
+    np.testing.assert_allclose(client.predict(x)["outputs"], reference(versions[1][2], x)["outputs"], atol=1e-5)
     with Client(server.target, model="adding_all") as c:
         c.wait_until_ready(version=2, timeout_s=30)
         assert c.metadata(version_label="canary").version == 2
@@ -378,6 +430,7 @@ def test_new_version_is_picked_up_while_serving(server, client, versions):
 @pytest.fixture
 def unused_port():
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -388,8 +441,19 @@ def test_sigterm_drains_before_closing(tmp_path, versions):
     clients retry elsewhere), never CANCELLED as gRPC's own stop() would answer, on REST 503; then it exits 0."""
     copy_version(versions[0][1], tmp_path / "adding" / "1")
     rest_port = free_port()
-    proc = ServerProcess(["--model-base", str(tmp_path / "adding"), "--model-name", "adding",
-                          "--drain-seconds", "10", "--rest-api-port", str(rest_port)], tmp_path)
+    proc = ServerProcess(
+        [
+            "--model-base",
+            str(tmp_path / "adding"),
+            "--model-name",
+            "adding",
+            "--drain-seconds",
+            "10",
+            "--rest-api-port",
+            str(rest_port),
+        ],
+        tmp_path,
+    )
     try:
         proc.wait_listening()
         with Client(proc.target, model="adding", max_attempts=1) as c, grpc.insecure_channel(proc.target) as channel:
@@ -397,8 +461,14 @@ def test_sigterm_drains_before_closing(tmp_path, versions):
             c.predict(seqs(), timeout_s=10)
             health = health_pb2_grpc.HealthStub(channel)
             proc.proc.send_signal(signal.SIGTERM)
-            _wait_for(lambda: health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
-                      != health_pb2.HealthCheckResponse.SERVING, "health NOT_SERVING after SIGTERM", proc)
+            _wait_for(
+                lambda: (
+                    health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+                    != health_pb2.HealthCheckResponse.SERVING
+                ),
+                "health NOT_SERVING after SIGTERM",
+                proc,
+            )
             with pytest.raises(serving.UnavailableError) as info:
                 c.predict(seqs(), timeout_s=5)
             assert info.value.code == grpc.StatusCode.UNAVAILABLE
@@ -415,8 +485,13 @@ def test_sigterm_drains_before_closing(tmp_path, versions):
 
 
 def _config(*models: tuple[str, str]) -> str:
-    return "model_config_list {\n" + "".join(
-        f'  config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" }}\n' for name, base in models) + "}\n"
+    return (
+        "model_config_list {\n"
+        + "".join(
+            f'  config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" }}\n' for name, base in models
+        )
+        + "}\n"
+    )
 
 
 def _wait_for(check, what: str, proc: ServerProcess, timeout_s: float = 60.0) -> None:
@@ -437,8 +512,17 @@ def test_model_config_reload_by_file_and_by_rpc(tmp_path, versions):
     copy_version(versions[0][2], tmp_path / "m2" / "1")
     config = tmp_path / "models.config"
     config.write_text(_config(("one", "m1")))
-    proc = ServerProcess(["--model-config", str(config), "--model-config-file-poll-wait-seconds", "0.2",
-                          "--file-system-poll-wait-seconds", "0"], tmp_path)
+    proc = ServerProcess(
+        [
+            "--model-config",
+            str(config),
+            "--model-config-file-poll-wait-seconds",
+            "0.2",
+            "--file-system-poll-wait-seconds",
+            "0",
+        ],
+        tmp_path,
+    )
     x = seqs()
 
     def serves(name: str) -> bool:

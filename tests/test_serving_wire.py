@@ -43,12 +43,19 @@ def _extract_script():
 # -- the descriptors are TF Serving's ------------------------------------------------------------
 def _field(f) -> dict:
     return {
-        "name": f.name, "full_name": f.full_name, "number": f.number, "type": f.type,
-        "repeated": f.is_repeated, "required": f.is_required, "packed": f.is_packed, "presence": f.has_presence,
+        "name": f.name,
+        "full_name": f.full_name,
+        "number": f.number,
+        "type": f.type,
+        "repeated": f.is_repeated,
+        "required": f.is_required,
+        "packed": f.is_packed,
+        "presence": f.has_presence,
         "message_type": f.message_type.full_name if f.message_type else None,
         "enum_type": f.enum_type.full_name if f.enum_type else None,
         "oneof": f.containing_oneof.name if f.containing_oneof else None,
-        "json_name": f.json_name, "has_default": f.has_default_value,
+        "json_name": f.json_name,
+        "has_default": f.has_default_value,
         "default": f.default_value if f.has_default_value else None,
         "options": f.GetOptions().SerializeToString(deterministic=True),
     }
@@ -59,8 +66,11 @@ def _enum_differences(ours, theirs, where: str) -> list[str]:
     values = lambda e: [(v.name, v.number) for v in e.values]  # noqa: E731
     if set(ours.enum_types_by_name) != set(theirs.enum_types_by_name):
         return [f"{where}: enums {sorted(ours.enum_types_by_name)} != {sorted(theirs.enum_types_by_name)}"]
-    return [f"{where}.{name}: enum values differ" for name, enum in theirs.enum_types_by_name.items()
-            if values(ours.enum_types_by_name[name]) != values(enum)]
+    return [
+        f"{where}.{name}: enum values differ"
+        for name, enum in theirs.enum_types_by_name.items()
+        if values(ours.enum_types_by_name[name]) != values(enum)
+    ]
 
 
 def _differences(ours, theirs, where: str) -> list[str]:
@@ -87,14 +97,18 @@ def test_every_message_equals_tensorflow_serving_field_by_field(path):
     ours = wire.POOL.FindFileByName(path)
     assert ours.serialized_pb == theirs.serialized_pb
     assert set(ours.message_types_by_name) == set(theirs.message_types_by_name)
-    diffs = [d for name, message in theirs.message_types_by_name.items()
-             for d in _differences(ours.message_types_by_name[name], message, name)]
+    diffs = [
+        d
+        for name, message in theirs.message_types_by_name.items()
+        for d in _differences(ours.message_types_by_name[name], message, name)
+    ]
     diffs += _enum_differences(ours, theirs, path)
     assert not diffs, "\n".join(diffs) + "\nrun clients/python/extract_protos.py"
     for name, service in theirs.services_by_name.items():
         mine = ours.services_by_name[name]
-        assert [(m.name, m.input_type.full_name, m.output_type.full_name) for m in mine.methods] == \
-               [(m.name, m.input_type.full_name, m.output_type.full_name) for m in service.methods]
+        assert [(m.name, m.input_type.full_name, m.output_type.full_name) for m in mine.methods] == [
+            (m.name, m.input_type.full_name, m.output_type.full_name) for m in service.methods
+        ]
 
 
 def test_the_committed_descriptors_are_what_the_script_extracts_now():
@@ -104,8 +118,9 @@ def test_the_committed_descriptors_are_what_the_script_extracts_now():
 def test_the_client_pool_is_its_own_and_speaks_the_same_bytes():
     assert wire.POOL is not descriptor_pool.Default()
     assert wire.PredictRequest is not predict_pb2.PredictRequest
-    ours = serving.requests.predict_request("adding", {"sequences": np.ones((1, 2, 3), np.float32)},
-                                            signature="padded", version=3)
+    ours = serving.requests.predict_request(
+        "adding", {"sequences": np.ones((1, 2, 3), np.float32)}, signature="padded", version=3
+    )
     theirs = predict_pb2.PredictRequest.FromString(ours.SerializeToString())
     assert theirs.model_spec.version.value == 3 and theirs.model_spec.signature_name == "padded"
     np.testing.assert_array_equal(tf.make_ndarray(theirs.inputs["sequences"]), np.ones((1, 2, 3), np.float32))
@@ -140,8 +155,23 @@ def _extremes(dtype: np.dtype) -> np.ndarray:
     return np.array([[info.min, info.max, 0], [1, info.max - 1, info.min + 1]], dtype)
 
 
-SERVER_DTYPES = [np.dtype(d) for d in (np.float32, np.float64, np.float16, np.int8, np.int16, np.int32, np.int64,
-                                       np.uint8, np.uint16, np.uint32, np.uint64, np.bool_)]
+SERVER_DTYPES = [
+    np.dtype(d)
+    for d in (
+        np.float32,
+        np.float64,
+        np.float16,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.bool_,
+    )
+]
 
 
 @pytest.mark.parametrize("dtype", SERVER_DTYPES, ids=str)
@@ -152,8 +182,12 @@ def test_tensor_bits_equal_tensorflow_for_every_dtype(dtype):
     assert ours.dtype == tf.as_dtype(dtype).as_datatype_enum
     read_by_tf = tf.make_ndarray(tf_proto_class.FromString(ours.SerializeToString()))  # TF reads our bytes
     made_by_tf = tf.make_tensor_proto(array)  # typed *_val fields or tensor_content, TF's choice
-    for got in (read_by_tf, tensors.to_array(made_by_tf), tensors.to_array(wire.TensorProto.FromString(
-            made_by_tf.SerializeToString())), tensors.to_array(ours)):
+    for got in (
+        read_by_tf,
+        tensors.to_array(made_by_tf),
+        tensors.to_array(wire.TensorProto.FromString(made_by_tf.SerializeToString())),
+        tensors.to_array(ours),
+    ):
         assert got.dtype == dtype and got.shape == array.shape
         assert got.tobytes() == array.tobytes()  # bit for bit: NaN, -0.0 and the extremes included
 
@@ -161,8 +195,9 @@ def test_tensor_bits_equal_tensorflow_for_every_dtype(dtype):
 def test_strings_match_tensorflow():
     array = np.array([[b"a", b"\x00\xff"], [b"", "\u00e9".encode()]], dtype=object)
     ours = tensors.to_proto(array)
-    np.testing.assert_array_equal(tf.make_ndarray(type(tf.make_tensor_proto(0.0)).FromString(
-        ours.SerializeToString())), array)
+    np.testing.assert_array_equal(
+        tf.make_ndarray(type(tf.make_tensor_proto(0.0)).FromString(ours.SerializeToString())), array
+    )
     np.testing.assert_array_equal(tensors.to_array(tf.make_tensor_proto(array)), array)
 
 
@@ -174,8 +209,10 @@ def test_to_proto_fills_a_tensorflow_message_in_place():
 
 # -- living beside TensorFlow ------------------------------------------------------------------------
 _CLIENT_FIRST = "from serving import Client, tensors, wire\n"
-_TF_FIRST = ("import tensorflow as tf\nfrom tensorflow_serving.apis import model_service_pb2, predict_pb2, "
-             "prediction_service_pb2_grpc\n")
+_TF_FIRST = (
+    "import tensorflow as tf\nfrom tensorflow_serving.apis import model_service_pb2, predict_pb2, "
+    "prediction_service_pb2_grpc\n"
+)
 _BOTH = textwrap.dedent("""
     import numpy as np
     import tensorflow as tf
@@ -199,8 +236,9 @@ _BOTH = textwrap.dedent("""
 
 @pytest.mark.parametrize("first", [_CLIENT_FIRST, _TF_FIRST], ids=["client first", "tensorflow first"])
 def test_client_and_tensorflow_share_a_process_in_either_order(first):
-    result = subprocess.run([sys.executable, "-c", first + _BOTH], cwd=REPO, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", first + _BOTH], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
@@ -237,9 +275,14 @@ def test_unavailable_is_retried_on_the_next_target_then_raised_typed():
     assert isinstance(info.value.__cause__, _Status)
 
 
-@pytest.mark.parametrize("code, error", [(grpc.StatusCode.INVALID_ARGUMENT, serving.BadRequestError),
-                                         (grpc.StatusCode.NOT_FOUND, serving.ModelNotFoundError),
-                                         (grpc.StatusCode.DEADLINE_EXCEEDED, serving.DeadlineExceededError)])
+@pytest.mark.parametrize(
+    "code, error",
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, serving.BadRequestError),
+        (grpc.StatusCode.NOT_FOUND, serving.ModelNotFoundError),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, serving.DeadlineExceededError),
+    ],
+)
 def test_other_errors_are_never_retried(code, error):
     plan = _core().status()
     advance(plan)
@@ -287,16 +330,20 @@ def test_a_closed_core_refuses_calls():
 
 
 def test_the_client_modules_import_no_tensorflow():
-    code = ("import sys\nfrom serving import Client, AsyncClient\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_serving', 'keras')))")
+    code = (
+        "import sys\nfrom serving import Client, AsyncClient\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_serving', 'keras')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]
 
 
 def test_the_client_distribution_lists_every_module_the_client_imports():
     pyproject = (REPO / "clients" / "python" / "pyproject.toml").read_text()
-    code = ("import sys\nimport serving\nprint(' '.join(sorted(m for m in sys.modules "
-            "if m == 'serving' or m.startswith('serving.'))))")
+    code = (
+        "import sys\nimport serving\nprint(' '.join(sorted(m for m in sys.modules "
+        "if m == 'serving' or m.startswith('serving.'))))"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     imported = result.stdout.split()
     assert imported and all(f'"{m if "." in m else m + ".__init__"}"' in pyproject for m in imported), imported

@@ -31,8 +31,9 @@ def xla_export(tmp_path_factory):
 
 
 def _serve(base, tmp_path, *flags) -> ServerProcess:
-    proc = ServerProcess(["--model-base", str(base), "--model-name", "xla", "--file-system-poll-wait-seconds", "0",
-                          *flags], tmp_path)
+    proc = ServerProcess(
+        ["--model-base", str(base), "--model-name", "xla", "--file-system-poll-wait-seconds", "0", *flags], tmp_path
+    )
     proc.wait_listening()
     return proc
 

@@ -40,8 +40,9 @@ def read_sequences(path):
 def shapes_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("shapes")
     path, honest = write_labelled_sequences_csv(work / "shapes.csv", sequences=SEQUENCES, seed=0, flip=0.1)
-    cfg = TrainConfig("classify", csv=str(path), id_col="id", label_col="label", time_col="t", units=16, epochs=30,
-                      seed=1, verbose=0)
+    cfg = TrainConfig(
+        "classify", csv=str(path), id_col="id", label_col="label", time_col="t", units=16, epochs=30, seed=1, verbose=0
+    )
     result = train(cfg, run_dir=str(work / "run"))
     task = Classify(TrainConfig.from_json(open(os.path.join(result.run_dir, "config.json")).read()))
     test_ids = [task.sequence_ids[i] for i in task.test]
@@ -98,7 +99,7 @@ def test_served_classifier_names_the_classes(shapes_run):
     lengths = np.array([len(seqs[i][0]) for i in chosen], np.int32)
     x = np.zeros((len(chosen), lengths.max(), 2), np.float32)  # padded with zeros: `lengths` masks them
     for row, i in enumerate(chosen):
-        x[row, :lengths[row]] = seqs[i][0]
+        x[row, : lengths[row]] = seqs[i][0]
     model = keras.saving.load_model(os.path.join(result.run_dir, "model.keras"))
     expected = np.stack([np.asarray(model(seqs[i][0][None]))[0] for i in chosen])
     classes = json.load(open(os.path.join(result.run_dir, "classes.json")))
@@ -108,8 +109,9 @@ def test_served_classifier_names_the_classes(shapes_run):
         with Client(proc.wait_listening(), model="shapes", timeout_s=30.0) as client:
             client.wait_until_ready(timeout_s=60)
             served = client.predict(x, lengths)
-        body = json.dumps({"signature_name": "padded",
-                           "inputs": {"sequences": x.tolist(), "lengths": lengths.tolist()}})
+        body = json.dumps(
+            {"signature_name": "padded", "inputs": {"sequences": x.tolist(), "lengths": lengths.tolist()}}
+        )
         conn = http.client.HTTPConnection(f"127.0.0.1:{rest}", timeout=30)
         conn.request("POST", "/v1/models/shapes:predict", body)
         answer = json.loads(conn.getresponse().read())
@@ -125,17 +127,27 @@ def test_served_classifier_names_the_classes(shapes_run):
 
 
 def test_confusion_matrix_counts():
-    assert confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3).tolist() == [[1, 1, 0], [0, 1, 0],
-                                                                                            [1, 0, 0]]
+    assert confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3).tolist() == [
+        [1, 1, 0],
+        [0, 1, 0],
+        [1, 0, 0],
+    ]
 
 
-@pytest.mark.parametrize("rows, line, column, words", [
-    ([("a", 0, 1.0, "x"), ("a", 1, 2.0, "y")], 3, "label", "labelled 'y' here and 'x' on line 2"),
-    ([(s, 0, 1.0, "x") for s in "abc"] + [("d", 0, 1.0, "y"), ("e", 0, 2.0, "y")], 5, "label",
-     "the class 'y' has 2 sequences"),
-    ([("a", 0, 1.0, "x"), ("a", 0, 2.0, "x")], 3, "t", "appears twice (lines 2 and 3 of the same sequence)"),
-    ([("a", 0, 1.0, "x"), ("", 1, 2.0, "x")], 3, "id", "missing value"),
-])
+@pytest.mark.parametrize(
+    "rows, line, column, words",
+    [
+        ([("a", 0, 1.0, "x"), ("a", 1, 2.0, "y")], 3, "label", "labelled 'y' here and 'x' on line 2"),
+        (
+            [(s, 0, 1.0, "x") for s in "abc"] + [("d", 0, 1.0, "y"), ("e", 0, 2.0, "y")],
+            5,
+            "label",
+            "the class 'y' has 2 sequences",
+        ),
+        ([("a", 0, 1.0, "x"), ("a", 0, 2.0, "x")], 3, "t", "appears twice (lines 2 and 3 of the same sequence)"),
+        ([("a", 0, 1.0, "x"), ("", 1, 2.0, "x")], 3, "id", "missing value"),
+    ],
+)
 def test_malformed_long_format(tmp_path, rows, line, column, words):
     path = tmp_path / "bad.csv"
     path.write_text("id,t,value,label\n" + "".join(f"{a},{b},{c},{d}\n" for a, b, c, d in rows))

@@ -10,23 +10,26 @@ from keras_lstm.train.config import TrainConfig
 from keras_lstm.train.errors import TrainArgumentError
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["adding", "-T", "9"], "--length"),
-    (["charlm", "--text", "/no/such/file.txt"], "--text"),
-    (["adding", "--text", __file__], "--text"),
-    (["adding", "--baseline", "gru", "--peephole"], "--peephole"),
-    (["adding", "--baseline", "simple_rnn", "--init", "chrono"], "--init"),
-    (["adding", "--max-timescale", "1"], "--max-timescale"),
-    (["adding", "--init", "keras", "--max-timescale", "50"], "--max-timescale"),
-    (["adding", "--projection-clip", "3"], "--projection-clip"),
-    (["adding", "--units", "0"], "--units"),
-    (["adding", "--batch-size", "-4"], "--batch-size"),
-    (["adding", "--learning-rate", "0"], "--learning-rate"),
-    (["adding", "--distribute", "multi-worker"], "--distribute"),  # no TF_CONFIG
-    ([], "task"),
-    (["--resume", "/no/such/run"], "--resume"),
-    (["adding", "--resume", "/no/such/run"], "--resume"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["adding", "-T", "9"], "--length"),
+        (["charlm", "--text", "/no/such/file.txt"], "--text"),
+        (["adding", "--text", __file__], "--text"),
+        (["adding", "--baseline", "gru", "--peephole"], "--peephole"),
+        (["adding", "--baseline", "simple_rnn", "--init", "chrono"], "--init"),
+        (["adding", "--max-timescale", "1"], "--max-timescale"),
+        (["adding", "--init", "keras", "--max-timescale", "50"], "--max-timescale"),
+        (["adding", "--projection-clip", "3"], "--projection-clip"),
+        (["adding", "--units", "0"], "--units"),
+        (["adding", "--batch-size", "-4"], "--batch-size"),
+        (["adding", "--learning-rate", "0"], "--learning-rate"),
+        (["adding", "--distribute", "multi-worker"], "--distribute"),  # no TF_CONFIG
+        ([], "task"),
+        (["--resume", "/no/such/run"], "--resume"),
+        (["adding", "--resume", "/no/such/run"], "--resume"),
+    ],
+)
 def test_bad_arguments_fail_before_any_work(argv, flag, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     run = tmp_path / "run"

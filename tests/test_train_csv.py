@@ -27,21 +27,33 @@ def series(path, **extra):
     return Series(cfg)
 
 
-@pytest.mark.parametrize("text, extra, line, column, words", [
-    ("", {}, 1, None, "empty"),
-    ("day,sales\n", {}, 2, None, "no data rows"),
-    ("day,price\n1,2\n", {}, 1, "sales", "no such column"),
-    (GOOD.replace("\n9,12,", "\n9,thirteen,"), {}, 10, "sales",
-     "'thirteen' is not a number"),
-    ("day,sales\n1,5\n", {}, 2, "sales", "only 1 data row"),
-    (GOOD.replace("\n12,15,", "\n12,,"), {}, 13, "sales", "missing value"),
-    ("day,sales\n3,1\n1,2\n2,3\n1,4\n" + "".join(f"{d},{d}\n" for d in range(4, 40)), {"time_col": "day"}, 5, "day",
-     "appears twice (lines 3 and 5)"),
-    (GOOD.replace("\n20,", "\n20,1,"), {}, 21, None, "4 fields where the header has 3"),
-    ("day,sales\n" + "".join(f"2024-01-{d:02d},{d}\n" for d in range(1, 10)) + "soon,3\n", {"time_col": "day"}, 11,
-     "day", "neither a number nor an ISO 8601 date"),
-    (GOOD, {"features": "cost"}, 1, "cost", "no such column"),
-])
+@pytest.mark.parametrize(
+    "text, extra, line, column, words",
+    [
+        ("", {}, 1, None, "empty"),
+        ("day,sales\n", {}, 2, None, "no data rows"),
+        ("day,price\n1,2\n", {}, 1, "sales", "no such column"),
+        (GOOD.replace("\n9,12,", "\n9,thirteen,"), {}, 10, "sales", "'thirteen' is not a number"),
+        ("day,sales\n1,5\n", {}, 2, "sales", "only 1 data row"),
+        (GOOD.replace("\n12,15,", "\n12,,"), {}, 13, "sales", "missing value"),
+        (
+            "day,sales\n3,1\n1,2\n2,3\n1,4\n" + "".join(f"{d},{d}\n" for d in range(4, 40)),
+            {"time_col": "day"},
+            5,
+            "day",
+            "appears twice (lines 3 and 5)",
+        ),
+        (GOOD.replace("\n20,", "\n20,1,"), {}, 21, None, "4 fields where the header has 3"),
+        (
+            "day,sales\n" + "".join(f"2024-01-{d:02d},{d}\n" for d in range(1, 10)) + "soon,3\n",
+            {"time_col": "day"},
+            11,
+            "day",
+            "neither a number nor an ISO 8601 date",
+        ),
+        (GOOD, {"features": "cost"}, 1, "cost", "no such column"),
+    ],
+)
 def test_malformed_csvs_name_the_file_line_and_column(tmp_path, text, extra, line, column, words):
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -107,8 +119,31 @@ def test_resume_refuses_a_changed_csv(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text(GOOD)
     run = tmp_path / "run"
-    assert main(["train", "series", "--csv", str(path), "--target", "sales", "-T", "5", "--epochs", "1",
-                 "--units", "4", "--seed", "0", "--verbose", "0", "--run-dir", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "series",
+                "--csv",
+                str(path),
+                "--target",
+                "sales",
+                "-T",
+                "5",
+                "--epochs",
+                "1",
+                "--units",
+                "4",
+                "--seed",
+                "0",
+                "--verbose",
+                "0",
+                "--run-dir",
+                str(run),
+            ]
+        )
+        == 0
+    )
     cfg = json.load(open(run / "config.json"))
     json.dump({**cfg, "epochs": 2}, open(run / "config.json", "w"))
     metrics = json.load(open(run / "metrics.json"))

@@ -19,8 +19,20 @@ from keras_lstm.train.examples import write_labelled_sequences_csv, write_sunspo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-COMMON = ["--units", "8", "--steps-per-epoch", "15", "--epochs", "5", "--early-stopping", "0", "--seed", "3",
-          "--verbose", "0"]
+COMMON = [
+    "--units",
+    "8",
+    "--steps-per-epoch",
+    "15",
+    "--epochs",
+    "5",
+    "--early-stopping",
+    "0",
+    "--seed",
+    "3",
+    "--verbose",
+    "0",
+]
 
 
 def series_flags(tmp_path):
@@ -38,8 +50,12 @@ def test_sigkill_then_resume_gives_the_uninterrupted_losses(tmp_path, flags_of):
     flags = flags_of(tmp_path) + COMMON
     run = str(tmp_path / "killed")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "keras_lstm.cli", "train", *flags, "--run-dir", run],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keras_lstm.cli", "train", *flags, "--run-dir", run],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 240
     while backed_up_epoch(run) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -48,8 +64,13 @@ def test_sigkill_then_resume_gives_the_uninterrupted_losses(tmp_path, flags_of):
     proc.wait()
     proc.stderr.close()
     assert 2 <= backed_up_epoch(run) < 5
-    done = subprocess.run([sys.executable, "-m", "keras_lstm.cli", "train", "--resume", run], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_lstm.cli", "train", "--resume", run],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     resumed = json.load(open(os.path.join(run, "metrics.json")))
     reference = str(tmp_path / "reference")
@@ -57,8 +78,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_losses(tmp_path, flags_of):
     expected = json.load(open(os.path.join(reference, "metrics.json")))
     assert resumed["status"] == "finished" and [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3, 4, 5]
     for key in ("loss", "val_loss"):
-        np.testing.assert_allclose([e[key] for e in resumed["epochs"]], [e[key] for e in expected["epochs"]],
-                                   rtol=1e-4, err_msg=key)
+        np.testing.assert_allclose(
+            [e[key] for e in resumed["epochs"]], [e[key] for e in expected["epochs"]], rtol=1e-4, err_msg=key
+        )
     if flags[0] == "series":
         assert resumed["test"]["lstm"]["mae"] == pytest.approx(expected["test"]["lstm"]["mae"], rel=1e-4)
     else:

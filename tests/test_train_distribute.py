@@ -10,8 +10,23 @@ import sys
 import numpy as np
 import pytest
 
-ARGV = ["adding", "-T", "10", "--units", "8", "--steps-per-epoch", "5", "--epochs", "2", "--validation-size", "32",
-        "--seed", "1", "--verbose", "0"]
+ARGV = [
+    "adding",
+    "-T",
+    "10",
+    "--units",
+    "8",
+    "--steps-per-epoch",
+    "5",
+    "--epochs",
+    "2",
+    "--validation-size",
+    "32",
+    "--seed",
+    "1",
+    "--verbose",
+    "0",
+]
 
 MIRRORED = """
 import sys
@@ -45,8 +60,13 @@ def free_ports(n):
 @pytest.fixture(scope="module")
 def mirrored_run(tmp_path_factory):
     run = str(tmp_path_factory.mktemp("mirrored") / "run")
-    done = subprocess.run([sys.executable, "-c", MIRRORED, "train", *ARGV, "--distribute", "mirrored", "--run-dir", run],
-                          env=env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED, "train", *ARGV, "--distribute", "mirrored", "--run-dir", run],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return metrics(run)
 
@@ -64,9 +84,25 @@ def test_multi_worker_with_two_processes(tmp_path, mirrored_run):
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "keras_lstm.cli", "train", *ARGV, "--distribute", "multi-worker", "--run-dir", run],
-            env=env(TF_CONFIG=tf_config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "keras_lstm.cli",
+                    "train",
+                    *ARGV,
+                    "--distribute",
+                    "multi-worker",
+                    "--run-dir",
+                    run,
+                ],
+                env=env(TF_CONFIG=tf_config),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]

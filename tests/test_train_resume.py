@@ -13,10 +13,37 @@ import pytest
 from keras_lstm.train.config import TrainConfig
 from keras_lstm.train.runner import train
 
-OPTIONS = dict(length=20, units=8, steps_per_epoch=15, epochs=5, validation_size=64, seed=5, learning_rate=1e-2,
-               stop_when_solved=False, verbose=0)
-ARGV = ["adding", "-T", "20", "--units", "8", "--steps-per-epoch", "15", "--epochs", "5", "--validation-size", "64",
-        "--seed", "5", "--learning-rate", "0.01", "--no-stop-when-solved", "--verbose", "0"]
+OPTIONS = dict(
+    length=20,
+    units=8,
+    steps_per_epoch=15,
+    epochs=5,
+    validation_size=64,
+    seed=5,
+    learning_rate=1e-2,
+    stop_when_solved=False,
+    verbose=0,
+)
+ARGV = [
+    "adding",
+    "-T",
+    "20",
+    "--units",
+    "8",
+    "--steps-per-epoch",
+    "15",
+    "--epochs",
+    "5",
+    "--validation-size",
+    "64",
+    "--seed",
+    "5",
+    "--learning-rate",
+    "0.01",
+    "--no-stop-when-solved",
+    "--verbose",
+    "0",
+]
 
 
 def cli(*argv):
@@ -62,8 +89,9 @@ def test_sigkill_then_resume(tmp_path):
     # The same result as a run that was never interrupted (the batches are a function of their index).
     reference = train(TrainConfig("adding", **OPTIONS), run_dir=str(tmp_path / "reference")).metrics
     for key in ("loss", "val_loss", "mae"):
-        np.testing.assert_allclose([e[key] for e in resumed["epochs"]], [e[key] for e in reference["epochs"]],
-                                   rtol=1e-4, err_msg=key)
+        np.testing.assert_allclose(
+            [e[key] for e in resumed["epochs"]], [e[key] for e in reference["epochs"]], rtol=1e-4, err_msg=key
+        )
 
     # A finished run resumes to nothing new.
     before = os.path.getmtime(os.path.join(run, "model.keras"))

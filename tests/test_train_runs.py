@@ -23,8 +23,9 @@ def losses(metrics):
 def check_run_dir(run_dir, epochs):
     for name in ("config.json", "metrics.json", "metrics.csv", "learning_curve.png", "model.keras"):
         assert os.path.isfile(os.path.join(run_dir, name)), name
-    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == [f"epoch-{e:03d}.keras" for e in
-                                                                         range(1, epochs + 1)]
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == [
+        f"epoch-{e:03d}.keras" for e in range(1, epochs + 1)
+    ]
     assert os.listdir(os.path.join(run_dir, "tensorboard"))
     assert not os.path.exists(os.path.join(run_dir, "backup"))  # removed once the run finished
     with open(os.path.join(run_dir, "metrics.csv")) as f:
@@ -79,8 +80,17 @@ def test_baseline_trains_the_keras_layer(tmp_path):
 @pytest.mark.slow
 def test_chrono_solves_adding_t50_where_keras_defaults_stay_at_chance(tmp_path):
     """Issue 8: same budget (4,800 sequences), same seed; only the gate-bias initialisation differs."""
-    budget = dict(length=50, units=32, learning_rate=1e-2, steps_per_epoch=50, epochs=3, validation_size=256,
-                  seed=1, verbose=0, stop_when_solved=False)
+    budget = dict(
+        length=50,
+        units=32,
+        learning_rate=1e-2,
+        steps_per_epoch=50,
+        epochs=3,
+        validation_size=256,
+        seed=1,
+        verbose=0,
+        stop_when_solved=False,
+    )
     chrono = train(TrainConfig("adding", init="chrono", **budget), run_dir=str(tmp_path / "chrono")).metrics
     default = train(TrainConfig("adding", init="keras", **budget), run_dir=str(tmp_path / "keras")).metrics
     chance = tasks.ADDING_CHANCE_MSE

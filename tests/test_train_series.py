@@ -51,10 +51,10 @@ def test_baselines_match_loops_written_out():
     # Linear AR: the same least squares by numpy.linalg.lstsq on the design matrix built row by row.
     inputs = np.stack([y, np.sin(np.arange(60))], axis=1)
     T, train_ends = 5, np.arange(5, 40)
-    design = np.array([np.r_[inputs[t - T:t].ravel(), 1.0] for t in train_ends])
+    design = np.array([np.r_[inputs[t - T : t].ravel(), 1.0] for t in train_ends])
     w, *_ = np.linalg.lstsq(design, np.array([[y[t + k] for k in range(K)] for t in train_ends]), rcond=None)
     ar = baselines.LinearAR(T, K, ridge=0.0).fit(inputs, y, train_ends)
-    test = np.array([np.r_[inputs[t - T:t].ravel(), 1.0] for t in ends])
+    test = np.array([np.r_[inputs[t - T : t].ravel(), 1.0] for t in ends])
     np.testing.assert_allclose(ar.predict(inputs, ends), test @ w, rtol=1e-6, atol=1e-8)
 
 
@@ -63,8 +63,18 @@ def test_baselines_match_loops_written_out():
 def sunspots_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("sunspots")
     path = write_sunspots_csv(work / "sunspots.csv")
-    cfg = TrainConfig("series", csv=str(path), target="SUNACTIVITY", time_col="YEAR", length=WINDOW, season=SEASON,
-                      units=16, epochs=60, seed=1, verbose=0)
+    cfg = TrainConfig(
+        "series",
+        csv=str(path),
+        target="SUNACTIVITY",
+        time_col="YEAR",
+        length=WINDOW,
+        season=SEASON,
+        units=16,
+        epochs=60,
+        seed=1,
+        verbose=0,
+    )
     result = train(cfg, run_dir=str(work / "run"))
     return work, path, result
 
@@ -78,13 +88,13 @@ def test_sunspots_beats_persistence_and_reports_honest_baselines(sunspots_run):
     ends = np.arange(b, N)
     truth = y[ends]
     # Persistence and the seasonal naive forecast, here by hand; MASE scaled by the seasonal naive in-sample MAE.
-    scale = np.mean(np.abs(y[SEASON:a] - y[:a - SEASON]))
+    scale = np.mean(np.abs(y[SEASON:a] - y[: a - SEASON]))
     assert m["test"]["persistence"]["mae"] == pytest.approx(np.mean(np.abs(y[ends - 1] - truth)))
     assert m["test"]["seasonal_naive"]["mae"] == pytest.approx(np.mean(np.abs(y[ends - SEASON] - truth)))
     assert m["test"]["persistence"]["mase"] == pytest.approx(np.mean(np.abs(y[ends - 1] - truth)) / scale)
     # The LSTM's own test error, recomputed from model.keras on windows cut here from the raw CSV.
     model = keras.saving.load_model(os.path.join(run, "model.keras"))
-    x = np.stack([y[t - WINDOW:t] for t in ends])[..., None].astype(np.float32)
+    x = np.stack([y[t - WINDOW : t] for t in ends])[..., None].astype(np.float32)
     forecast = np.asarray(model(x))[:, 0]
     assert m["test"]["lstm"]["mae"] == pytest.approx(np.mean(np.abs(forecast - truth)), rel=1e-5)
     assert m["test_windows"] == len(ends) and m["split_rows"] == [a, b, N]
@@ -105,7 +115,7 @@ def test_served_forecaster_takes_raw_values_and_answers_in_units(sunspots_run):
     base = work / "models"
     assert main(["export", result.run_dir, "--name", "sunspots", "--base", str(base)]) == 0
     y = read_series(path)
-    x = np.stack([y[t - WINDOW:t] for t in range(len(y) - 20, len(y))])[..., None].astype(np.float32)
+    x = np.stack([y[t - WINDOW : t] for t in range(len(y) - 20, len(y))])[..., None].astype(np.float32)
     model = keras.saving.load_model(os.path.join(result.run_dir, "model.keras"))
     expected = np.asarray(model(x))
     proc = ServerProcess(["--model-config", str(base / "models.config")], work)
@@ -133,16 +143,28 @@ def test_features_and_a_multi_step_horizon(tmp_path):
     driver = np.sin(np.arange(n) / 5.0) * 10 + rng.normal(0, 0.5, n)
     target = 100 + np.r_[0.0, 3 * driver[:-1]] + rng.normal(0, 0.5, n)
     path = tmp_path / "plant.csv"
-    path.write_text("step,output,valve\n" + "".join(f"{i},{t:.4f},{d:.4f}\n" for i, (t, d) in
-                                                     enumerate(zip(target, driver))))
-    cfg = TrainConfig("series", csv=str(path), target="output", features="valve", time_col="step", length=8,
-                      horizon=3, units=8, epochs=3, seed=0, verbose=0)
+    path.write_text(
+        "step,output,valve\n" + "".join(f"{i},{t:.4f},{d:.4f}\n" for i, (t, d) in enumerate(zip(target, driver)))
+    )
+    cfg = TrainConfig(
+        "series",
+        csv=str(path),
+        target="output",
+        features="valve",
+        time_col="step",
+        length=8,
+        horizon=3,
+        units=8,
+        epochs=3,
+        seed=0,
+        verbose=0,
+    )
     m = train(cfg, run_dir=str(tmp_path / "run")).metrics
     assert m["columns"] == ["output", "valve"] and m["horizon"] == 3
     b = n - round(0.15 * n)
     ends = np.arange(b, n - 2)
     truth = np.stack([target[ends + k] for k in range(3)], axis=1)
-    x = np.stack([np.stack([target[t - 8:t], driver[t - 8:t]], axis=1) for t in ends]).astype(np.float32)
+    x = np.stack([np.stack([target[t - 8 : t], driver[t - 8 : t]], axis=1) for t in ends]).astype(np.float32)
     model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
     forecast = np.asarray(model(x))
     assert forecast.shape == (len(ends), 3) and m["test_windows"] == len(ends)

@@ -64,11 +64,11 @@ def test_copy_layout_arjovsky_2016(T):
     seq = x.argmax(-1)
     symbols = seq[:, :10]
     assert symbols.min() == 0 and symbols.max() == 7  # 10 symbols drawn from 8
-    assert np.all(seq[:, 10:T + 9] == tasks.BLANK)  # T - 1 blanks
+    assert np.all(seq[:, 10 : T + 9] == tasks.BLANK)  # T - 1 blanks
     assert np.all(seq[:, T + 9] == tasks.MARKER)  # then the marker
-    assert np.all(seq[:, T + 10:] == tasks.BLANK)  # then 10 blanks while the model recalls
-    assert np.all(y[:, :T + 10] == tasks.BLANK)
-    np.testing.assert_array_equal(y[:, T + 10:], symbols)
+    assert np.all(seq[:, T + 10 :] == tasks.BLANK)  # then 10 blanks while the model recalls
+    assert np.all(y[:, : T + 10] == tasks.BLANK)
+    np.testing.assert_array_equal(y[:, T + 10 :], symbols)
 
 
 def test_copy_baseline_loss():

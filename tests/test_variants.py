@@ -18,8 +18,9 @@ BUILDERS = {
     "projection": dict(projection_units=3, projection_clip=0.5),
     "layer_norm": dict(layer_norm=True),
     "cell_clip": dict(cell_clip=0.5),
-    "everything": dict(peephole=True, coupled_gates=True, projection_units=3, projection_clip=0.5,
-                       layer_norm=True, cell_clip=0.5),
+    "everything": dict(
+        peephole=True, coupled_gates=True, projection_units=3, projection_clip=0.5, layer_norm=True, cell_clip=0.5
+    ),
 }
 X = np.random.default_rng(5).standard_normal((4, 6, 3)).astype("float32")
 MASK = np.ones((4, 6), bool)
@@ -62,8 +63,11 @@ def test_variant_conformance(name, tmp_path):
     lengths = np.array([6, 4, 6, 2], np.int32)  # the padded signature masks steps at or past each length
     cut = np.arange(6)[None, :] < lengths[:, None]
     x_cut = np.where(cut[..., None], x, 0.0).astype("float32")  # zeros: the Masking layer hides them too
-    np.testing.assert_allclose(served.run("padded", sequences=x, lengths=lengths)["outputs"] * cut[..., None],
-                               model.predict(x_cut, verbose=0) * cut[..., None], atol=1e-5)
+    np.testing.assert_allclose(
+        served.run("padded", sequences=x, lengths=lengths)["outputs"] * cut[..., None],
+        model.predict(x_cut, verbose=0) * cut[..., None],
+        atol=1e-5,
+    )
 
     bi = keras.layers.Bidirectional(LSTM(4, return_sequences=True, **kw))  # Bidirectional
     assert bi(X, mask=MASK).shape[-1] == 2 * (kw.get("projection_units") or 4)
@@ -92,10 +96,13 @@ def test_variant_conformance(name, tmp_path):
     np.testing.assert_allclose(np.asarray(y16, np.float32), whole(X), atol=1e-2)
 
 
-@pytest.mark.parametrize("dtype, block", [
-    ("float16", [1000.0, 1000.5, 1001.0, 1002.0]),  # exact in float16; their mean 1000.875 is not
-    ("bfloat16", [1000.0, 1004.0, 1008.0, 1016.0]),  # exact in bfloat16; their mean 1007 is not
-])
+@pytest.mark.parametrize(
+    "dtype, block",
+    [
+        ("float16", [1000.0, 1000.5, 1001.0, 1002.0]),  # exact in float16; their mean 1000.875 is not
+        ("bfloat16", [1000.0, 1004.0, 1008.0, 1016.0]),  # exact in bfloat16; their mean 1007 is not
+    ],
+)
 def test_layer_norm_normalises_16_bit_preactivations_in_float32(dtype, block):
     """Under mixed precision the gate blocks are normalised in float32, as
     keras.layers.LayerNormalization does: rounding the block mean to 16 bits would shift every
@@ -105,8 +112,12 @@ def test_layer_norm_normalises_16_bit_preactivations_in_float32(dtype, block):
 
     cfg = LSTMConfig(units=4, layer_norm=True)
     z = np.array([block[k:] + block[:k] for k in range(4)], np.float64).reshape(1, 16)  # 4 gate blocks
-    w = LSTMWeights(kernel=tf.constant(z, dtype), recurrent_kernel=tf.zeros((4, 16), dtype),
-                    input_gamma=tf.ones(16, dtype), input_beta=tf.zeros(16, dtype))
+    w = LSTMWeights(
+        kernel=tf.constant(z, dtype),
+        recurrent_kernel=tf.zeros((4, 16), dtype),
+        input_gamma=tf.ones(16, dtype),
+        input_beta=tf.zeros(16, dtype),
+    )
     out = input_preactivation(tf.ones((1, 1), dtype), w, cfg)
     assert out.dtype == dtype
     zb = z.reshape(4, 4)
@@ -126,10 +137,14 @@ def test_projection_matches_torch_lstm_proj_size():
         for p in ref.parameters():
             p.uniform_(-0.6, 0.6)
         # torch: weight_ih (4H, D), weight_hh (4H, P), two biases, weight_hr (P, H); gate order i, f, g, o.
-        ours.set_weights([
-            ref.weight_ih_l0.numpy().T, ref.weight_hh_l0.numpy().T,
-            (ref.bias_ih_l0 + ref.bias_hh_l0).numpy(), ref.weight_hr_l0.numpy().T,
-        ])
+        ours.set_weights(
+            [
+                ref.weight_ih_l0.numpy().T,
+                ref.weight_hh_l0.numpy().T,
+                (ref.bias_ih_l0 + ref.bias_hh_l0).numpy(),
+                ref.weight_hr_l0.numpy().T,
+            ]
+        )
         y, (h, c) = ref(torch.from_numpy(x))
     out, h_ours, c_ours = ours(x)
     np.testing.assert_allclose(out, y.numpy(), atol=1e-5)

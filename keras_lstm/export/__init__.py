@@ -55,11 +55,14 @@ def _positive_int(text: str) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a .keras file or a training run directory")
     parser.add_argument("--name", required=True, help="model name: BASE/NAME/<version>/ and its models.config entry")
-    parser.add_argument("--base", default="models", help="directory holding models.config and one folder per model (default: models)")
+    parser.add_argument(
+        "--base", default="models", help="directory holding models.config and one folder per model (default: models)"
+    )
     parser.add_argument("--version", type=_positive_int, default=None, help="version number (default: the next one)")
     parser.add_argument("--force", action="store_true", help="replace the version if it exists")
     parser.add_argument(
-        "--xla", action="store_true",
+        "--xla",
+        action="store_true",
         help="keep XLA compilation in the graph (needs TF Serving >= 2.18 with --xla_cpu_compilation_enabled "
         "or --xla_gpu_compilation_enabled)",
     )
@@ -73,8 +76,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_name(args.name)
         model = load_model(args.model)
-        path = export_model(model, args.base, args.name, version=args.version, force=args.force, xla=args.xla,
-                            class_names=class_names_of(args.model))
+        path = export_model(
+            model,
+            args.base,
+            args.name,
+            version=args.version,
+            force=args.force,
+            xla=args.xla,
+            class_names=class_names_of(args.model),
+        )
     except ExportError as err:
         print(f"keras-lstm export: error: {err}", file=sys.stderr)
         return 2

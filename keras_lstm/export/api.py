@@ -21,7 +21,12 @@ log = logging.getLogger("keras_lstm.export")
 
 
 def export_model(
-    model, base: str | Path, name: str, version: Optional[int] = None, force: bool = False, xla: bool = False,
+    model,
+    base: str | Path,
+    name: str,
+    version: Optional[int] = None,
+    force: bool = False,
+    xla: bool = False,
     class_names: Optional[Sequence[str]] = None,
 ) -> Path:
     """Export ``model`` as ``BASE/NAME/<version>/`` and list NAME in ``BASE/models.config``.
@@ -62,11 +67,18 @@ def _check_class_names(model, class_names) -> None:
     if class_names is None:
         return
     width = model.outputs[0].shape[-1]
-    ok = (not isinstance(class_names, str) and all(isinstance(c, str) for c in class_names)
-          and len(class_names) == width and len(set(class_names)) == len(class_names))
+    ok = (
+        not isinstance(class_names, str)
+        and all(isinstance(c, str) for c in class_names)
+        and len(class_names) == width
+        and len(set(class_names)) == len(class_names)
+    )
     if not ok:
-        raise ExportArgumentError("class_names", class_names, f"{width} distinct strings, one per column of the "
-                                  f"model's output (shape {tuple(model.outputs[0].shape)})")
+        raise ExportArgumentError(
+            "class_names",
+            class_names,
+            f"{width} distinct strings, one per column of the model's output (shape {tuple(model.outputs[0].shape)})",
+        )
 
 
 def _prove_on_session_path(staged: Path, name: str, version: int) -> None:

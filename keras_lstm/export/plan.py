@@ -26,10 +26,21 @@ _LINEAR = "a Sequential or linear functional model (one input, one output, each 
 
 # Layers that act on each time step alone, so they can be applied to one step at a time.
 POINTWISE_LAYERS = (
-    keras.layers.Embedding, keras.layers.Dense, keras.layers.Dropout, keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout, keras.layers.AlphaDropout, keras.layers.Activation, keras.layers.ReLU,
-    keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.Softmax, keras.layers.Masking,
-    keras.layers.Identity, keras.layers.Rescaling, keras.layers.TimeDistributed,
+    keras.layers.Embedding,
+    keras.layers.Dense,
+    keras.layers.Dropout,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.ELU,
+    keras.layers.Softmax,
+    keras.layers.Masking,
+    keras.layers.Identity,
+    keras.layers.Rescaling,
+    keras.layers.TimeDistributed,
 )
 _LAST_AXIS_LAYERS = (keras.layers.LayerNormalization, keras.layers.BatchNormalization, keras.layers.Normalization)
 
@@ -99,8 +110,14 @@ def linear_layers(model) -> list:
 
 
 def _rebuilt_lstm(layer: LSTM, xla: bool) -> LSTM:
-    config = {**layer.get_config(), "return_state": True, "stateful": False, "kernel": "xla", "jit_compile": xla,
-              "export_xla": xla}
+    config = {
+        **layer.get_config(),
+        "return_state": True,
+        "stateful": False,
+        "kernel": "xla",
+        "jit_compile": xla,
+        "export_xla": xla,
+    }
     return LSTM.from_config(config)
 
 
@@ -117,12 +134,16 @@ def _stage(layer, xla: bool) -> Stage:
     if isinstance(layer, keras.layers.Bidirectional) and isinstance(layer.forward_layer, LSTM):
         if layer.return_state or layer.merge_mode is None:
             raise ExportArgumentError(
-                "model", f"Bidirectional layer {layer.name!r} (merge_mode={layer.merge_mode!r}, "
-                f"return_state={layer.return_state})", f"{_LINEAR}; a Bidirectional with a merge_mode and one output",
+                "model",
+                f"Bidirectional layer {layer.name!r} (merge_mode={layer.merge_mode!r}, "
+                f"return_state={layer.return_state})",
+                f"{_LINEAR}; a Bidirectional with a merge_mode and one output",
             )
         twin = keras.layers.Bidirectional(
-            _rebuilt_lstm(layer.forward_layer, xla), merge_mode=layer.merge_mode,
-            backward_layer=_rebuilt_lstm(layer.backward_layer, xla), name=layer.name,
+            _rebuilt_lstm(layer.forward_layer, xla),
+            merge_mode=layer.merge_mode,
+            backward_layer=_rebuilt_lstm(layer.backward_layer, xla),
+            name=layer.name,
         )
         twin.build(_input_shape(layer))
         twin.set_weights(layer.get_weights())
@@ -130,7 +151,8 @@ def _stage(layer, xla: bool) -> Stage:
         return Stage("bidirectional", twin, widths)
     if _holds_lstm(layer):
         raise ExportArgumentError(
-            "model", f"layer {layer.name!r} ({type(layer).__name__}) holding an LSTM",
+            "model",
+            f"layer {layer.name!r} ({type(layer).__name__}) holding an LSTM",
             f"{_LINEAR}, with each keras_lstm.LSTM at the top level or directly inside Bidirectional",
         )
     return Stage("layer", layer)
@@ -151,8 +173,10 @@ def _why_not_steppable(stages: tuple[Stage, ...]) -> Optional[str]:
             if all(a in (-1, rank - 1) for a in axes):  # Normalization(axis=None) has axis (): one scalar
                 continue
         if not isinstance(layer, POINTWISE_LAYERS):
-            return (f"layer {layer.name!r} ({type(layer).__name__}) is not known to act on each time step "
-                    "alone (steppable layers: keras_lstm.LSTM and keras_lstm.export.plan.POINTWISE_LAYERS)")
+            return (
+                f"layer {layer.name!r} ({type(layer).__name__}) is not known to act on each time step "
+                "alone (steppable layers: keras_lstm.LSTM and keras_lstm.export.plan.POINTWISE_LAYERS)"
+            )
     return None
 
 

@@ -25,7 +25,12 @@ from tensorflow_serving.config import model_server_config_pb2
 from keras_lstm.export.errors import ExportArgumentError, VersionExistsError
 
 __all__ = [
-    "CONFIG_NAME", "check_name", "existing_versions", "choose_version", "exchange_paths", "staged_version",
+    "CONFIG_NAME",
+    "check_name",
+    "existing_versions",
+    "choose_version",
+    "exchange_paths",
+    "staged_version",
     "register_model",
 ]
 
@@ -37,7 +42,9 @@ def check_name(name: str) -> str:
     """A model name: one path component of letters, digits, ``_ . -``, not starting with a dot."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ExportArgumentError(
-            "name", name, "a model name of letters, digits, '_', '.' and '-' that does not start with '.' "
+            "name",
+            name,
+            "a model name of letters, digits, '_', '.' and '-' that does not start with '.' "
             "and holds no path separator (it becomes the directory BASE/NAME)",
         )
     return name
@@ -58,7 +65,9 @@ def choose_version(model_dir: Path, version: Optional[int], force: bool) -> int:
         raise ExportArgumentError("version", version, "a positive integer")
     if (model_dir / str(version)).exists() and not force:
         raise VersionExistsError(
-            "version", version, f"a version not yet in {model_dir} (pass --force to replace it, or leave "
+            "version",
+            version,
+            f"a version not yet in {model_dir} (pass --force to replace it, or leave "
             f"--version out to publish {max(existing_versions(model_dir), default=0) + 1})",
         )
     return version
@@ -128,9 +137,13 @@ def register_model(config_path: Path, name: str, base_path: Optional[str] = None
         try:
             text_format.Parse(config_path.read_text(), config)
         except text_format.ParseError as err:
-            raise ExportArgumentError("models.config", str(config_path), f"a ModelServerConfig in text format ({err})") from err
+            raise ExportArgumentError(
+                "models.config", str(config_path), f"a ModelServerConfig in text format ({err})"
+            ) from err
         if config.WhichOneof("config") == "custom_model_config":
-            raise ExportArgumentError("models.config", str(config_path), "a model_config_list, not a custom_model_config")
+            raise ExportArgumentError(
+                "models.config", str(config_path), "a model_config_list, not a custom_model_config"
+            )
     if any(entry.name == name for entry in config.model_config_list.config):
         return False
     entry = config.model_config_list.config.add()

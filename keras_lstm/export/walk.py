@@ -79,8 +79,12 @@ def run_step(plan: ExportPlan, x: tf.Tensor, h: tf.Tensor, c: tf.Tensor) -> dict
         keep = backend.get_keras_mask(y)  # (B, 1) or None
         h_prev, c_prev = tf.cast(hs[k], dtype), tf.cast(cs[k], dtype)
         state, _ = lstm_step(
-            tf.cast(y[:, 0], dtype), LSTMState(h_prev, c_prev), layer.cell.current_weights(dtype),
-            layer.cell.config, layer.cell.activation, layer.cell.recurrent_activation,
+            tf.cast(y[:, 0], dtype),
+            LSTMState(h_prev, c_prev),
+            layer.cell.current_weights(dtype),
+            layer.cell.config,
+            layer.cell.activation,
+            layer.cell.recurrent_activation,
         )
         h_t, c_t = state
         if keep is not None:

@@ -15,7 +15,6 @@ from serving.servable import WARMUP_FILE  # where TF Serving, and so the local s
 __all__ = ["WARMUP_FILE", "warmup_requests", "write_warmup"]
 
 
-
 def _zeros(shape, dtype: str) -> tf.Tensor:
     return tf.make_tensor_proto(np.zeros(shape, dtype=dtype))
 
@@ -29,7 +28,10 @@ def warmup_requests(plan: ExportPlan, name: str, signatures) -> list[predict_pb2
     dtype = plan.input_dtype
     inputs = {
         "serving_default": {"sequences": _zeros((1, time, *features), dtype)},
-        "padded": {"sequences": _zeros((1, time, *features), dtype), "lengths": tf.make_tensor_proto(np.full((1,), time, np.int32))},
+        "padded": {
+            "sequences": _zeros((1, time, *features), dtype),
+            "lengths": tf.make_tensor_proto(np.full((1,), time, np.int32)),
+        },
         "step": {
             "x": _zeros((1, *features), dtype),
             "h": _zeros((1, sum(plan.h_widths)), "float32"),

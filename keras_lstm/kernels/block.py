@@ -39,8 +39,19 @@ def batch_runs(x, mask, cfg):
     return small if mask is None else tf.logical_and(small, padding.right_padded(mask))
 
 
-def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeights, *, cfg,
-        zero_output_for_mask: bool = False, **_):
+def run(
+    x,
+    mask,
+    h0,
+    c0,
+    input_dropout_mask,
+    recurrent_dropout_mask,
+    w: LSTMWeights,
+    *,
+    cfg,
+    zero_output_for_mask: bool = False,
+    **_,
+):
     """The kernels' contract (see :mod:`keras_lstm.kernels`): x (B, T, D) -> (output, h_T, c_T)."""
     assert recurrent_dropout_mask is None, "recurrent dropout runs on the loop"
     if input_dropout_mask is not None:
@@ -55,15 +66,28 @@ def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeig
     wci, wcf, wco = (zeros, zeros, zeros) if peep is None else (peep[0], peep[1], peep[2])
     bias = w.bias if w.bias is not None else tf.zeros([4 * units], xt.dtype)
     steps = tf.raw_ops.BlockLSTMV2(
-        seq_len_max=tf.cast(tf.shape(xt)[0], tf.int64), x=xt, cs_prev=c0, h_prev=h0,
-        w=tf.concat([w.kernel, w.recurrent_kernel], axis=0), wci=wci, wcf=wcf, wco=wco, b=bias,
-        cell_clip=float(cfg.cell_clip or 0.0), use_peephole=peep is not None,
+        seq_len_max=tf.cast(tf.shape(xt)[0], tf.int64),
+        x=xt,
+        cs_prev=c0,
+        h_prev=h0,
+        w=tf.concat([w.kernel, w.recurrent_kernel], axis=0),
+        wci=wci,
+        wcf=wcf,
+        wco=wco,
+        b=bias,
+        cell_clip=float(cfg.cell_clip or 0.0),
+        use_peephole=peep is not None,
     )
     hs, cs = steps.h, steps.cs  # (T, B, H) each, in processing order
     if lengths is None:
         output = tf.transpose(hs, [1, 0, 2]) if cfg.return_sequences else hs[-1]
         return output, hs[-1], cs[-1]
     y = tf.transpose(hs, [1, 0, 2])  # (B, T, H)
-    out = padding.masked_outputs(y, lengths, return_sequences=cfg.return_sequences, go_backwards=cfg.go_backwards,
-                                 zero_output_for_mask=zero_output_for_mask)
+    out = padding.masked_outputs(
+        y,
+        lengths,
+        return_sequences=cfg.return_sequences,
+        go_backwards=cfg.go_backwards,
+        zero_output_for_mask=zero_output_for_mask,
+    )
     return out, padding.at_lengths(y, lengths, h0), padding.at_lengths(tf.transpose(cs, [1, 0, 2]), lengths, c0)

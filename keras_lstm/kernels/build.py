@@ -31,8 +31,16 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["BuildError", "CC_DIR", "ONEDNN_DISTRIBUTIONS", "cache_dir", "cached_build", "onednn_dirs", "library",
-           "jax_library"]
+__all__ = [
+    "BuildError",
+    "CC_DIR",
+    "ONEDNN_DISTRIBUTIONS",
+    "cache_dir",
+    "cached_build",
+    "onednn_dirs",
+    "library",
+    "jax_library",
+]
 
 CC_DIR = Path(__file__).resolve().with_name("cc")
 CORE = [CC_DIR / "lstm.h", CC_DIR / "lstm.cc"]
@@ -57,8 +65,14 @@ def cache_dir() -> Path:
     return Path(base) / "keras_lstm"
 
 
-def cached_build(name: str, sources: Sequence[Path], key_parts: Sequence[str], command: Callable[[Path], list],
-                 out_dir: Path | None = None, suffix: str = "") -> Path:
+def cached_build(
+    name: str,
+    sources: Sequence[Path],
+    key_parts: Sequence[str],
+    command: Callable[[Path], list],
+    out_dir: Path | None = None,
+    suffix: str = "",
+) -> Path:
     """Run ``command(output_path)`` unless an output for this key exists; return the output's path.
 
     The key hashes the sources, ``key_parts`` and the compiler's version. Parallel processes (test
@@ -119,9 +133,18 @@ def library() -> Path:
     sources = [*CORE, CC_DIR / "tf_op.cc"]
 
     def command(out: Path) -> list:
-        return ["g++", *CXXFLAGS, *(str(s) for s in sources if s.suffix == ".cc"), "-o", str(out),
-                *tf.sysconfig.get_compile_flags(), *includes, *links,
-                *tf.sysconfig.get_link_flags(), f"-Wl,-rpath,{tf.sysconfig.get_lib()}"]
+        return [
+            "g++",
+            *CXXFLAGS,
+            *(str(s) for s in sources if s.suffix == ".cc"),
+            "-o",
+            str(out),
+            *tf.sysconfig.get_compile_flags(),
+            *includes,
+            *links,
+            *tf.sysconfig.get_link_flags(),
+            f"-Wl,-rpath,{tf.sysconfig.get_lib()}",
+        ]
 
     key = [tf.__version__, tf.sysconfig.get_include(), *includes, *links, sys.version]
     return cached_build("fused_lstm_tf", sources, key, command, suffix=".so")
@@ -135,8 +158,16 @@ def jax_library() -> Path:
     sources = [*CORE, CC_DIR / "jax_ffi.cc"]
 
     def command(out: Path) -> list:
-        return ["g++", *CXXFLAGS, *(str(s) for s in sources if s.suffix == ".cc"), "-o", str(out),
-                f"-I{jax.ffi.include_dir()}", *includes, *links]
+        return [
+            "g++",
+            *CXXFLAGS,
+            *(str(s) for s in sources if s.suffix == ".cc"),
+            "-o",
+            str(out),
+            f"-I{jax.ffi.include_dir()}",
+            *includes,
+            *links,
+        ]
 
     key = [jax.__version__, jax.ffi.include_dir(), *includes, *links, sys.version]
     return cached_build("fused_lstm_jax", sources, key, command, suffix=".so")
@@ -158,8 +189,9 @@ def main() -> int:
         try:
             print(f"keras_lstm fused CPU kernel, {what}: {build()}")
         except BuildError as err:
-            print(f"keras_lstm fused CPU kernel, {what}, not built: the layer will run its loop: {err}",
-                  file=sys.stderr)
+            print(
+                f"keras_lstm fused CPU kernel, {what}, not built: the layer will run its loop: {err}", file=sys.stderr
+            )
     return 0
 
 

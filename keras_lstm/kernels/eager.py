@@ -18,8 +18,20 @@ from keras_lstm.step import cell_update, input_preactivation, project
 __all__ = ["run"]
 
 
-def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, *, cfg, activation, recurrent_activation,
-        zero_output_for_mask=False):
+def run(
+    x,
+    mask,
+    h0,
+    c0,
+    input_dropout_mask,
+    recurrent_dropout_mask,
+    w,
+    *,
+    cfg,
+    activation,
+    recurrent_activation,
+    zero_output_for_mask=False,
+):
     """The kernels' contract (see :mod:`keras_lstm.kernels`): x (B, T, D) -> (output, h_T, c_T)."""
     if input_dropout_mask is not None:
         x = x * input_dropout_mask[:, None, :]  # (B, D) mask, the same at every step

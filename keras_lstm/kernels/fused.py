@@ -37,7 +37,6 @@ from keras_lstm.step import LSTMWeights
 __all__ = ["FusedUnavailableWarning", "unavailable_reason", "run", "batch_runs"]
 
 
-
 class FusedUnavailableWarning(UserWarning):
     """The fused CPU kernel could not be built or loaded here; the layer runs the XLA loop instead.
 
@@ -65,7 +64,9 @@ def _ops():
             _LOADED["ops"], _LOADED["reason"] = None, str(err).strip()
             warnings.warn(
                 f"keras_lstm: the fused CPU kernel is unavailable, so the layer runs its XLA loop "
-                f"(the same results, slower on a CPU): {_LOADED['reason']}", FusedUnavailableWarning, stacklevel=3,
+                f"(the same results, slower on a CPU): {_LOADED['reason']}",
+                FusedUnavailableWarning,
+                stacklevel=3,
             )
     return _LOADED["ops"]
 
@@ -89,8 +90,18 @@ def _fused(x, h0, c0, w: LSTMWeights, cfg, reverse: bool, training: bool):
     peep = w.peephole_kernel if w.peephole_kernel is not None else _empty([0])
     proj = w.projection_kernel if w.projection_kernel is not None else _empty([0, 0])
     y, h, c, _ = _ops().keras_lstm_fused(
-        x, h0, c0, w.kernel, w.recurrent_kernel, bias, peep, proj, reverse=reverse, training=training,
-        cell_clip=_clip(cfg.cell_clip), projection_clip=_clip(cfg.projection_clip),
+        x,
+        h0,
+        c0,
+        w.kernel,
+        w.recurrent_kernel,
+        bias,
+        peep,
+        proj,
+        reverse=reverse,
+        training=training,
+        cell_clip=_clip(cfg.cell_clip),
+        projection_clip=_clip(cfg.projection_clip),
     )
     return y, h, c
 
@@ -104,8 +115,12 @@ def _gradient(op, dy, dh, dc, _dworkspace):
         y, h, c, workspace = _ops().keras_lstm_fused(*inputs, training=True, **attrs)
     zeros = tf.zeros_like
     grads = _ops().keras_lstm_fused_grad(
-        *inputs, workspace, zeros(y) if dy is None else dy, zeros(h) if dh is None else dh,
-        zeros(c) if dc is None else dc, **attrs,
+        *inputs,
+        workspace,
+        zeros(y) if dy is None else dy,
+        zeros(h) if dh is None else dh,
+        zeros(c) if dc is None else dc,
+        **attrs,
     )
     return list(grads)
 
@@ -125,8 +140,19 @@ def batch_runs(x, mask, cfg):
     return tf.reduce_all(tf.stack(conditions)) if conditions else None
 
 
-def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeights, *, cfg,
-        zero_output_for_mask: bool = False, **_):
+def run(
+    x,
+    mask,
+    h0,
+    c0,
+    input_dropout_mask,
+    recurrent_dropout_mask,
+    w: LSTMWeights,
+    *,
+    cfg,
+    zero_output_for_mask: bool = False,
+    **_,
+):
     """The layer on the fused kernel: x (B, T, D) -> (output, h_T (B, P), c_T (B, H)).
 
     ``mask`` (B, T), if given, must be right-padded (:func:`batch_runs`); then h_T is each row's
@@ -144,6 +170,11 @@ def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeig
     if cfg.go_backwards:
         x = padding.reverse_rows(x, lengths, time_axis=1)
     y, _, c = _fused(x, h0, c0, w, cfg, reverse=False, training=training)  # y (B, T, P)
-    out = padding.masked_outputs(y, lengths, return_sequences=cfg.return_sequences, go_backwards=cfg.go_backwards,
-                                 zero_output_for_mask=zero_output_for_mask)
+    out = padding.masked_outputs(
+        y,
+        lengths,
+        return_sequences=cfg.return_sequences,
+        go_backwards=cfg.go_backwards,
+        zero_output_for_mask=zero_output_for_mask,
+    )
     return out, padding.at_lengths(y, lengths, h0), c

@@ -154,8 +154,20 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "activation", "recurrent_activation", "zero_output_for_mask"))
-def _sequence(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LSTMWeights, *, cfg: LSTMConfig,
-              activation: Callable, recurrent_activation: Callable, zero_output_for_mask: bool):
+def _sequence(
+    x,
+    mask,
+    h0,
+    c0,
+    input_dropout_mask,
+    recurrent_dropout_mask,
+    w: LSTMWeights,
+    *,
+    cfg: LSTMConfig,
+    activation: Callable,
+    recurrent_activation: Callable,
+    zero_output_for_mask: bool,
+):
     xt = jnp.swapaxes(x, 0, 1)  # (T, B, D)
     m = None if mask is None else jnp.swapaxes(mask.astype(bool), 0, 1)[:, :, None]  # (T, B, 1)
     if cfg.go_backwards:
@@ -167,8 +179,17 @@ def _sequence(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LS
     zx = input_preactivation(_rows(xt), w, cfg).reshape(T, B, -1)  # (T, B, G*H): one matmul for all steps
     small_names = tuple(k for k in _POINTWISE_WEIGHTS if getattr(w, k) is not None)
     spec = _Spec(cfg, activation, recurrent_activation, small_names)
-    hs, c_last = _recurrence(spec, zx, h0, c0, w.recurrent_kernel, w.projection_kernel,
-                             [getattr(w, k) for k in small_names], m, recurrent_dropout_mask)
+    hs, c_last = _recurrence(
+        spec,
+        zx,
+        h0,
+        c0,
+        w.recurrent_kernel,
+        w.projection_kernel,
+        [getattr(w, k) for k in small_names],
+        m,
+        recurrent_dropout_mask,
+    )
     outs = hs  # (T, B, P)
     if m is not None:
         keep = m if zero_output_for_mask else jnp.cumsum(m.astype(jnp.int32), axis=0) > 0
@@ -177,8 +198,31 @@ def _sequence(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w: LS
     return output, hs[-1], c_last
 
 
-def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, *, cfg, activation, recurrent_activation,
-        zero_output_for_mask=False):
+def run(
+    x,
+    mask,
+    h0,
+    c0,
+    input_dropout_mask,
+    recurrent_dropout_mask,
+    w,
+    *,
+    cfg,
+    activation,
+    recurrent_activation,
+    zero_output_for_mask=False,
+):
     """The kernels' contract (see :mod:`keras_lstm.kernels`): x (B, T, D) -> (output, h_T, c_T)."""
-    return _sequence(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, cfg=cfg, activation=activation,
-                     recurrent_activation=recurrent_activation, zero_output_for_mask=zero_output_for_mask)
+    return _sequence(
+        x,
+        mask,
+        h0,
+        c0,
+        input_dropout_mask,
+        recurrent_dropout_mask,
+        w,
+        cfg=cfg,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        zero_output_for_mask=zero_output_for_mask,
+    )

@@ -45,17 +45,23 @@ def _lib():
     if "lib" not in _LOADED:
         try:
             lib = ctypes.cdll.LoadLibrary(str(jax_library()))
-            for name, symbol in ((_FORWARD, lib.KerasLstmFusedForward), (_INFERENCE, lib.KerasLstmFusedInference),
-                                 (_BACKWARD, lib.KerasLstmFusedBackward)):
+            for name, symbol in (
+                (_FORWARD, lib.KerasLstmFusedForward),
+                (_INFERENCE, lib.KerasLstmFusedInference),
+                (_BACKWARD, lib.KerasLstmFusedBackward),
+            ):
                 jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
             lib.keras_lstm_workspace_floats.restype = ctypes.c_int64
             lib.keras_lstm_workspace_floats.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int, ctypes.c_int]
             _LOADED["lib"], _LOADED["reason"] = lib, None
         except (BuildError, OSError, AttributeError) as err:
             _LOADED["lib"], _LOADED["reason"] = None, str(err).strip()
-            warnings.warn(f"keras_lstm: the fused CPU kernel for JAX is unavailable, so the layer runs its lax.scan "
-                          f"(the same results, slower on a CPU): {_LOADED['reason']}", FusedUnavailableWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"keras_lstm: the fused CPU kernel for JAX is unavailable, so the layer runs its lax.scan "
+                f"(the same results, slower on a CPU): {_LOADED['reason']}",
+                FusedUnavailableWarning,
+                stacklevel=3,
+            )
     return _LOADED["lib"]
 
 
@@ -103,8 +109,9 @@ def _fused_fwd(static, x, h0, c0, W, U, b, peep, proj):
 def _fused_bwd(static, residuals, cotangents):
     inputs, workspace = residuals[:8], residuals[8]
     outs = [_f32(a.shape) for a in inputs]
-    return tuple(jax.ffi.ffi_call(_BACKWARD, outs, vmap_method="sequential")(*inputs, workspace, *cotangents,
-                                                                            **_attrs(static)))
+    return tuple(
+        jax.ffi.ffi_call(_BACKWARD, outs, vmap_method="sequential")(*inputs, workspace, *cotangents, **_attrs(static))
+    )
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)

@@ -181,7 +181,9 @@ def _backward(d_hs, d_c_last, zx, h0, c0, w: LSTMWeights, small, mask, rdrop, hs
                 tape.watch([zx_t, zh_t, c_prev] + small)
                 _, c_t, m_t = spec.pointwise(zx_t, zh_t, c_prev, w, small)
             grads = tape.gradient(
-                [m_t, c_t], [zx_t, zh_t, c_prev] + small, output_gradients=[dm, dc_new],
+                [m_t, c_t],
+                [zx_t, zh_t, c_prev] + small,
+                output_gradients=[dm, dc_new],
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
             d_zx, d_zh, dc_prev = grads[:3]
@@ -206,6 +208,7 @@ def _weight_gradients(h0, hs, ms, rdrop, d_zh, d_hp):
     ``dW_proj = [m_t]ᵀ · [dh_t]``. Called outside the compiled backward loop, so that outside an
     enclosing XLA compilation TensorFlow's own MatMul runs them (medium, one process: 11.8 ms against
     16.0 for the same matmul compiled by XLA)."""
+
     def rows_t_rows(a, b):  # Σ over T and B of aᵀ·b
         return tf.linalg.matmul(tf.reshape(a, [-1, a.shape[-1]]), tf.reshape(b, [-1, b.shape[-1]]), transpose_a=True)
 
@@ -276,8 +279,18 @@ def run_recurrence(
             d_hs = tf.zeros_like(hs) if d_hs is None else tf.stop_gradient(d_hs)
             d_c_last = tf.zeros_like(c_last) if d_c_last is None else tf.stop_gradient(d_c_last)
             d_zh, d_zx, dh0, dc0, d_hp, d_small = backward(
-                d_hs, d_c_last, None if spec.analytic else zx, h0, c0, lw, small, mask, recurrent_dropout_mask,
-                hs, kept, spec=spec,
+                d_hs,
+                d_c_last,
+                None if spec.analytic else zx,
+                h0,
+                c0,
+                lw,
+                small,
+                mask,
+                recurrent_dropout_mask,
+                hs,
+                kept,
+                spec=spec,
             )
             _, _, ms, _ = kept  # (cs, per_step, ms, hps): see _forward
             d_weights = _weight_gradients(h0, hs, ms, recurrent_dropout_mask, d_zh, d_hp)
@@ -325,8 +338,18 @@ def lstm_sequence(
     zx = input_preactivation(xt, w, cfg)  # (T, B, G*H): one matmul for all steps
     loop_weights = w._replace(kernel=None, bias=None, input_gamma=None, input_beta=None)  # used before the loop
     hs, c_last = recurrence(
-        zx, h0, c0, loop_weights, cfg, activation, recurrent_activation, m, recurrent_dropout_mask, cfg.unroll,
-        in_place=in_place, save_for_gradient=save_for_gradient,
+        zx,
+        h0,
+        c0,
+        loop_weights,
+        cfg,
+        activation,
+        recurrent_activation,
+        m,
+        recurrent_dropout_mask,
+        cfg.unroll,
+        in_place=in_place,
+        save_for_gradient=save_for_gradient,
     )
     h_last = hs[-1]  # (B, P)
     outs = hs  # (T, B, P)

@@ -39,8 +39,9 @@ def at_lengths(seq: tf.Tensor, lengths: tf.Tensor, initial: tf.Tensor) -> tf.Ten
     return tf.where((lengths > 0)[:, None], last, initial)
 
 
-def masked_outputs(y: tf.Tensor, lengths: tf.Tensor, *, return_sequences: bool, go_backwards: bool,
-                   zero_output_for_mask: bool) -> tf.Tensor:
+def masked_outputs(
+    y: tf.Tensor, lengths: tf.Tensor, *, return_sequences: bool, go_backwards: bool, zero_output_for_mask: bool
+) -> tf.Tensor:
     """y (B, T, P), from a left-to-right run over rows reversed within their lengths under go_backwards
     -> the layer's output as ``keras.layers.LSTM`` gives it under the mask: (B, T, P) or (B, P)."""
     n = tf.shape(y)[1]

@@ -19,12 +19,21 @@ from keras_lstm.step import default_activations
 __all__ = ["FUSED_MIN_BATCH", "KernelChoice", "choose", "run"]
 
 # kernel name -> its module in this package (one file per kernel)
-_KERNEL_MODULES = {"fused": "fused", "jax_fused": "jax_fused", "xla": "xla", "graph": "graph", "block": "block",
-                   "jax": "jax", "torch": "torch", "eager": "eager"}
+_KERNEL_MODULES = {
+    "fused": "fused",
+    "jax_fused": "jax_fused",
+    "xla": "xla",
+    "graph": "graph",
+    "block": "block",
+    "jax": "jax",
+    "torch": "torch",
+    "eager": "eager",
+}
 
 
 def _kernel(name: str):
     return importlib.import_module(f"keras_lstm.kernels.{_KERNEL_MODULES[name]}")
+
 
 # kernel="auto" runs a batch of fewer rows on the XLA loop (decided per batch). The kernel stores a step's
 # gates transposed, which makes the per-step GEMM fast for a batch of dozens of rows and slow for a few
@@ -70,8 +79,9 @@ def _block_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: 
     return None
 
 
-def _common_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
-                    recurrent_dropout: bool) -> Optional[tuple[str, str]]:
+def _common_blocker(
+    cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str, recurrent_dropout: bool
+) -> Optional[tuple[str, str]]:
     """(argument, why) for the first thing in the config that keeps a call off every fused kernel (this
     project's and torch's): σ gates and tanh, float32, no layer norm, no hook inside the step."""
     if dtype != "float32":
@@ -85,21 +95,37 @@ def _common_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation:
     return None
 
 
-def _fused_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
-                   has_mask: bool, recurrent_dropout: bool) -> Optional[tuple[str, str]]:
+def _fused_blocker(
+    cfg: LSTMConfig,
+    activation: Callable,
+    recurrent_activation: Callable,
+    dtype: str,
+    has_mask: bool,
+    recurrent_dropout: bool,
+) -> Optional[tuple[str, str]]:
     """(argument, why) for the first thing that keeps this call off this project's fused CPU kernel, or
     None. It runs peephole, coupled gates, cell clip, projection and its clip itself."""
     blocker = _common_blocker(cfg, activation, recurrent_activation, dtype, recurrent_dropout)
     if blocker is not None:
         return blocker
     if has_mask and (cfg.return_state or cfg.stateful):
-        return "mask", "under a mask, the per-row cell state (return_state, stateful) is only the loop's: " \
-                       "the fused kernel returns C at the full length"
+        return (
+            "mask",
+            "under a mask, the per-row cell state (return_state, stateful) is only the loop's: "
+            "the fused kernel returns C at the full length",
+        )
     return None
 
 
-def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Callable, dtype: str,
-           has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+def choose(
+    cfg: LSTMConfig,
+    *,
+    activation: Callable,
+    recurrent_activation: Callable,
+    dtype: str,
+    has_mask: bool,
+    recurrent_dropout: bool,
+) -> KernelChoice:
     """The kernel for one call (one trace), from Keras's backend, the layer's config and the call's context."""
     backend = keras.config.backend()
     if backend == "jax":
@@ -109,8 +135,14 @@ def choose(cfg: LSTMConfig, *, activation: Callable, recurrent_activation: Calla
     return _choose_tensorflow(cfg, activation, recurrent_activation, dtype, has_mask, recurrent_dropout)
 
 
-def _choose_jax(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
-                has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+def _choose_jax(
+    cfg: LSTMConfig,
+    activation: Callable,
+    recurrent_activation: Callable,
+    dtype: str,
+    has_mask: bool,
+    recurrent_dropout: bool,
+) -> KernelChoice:
     scan = "a lax.scan with a custom VJP, compiled by XLA (jax.jit)"
     if cfg.kernel == "xla":
         return KernelChoice("jax", f"kernel='xla' on the JAX backend: {scan}")
@@ -132,13 +164,23 @@ def _choose_jax(cfg: LSTMConfig, activation: Callable, recurrent_activation: Cal
         return _kept_off(cfg, blocker, "the fused kernel", "jax", f"; {scan}")
     if cfg.kernel == "fused":
         return KernelChoice("jax_fused", "kernel='fused'")
-    return KernelChoice("jax_fused", f"the fused CPU kernel (XLA FFI custom calls) for a batch of at least "
-                                     f"{FUSED_MIN_BATCH} rows, where it measured faster than the lax.scan; a "
-                                     "smaller batch the scan", fallback="jax")
+    return KernelChoice(
+        "jax_fused",
+        f"the fused CPU kernel (XLA FFI custom calls) for a batch of at least "
+        f"{FUSED_MIN_BATCH} rows, where it measured faster than the lax.scan; a "
+        "smaller batch the scan",
+        fallback="jax",
+    )
 
 
-def _choose_torch(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
-                  has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+def _choose_torch(
+    cfg: LSTMConfig,
+    activation: Callable,
+    recurrent_activation: Callable,
+    dtype: str,
+    has_mask: bool,
+    recurrent_dropout: bool,
+) -> KernelChoice:
     if cfg.kernel == "xla":
         return KernelChoice("eager", "kernel='xla' on the torch backend: the loop (torch has no XLA here)")
     blocker = _common_blocker(cfg, activation, recurrent_activation, dtype, recurrent_dropout)
@@ -149,34 +191,56 @@ def _choose_torch(cfg: LSTMConfig, activation: Callable, recurrent_activation: C
         return _kept_off(cfg, blocker, "torch's fused LSTM", "eager")
     fused = "torch's fused LSTM (oneDNN on a CPU, cuDNN on a GPU) on the layer's own variables"
     if has_mask:
-        return KernelChoice("torch", f"the torch backend: {fused}; a batch whose mask is right-padded runs it as a "
-                                     "packed sequence, any other mask the loop", fallback=None if cfg.kernel ==
-                            "fused" else "eager")
+        return KernelChoice(
+            "torch",
+            f"the torch backend: {fused}; a batch whose mask is right-padded runs it as a "
+            "packed sequence, any other mask the loop",
+            fallback=None if cfg.kernel == "fused" else "eager",
+        )
     return KernelChoice("torch", f"the torch backend: {fused}")
 
 
-def _choose_tensorflow(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str,
-                       has_mask: bool, recurrent_dropout: bool) -> KernelChoice:
+def _choose_tensorflow(
+    cfg: LSTMConfig,
+    activation: Callable,
+    recurrent_activation: Callable,
+    dtype: str,
+    has_mask: bool,
+    recurrent_dropout: bool,
+) -> KernelChoice:
     from keras_lstm.kernels import block, fused
     from keras_lstm.kernels.context import in_xla_context, traced_for_saving
 
     loop = "xla" if cfg.jit_compile else "graph"
     if traced_for_saving():
         if cfg.export_xla and cfg.jit_compile:
-            return KernelChoice("xla", f"traced for a SavedModel with export_xla=True; a batch runs as {SAVED_SLICES} "
-                                       "slices at once (XLA's loop keeps to one core)", slices=SAVED_SLICES)
+            return KernelChoice(
+                "xla",
+                f"traced for a SavedModel with export_xla=True; a batch runs as {SAVED_SLICES} "
+                "slices at once (XLA's loop keeps to one core)",
+                slices=SAVED_SLICES,
+            )
         why = _block_blocker(cfg, activation, recurrent_activation, dtype)
         if why is None:
-            return KernelChoice("block", f"traced for a SavedModel: stock TensorFlow's BlockLSTMV2 (right-padded "
-                                         f"masks) on {SAVED_SLICES} slices of the batch at once, each of up to "
-                                         f"{block.max_batch(cfg.units)} rows, the graph loop above",
-                                fallback="graph", slices=SAVED_SLICES)
-        return KernelChoice("graph", f"traced for a SavedModel (stock TF Serving runs no custom op and no XLA); "
-                                     f"not BlockLSTMV2: {why}")
+            return KernelChoice(
+                "block",
+                f"traced for a SavedModel: stock TensorFlow's BlockLSTMV2 (right-padded "
+                f"masks) on {SAVED_SLICES} slices of the batch at once, each of up to "
+                f"{block.max_batch(cfg.units)} rows, the graph loop above",
+                fallback="graph",
+                slices=SAVED_SLICES,
+            )
+        return KernelChoice(
+            "graph", f"traced for a SavedModel (stock TF Serving runs no custom op and no XLA); not BlockLSTMV2: {why}"
+        )
     if in_xla_context():
         if cfg.kernel == "fused":
-            raise LSTMArgumentError("kernel", "fused", "'auto' or 'xla' inside an XLA compilation (e.g. "
-                                                        "model.compile(jit_compile=True)), where no custom op can run")
+            raise LSTMArgumentError(
+                "kernel",
+                "fused",
+                "'auto' or 'xla' inside an XLA compilation (e.g. "
+                "model.compile(jit_compile=True)), where no custom op can run",
+            )
         return KernelChoice("xla", "inside an XLA compilation: the loop is compiled with the rest of the step")
     if cfg.kernel == "xla":
         return KernelChoice(loop, f"kernel='xla'{'' if cfg.jit_compile else ' with jit_compile=False'}")
@@ -191,8 +255,10 @@ def _choose_tensorflow(cfg: LSTMConfig, activation: Callable, recurrent_activati
     if cfg.kernel == "fused":
         why = "kernel='fused'"
     else:
-        why = (f"the fused CPU kernel for a batch of at least {FUSED_MIN_BATCH} rows, where it measured faster than "
-               f"the XLA loop; a smaller batch the {loop} loop")
+        why = (
+            f"the fused CPU kernel for a batch of at least {FUSED_MIN_BATCH} rows, where it measured faster than "
+            f"the XLA loop; a smaller batch the {loop} loop"
+        )
     if has_mask:
         why += f"; a batch whose mask is right-padded runs fused, any other mask the {loop} loop"
     return KernelChoice("fused", why, fallback=None if cfg.kernel == "fused" else loop)
@@ -203,8 +269,9 @@ def _kept_off(cfg: LSTMConfig, blocker: tuple[str, str], fused: str, fallback: s
     ``kernel="fused"`` insists, else the ``fallback`` kernel with the reason."""
     argument, why = blocker
     if cfg.kernel == "fused":
-        raise LSTMArgumentError("kernel", "fused", f"'auto' or 'xla' for this call: `{argument}` keeps it off "
-                                                   f"{fused} ({why})")
+        raise LSTMArgumentError(
+            "kernel", "fused", f"'auto' or 'xla' for this call: `{argument}` keeps it off {fused} ({why})"
+        )
     return KernelChoice(fallback, f"`{argument}`: {why}{more}")
 
 
@@ -223,28 +290,41 @@ def run(choice: KernelChoice, x, mask, *args, **kwargs):
         if kernel.right_padded(mask):
             return kernel.run(x, mask, *args, **kwargs)
         if choice.fallback is None:  # kernel="fused" insists
-            raise LSTMArgumentError("kernel", "fused", "'auto' or 'xla' for this batch: its mask has holes, left "
-                                                        "padding or an empty row, which torch's fused LSTM cannot run")
+            raise LSTMArgumentError(
+                "kernel",
+                "fused",
+                "'auto' or 'xla' for this batch: its mask has holes, left "
+                "padding or an empty row, which torch's fused LSTM cannot run",
+            )
         return _kernel(choice.fallback).run(x, mask, *args, **kwargs)
     if choice.slices > 1:
         import tensorflow as tf
 
         whole = dataclasses.replace(choice, slices=1)
-        return tf.cond(tf.shape(x)[0] >= choice.slices, lambda: _sliced(whole, x, mask, *args, **kwargs),
-                       lambda: run(whole, x, mask, *args, **kwargs))
+        return tf.cond(
+            tf.shape(x)[0] >= choice.slices,
+            lambda: _sliced(whole, x, mask, *args, **kwargs),
+            lambda: run(whole, x, mask, *args, **kwargs),
+        )
     batch_runs = getattr(kernel, "batch_runs", lambda *_: None)(x, mask, kwargs["cfg"])
     if batch_runs is None:
         return kernel.run(x, mask, *args, **kwargs)
     import tensorflow as tf
 
     if choice.fallback is None:  # kernel="fused" insists
-        check = tf.debugging.Assert(batch_runs, ["kernel='fused' runs right-padded masks only; this batch's mask "
-                                                 "has holes or left padding: pass kernel='auto' or 'xla'"])
+        check = tf.debugging.Assert(
+            batch_runs,
+            [
+                "kernel='fused' runs right-padded masks only; this batch's mask "
+                "has holes or left padding: pass kernel='auto' or 'xla'"
+            ],
+        )
         with tf.control_dependencies([check]):
             return kernel.run(tf.identity(x), mask, *args, **kwargs)
     fallback = _kernel(choice.fallback)
-    return tf.cond(batch_runs, lambda: kernel.run(x, mask, *args, **kwargs),
-                   lambda: fallback.run(x, mask, *args, **kwargs))
+    return tf.cond(
+        batch_runs, lambda: kernel.run(x, mask, *args, **kwargs), lambda: fallback.run(x, mask, *args, **kwargs)
+    )
 
 
 def _sliced(choice: KernelChoice, x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, **kwargs):
@@ -257,6 +337,18 @@ def _sliced(choice: KernelChoice, x, mask, h0, c0, input_dropout_mask, recurrent
     def rows(t, lo, hi):
         return None if t is None else t[lo:hi]
 
-    parts = [run(choice, x[lo:hi], rows(mask, lo, hi), h0[lo:hi], c0[lo:hi], rows(input_dropout_mask, lo, hi),
-                 rows(recurrent_dropout_mask, lo, hi), w, **kwargs) for lo, hi in zip(bounds, bounds[1:])]
+    parts = [
+        run(
+            choice,
+            x[lo:hi],
+            rows(mask, lo, hi),
+            h0[lo:hi],
+            c0[lo:hi],
+            rows(input_dropout_mask, lo, hi),
+            rows(recurrent_dropout_mask, lo, hi),
+            w,
+            **kwargs,
+        )
+        for lo, hi in zip(bounds, bounds[1:])
+    ]
     return tuple(tf.concat(pieces, axis=0) for pieces in zip(*parts))

@@ -39,8 +39,20 @@ def right_padded(mask) -> bool:
     return bool(torch.equal(mask, prefix) and (lengths > 0).all())
 
 
-def run(x, mask, h0, c0, input_dropout_mask, recurrent_dropout_mask, w, *, cfg, activation, recurrent_activation,
-        zero_output_for_mask=False):
+def run(
+    x,
+    mask,
+    h0,
+    c0,
+    input_dropout_mask,
+    recurrent_dropout_mask,
+    w,
+    *,
+    cfg,
+    activation,
+    recurrent_activation,
+    zero_output_for_mask=False,
+):
     """The kernels' contract (see :mod:`keras_lstm.kernels`): x (B, T, D) -> (output, h_T, c_T).
 
     Takes no recurrent dropout mask, and a mask only when :func:`right_padded` (the chooser sends the
@@ -74,10 +86,12 @@ def _run_packed(x, mask, h0, c0, fixed, cfg, zero_output_for_mask):
         x = x.gather(1, within[:, :, None].expand_as(x))
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     order, unorder = packed.sorted_indices, packed.unsorted_indices
-    data, h_last, c_last = torch.lstm(packed.data, packed.batch_sizes,
-                                      (h0[None].index_select(1, order), c0[None].index_select(1, order)), *fixed)
-    hs, _ = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, unorder), batch_first=True,
-                                total_length=T)  # (B, T, P): each row's steps, then zeros
+    data, h_last, c_last = torch.lstm(
+        packed.data, packed.batch_sizes, (h0[None].index_select(1, order), c0[None].index_select(1, order)), *fixed
+    )
+    hs, _ = pad_packed_sequence(
+        PackedSequence(data, packed.batch_sizes, order, unorder), batch_first=True, total_length=T
+    )  # (B, T, P): each row's steps, then zeros
     h_last, c_last = h_last[0].index_select(0, unorder), c_last[0].index_select(0, unorder)  # (B, P), (B, H)
     if cfg.go_backwards:  # processing order: the padding first (zeros), then the row from its end
         start = T - lengths[:, None]

@@ -52,7 +52,7 @@ class LinearAR:
         p = self.window * inputs.shape[1] + 1
         xtx, xty = np.zeros((p, p)), np.zeros((p, self.horizon))
         for a in range(0, len(ends), CHUNK):
-            chunk = ends[a:a + CHUNK]
+            chunk = ends[a : a + CHUNK]
             x = self._design(inputs, chunk)
             xtx += x.T @ x
             xty += x.T @ targets_of(y, chunk, self.horizon)
@@ -61,7 +61,7 @@ class LinearAR:
         return self
 
     def predict(self, inputs: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        out = [self._design(inputs, ends[a:a + CHUNK]) @ self.weights for a in range(0, len(ends), CHUNK)]
+        out = [self._design(inputs, ends[a : a + CHUNK]) @ self.weights for a in range(0, len(ends), CHUNK)]
         return np.concatenate(out) if out else np.zeros((0, self.horizon))
 
 
@@ -75,4 +75,4 @@ def errors(forecast: np.ndarray, truth: np.ndarray, scale: float) -> dict:
     """MAE, RMSE and MASE over every window and step ahead."""
     e = np.asarray(forecast, np.float64) - truth
     mae = float(np.mean(np.abs(e)))
-    return {"mae": mae, "rmse": float(np.sqrt(np.mean(e ** 2))), "mase": mae / scale if scale > 0 else float("nan")}
+    return {"mae": mae, "rmse": float(np.sqrt(np.mean(e**2))), "mase": mae / scale if scale > 0 else float("nan")}

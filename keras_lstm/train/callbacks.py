@@ -79,8 +79,15 @@ class SolveTracker(keras.callbacks.Callback):
 class RunLog(keras.callbacks.Callback):
     """Keeps the per-epoch history; writes metrics.json and the learning curve at each epoch end."""
 
-    def __init__(self, out_dir: str, summary: dict, sequences_per_epoch: int, chance_loss, chance_name,
-                 tracker: SolveTracker | None):
+    def __init__(
+        self,
+        out_dir: str,
+        summary: dict,
+        sequences_per_epoch: int,
+        chance_loss,
+        chance_name,
+        tracker: SolveTracker | None,
+    ):
         super().__init__()
         self.out_dir, self.summary = out_dir, dict(summary)
         self.sequences_per_epoch = sequences_per_epoch
@@ -117,8 +124,14 @@ class RunLog(keras.callbacks.Callback):
             "epochs": self.history,
         }
         write_json(os.path.join(self.out_dir, "metrics.json"), data)
-        plot_learning_curve(os.path.join(self.out_dir, "learning_curve.png"), self.history, self.chance_loss,
-                            self.chance_name, solved, title=self.summary.get("title", ""))
+        plot_learning_curve(
+            os.path.join(self.out_dir, "learning_curve.png"),
+            self.history,
+            self.chance_loss,
+            self.chance_name,
+            solved,
+            title=self.summary.get("title", ""),
+        )
         return data
 
     def state(self) -> dict:

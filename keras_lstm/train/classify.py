@@ -42,7 +42,7 @@ def pad_sequences(values: np.ndarray, offsets: np.ndarray, chosen: np.ndarray, b
     L = int(-(-max(int(lengths.max()), 1) // bucket) * bucket)
     out = np.full((len(chosen), L, values.shape[1]), PAD, np.float32)
     for row, (i, n) in enumerate(zip(chosen, lengths)):
-        out[row, :n] = values[offsets[i]:offsets[i] + n]
+        out[row, :n] = values[offsets[i] : offsets[i] + n]
     return out
 
 
@@ -80,12 +80,21 @@ class Classify(Task):
         bad = np.argwhere(np.isnan(values))
         if len(bad):
             r, c = bad[0]
-            raise CSVFormatError(path, int(table.lines[r]), self.columns[c], "no value in this column for the whole "
-                                 f"sequence {table.names[ids][group[r]]!r}, so there is nothing to fill from")
+            raise CSVFormatError(
+                path,
+                int(table.lines[r]),
+                self.columns[c],
+                "no value in this column for the whole "
+                f"sequence {table.names[ids][group[r]]!r}, so there is nothing to fill from",
+            )
         padded = np.all(values == PAD, axis=1)
         if padded.any():
-            raise CSVFormatError(path, int(table.lines[np.argmax(padded)]), None, f"every feature equals the padding "
-                                 f"value {PAD:g}, which marks the steps past a sequence's end")
+            raise CSVFormatError(
+                path,
+                int(table.lines[np.argmax(padded)]),
+                None,
+                f"every feature equals the padding value {PAD:g}, which marks the steps past a sequence's end",
+            )
         names = table.names[label_col]
         self.classes = sorted(names)
         relabel = np.array([self.classes.index(n) for n in names])
@@ -107,9 +116,15 @@ class Classify(Task):
         if len(changed):
             r = changed[0]
             label_names, id_names = table.names[self.cfg.label_col], table.names[self.cfg.id_col]
-            raise CSVFormatError(table.path, int(table.lines[r]), self.cfg.label_col, (
-                f"sequence {id_names[group[r]]!r} is labelled {label_names[label[r]]!r} here and "
-                f"{label_names[label[r - 1]]!r} on line {int(table.lines[r - 1])}; a sequence has one label"))
+            raise CSVFormatError(
+                table.path,
+                int(table.lines[r]),
+                self.cfg.label_col,
+                (
+                    f"sequence {id_names[group[r]]!r} is labelled {label_names[label[r]]!r} here and "
+                    f"{label_names[label[r - 1]]!r} on line {int(table.lines[r - 1])}; a sequence has one label"
+                ),
+            )
 
     def _split(self, path, label_col) -> None:
         """Stratified by class: each class's sequences shuffled once (seeded) and cut 70 / 15 / 15."""
@@ -118,14 +133,20 @@ class Classify(Task):
         for k, name in enumerate(self.classes):
             members = rng.permutation(np.flatnonzero(self.labels == k))
             if len(members) < 3:
-                raise CSVFormatError(path, int(self.first_lines[members[0]]), label_col, (
-                    f"the class {name!r} has {len(members)} sequence{'s' if len(members) != 1 else ''}; a split into "
-                    "training, validation and test sequences needs at least 3 of each class"))
+                raise CSVFormatError(
+                    path,
+                    int(self.first_lines[members[0]]),
+                    label_col,
+                    (
+                        f"the class {name!r} has {len(members)} sequence{'s' if len(members) != 1 else ''}; a split into "
+                        "training, validation and test sequences needs at least 3 of each class"
+                    ),
+                )
             n_test = max(1, int(round(len(members) * self.TEST_FRACTION)))
             n_val = max(1, int(round(len(members) * self.VALIDATION_FRACTION)))
             parts[2].append(members[:n_test])
-            parts[1].append(members[n_test:n_test + n_val])
-            parts[0].append(members[n_test + n_val:])
+            parts[1].append(members[n_test : n_test + n_val])
+            parts[0].append(members[n_test + n_val :])
         self.train, self.val, self.test = (np.sort(np.concatenate(p)) for p in parts)
 
     # Task ----------------------------------------------------------------------------------------------
@@ -140,7 +161,7 @@ class Classify(Task):
         epoch, step = divmod(index, self.steps_per_epoch)
         order = self.rng(TRAIN, epoch).permutation(len(self.train))
         B = self.cfg.batch_size
-        return self.batch(self.train[np.resize(order, self.steps_per_epoch * B)[step * B:(step + 1) * B]])
+        return self.batch(self.train[np.resize(order, self.steps_per_epoch * B)[step * B : (step + 1) * B]])
 
     def validation_data(self):
         return self.batch(self.val)
@@ -149,8 +170,9 @@ class Classify(Task):
         F = len(self.columns)
         inputs = keras.Input((None, F), name="steps")  # raw values; PAD past each sequence's end
         h = keras.layers.Masking(PAD, name="mask")(inputs)
-        h = keras.layers.Normalization(mean=self.mean.tolist(), variance=self.variance.tolist(), dtype="float32",
-                                       name="scale")(h)
+        h = keras.layers.Normalization(
+            mean=self.mean.tolist(), variance=self.variance.tolist(), dtype="float32", name="scale"
+        )(h)
         h = recurrent_layer(self.cfg, return_sequences=False)(h)
         out = keras.layers.Dense(len(self.classes), activation="softmax", dtype="float32", name="probabilities")(h)
         return keras.Model(inputs, out, name="classify")
@@ -164,8 +186,10 @@ class Classify(Task):
 
     def predict(self, model, chosen: np.ndarray, batch: int = 256) -> np.ndarray:
         """Class probabilities (n, C) of the chosen sequences."""
-        out = [np.asarray(model.predict_on_batch(self.batch(chosen[a:a + batch])[0]))
-               for a in range(0, len(chosen), batch)]
+        out = [
+            np.asarray(model.predict_on_batch(self.batch(chosen[a : a + batch])[0]))
+            for a in range(0, len(chosen), batch)
+        ]
         return np.concatenate(out)
 
     def finish(self, model, out_dir):
@@ -176,23 +200,37 @@ class Classify(Task):
         matrix = confusion_matrix(truth, predicted, len(self.classes))
         accuracy = float(np.mean(predicted == truth))
         majority = float(np.mean(truth == self.majority))
-        plot_confusion(os.path.join(out_dir, "confusion.png"), matrix, self.classes,
-                       f"test: accuracy {accuracy:.3f} ({len(truth)} sequences)")
+        plot_confusion(
+            os.path.join(out_dir, "confusion.png"),
+            matrix,
+            self.classes,
+            f"test: accuracy {accuracy:.3f} ({len(truth)} sequences)",
+        )
         lengths = np.diff(self.offsets)
-        return {"columns": self.columns, "classes": self.classes, "sequences": int(len(self.labels)),
-                "length_range": [int(lengths.min()), int(lengths.max())],
-                "split_sequences": [int(len(self.train)), int(len(self.val)), int(len(self.test))],
-                "filled_cells": self.filled, "test_accuracy": accuracy,
-                "majority_class": self.classes[self.majority], "majority_accuracy": majority,
-                "confusion_matrix": matrix.tolist(), "lstm_beats": {"majority_class": accuracy > majority},
-                "summary": _summary(self.classes, matrix, accuracy, majority, self.classes[self.majority])}
+        return {
+            "columns": self.columns,
+            "classes": self.classes,
+            "sequences": int(len(self.labels)),
+            "length_range": [int(lengths.min()), int(lengths.max())],
+            "split_sequences": [int(len(self.train)), int(len(self.val)), int(len(self.test))],
+            "filled_cells": self.filled,
+            "test_accuracy": accuracy,
+            "majority_class": self.classes[self.majority],
+            "majority_accuracy": majority,
+            "confusion_matrix": matrix.tolist(),
+            "lstm_beats": {"majority_class": accuracy > majority},
+            "summary": _summary(self.classes, matrix, accuracy, majority, self.classes[self.majority]),
+        }
 
 
 def _summary(classes, matrix, accuracy, majority, majority_name) -> list[str]:
     width = max(8, *(len(c) + 1 for c in classes))
-    lines = [f"test: {int(matrix.sum())} sequences, accuracy {accuracy:.3f}; majority class {majority_name!r}: "
-             f"{majority:.3f}", "confusion matrix (rows: true, columns: predicted):",
-             " " * width + "".join(f"{c:>{width}}" for c in classes)]
+    lines = [
+        f"test: {int(matrix.sum())} sequences, accuracy {accuracy:.3f}; majority class {majority_name!r}: "
+        f"{majority:.3f}",
+        "confusion matrix (rows: true, columns: predicted):",
+        " " * width + "".join(f"{c:>{width}}" for c in classes),
+    ]
     lines += [f"{c:>{width}}" + "".join(f"{int(v):>{width}}" for v in row) for c, row in zip(classes, matrix)]
     if accuracy <= majority:
         lines.append("The LSTM does NOT beat always answering the majority class on the test part.")

@@ -17,11 +17,17 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
-    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
-                        help="Keras's backend for this run (default: KERAS_BACKEND, else tensorflow); "
-                             "--distribute needs tensorflow")
-    parser.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last completed epoch "
-                        "(give no other option except --verbose)")
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        default=None,
+        help="Keras's backend for this run (default: KERAS_BACKEND, else tensorflow); --distribute needs tensorflow",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the run in RUN from its last completed epoch (give no other option except --verbose)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             others = sorted(k for k in vars(args) if k not in ("resume", "command", "verbose", "task"))
             if others or args.task is not None:
-                raise TrainArgumentError("--resume", args.resume, "given alone (the run's config.json holds the "
-                                         f"options); also given: {others or [args.task]}")
+                raise TrainArgumentError(
+                    "--resume",
+                    args.resume,
+                    f"given alone (the run's config.json holds the options); also given: {others or [args.task]}",
+                )
             result = runner.resume(args.resume, verbose=getattr(args, "verbose", None))
         else:
             result = runner.train(from_args(args))

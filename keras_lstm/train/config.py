@@ -25,18 +25,68 @@ MIN_LENGTH = 10
 
 # Task defaults for the fields left None. init: chosen by the long-memory benchmark (docs/training.md).
 TASK_DEFAULTS: dict[str, dict] = {
-    "adding": dict(length=100, units=64, init="chrono", learning_rate=1e-2, steps_per_epoch=100, epochs=50,
-                   validation_size=512, early_stopping=0),
-    "copy": dict(length=100, units=64, init="chrono", learning_rate=1e-3, steps_per_epoch=100, epochs=50,
-                 validation_size=256, early_stopping=0),
-    "charlm": dict(length=100, units=128, init="keras", learning_rate=2e-3, steps_per_epoch=200, epochs=10,
-                   validation_size=128, early_stopping=3),
-    "co2": dict(length=48, units=32, init="keras", learning_rate=1e-3, steps_per_epoch=0, epochs=200,
-                validation_size=0, early_stopping=30),
-    "series": dict(length=24, units=32, init="keras", learning_rate=3e-3, steps_per_epoch=0, epochs=100,
-                   validation_size=0, early_stopping=15, horizon=1, missing="refuse"),
-    "classify": dict(units=32, init="keras", learning_rate=3e-3, steps_per_epoch=0, epochs=50,
-                     validation_size=0, early_stopping=10, missing="refuse"),
+    "adding": dict(
+        length=100,
+        units=64,
+        init="chrono",
+        learning_rate=1e-2,
+        steps_per_epoch=100,
+        epochs=50,
+        validation_size=512,
+        early_stopping=0,
+    ),
+    "copy": dict(
+        length=100,
+        units=64,
+        init="chrono",
+        learning_rate=1e-3,
+        steps_per_epoch=100,
+        epochs=50,
+        validation_size=256,
+        early_stopping=0,
+    ),
+    "charlm": dict(
+        length=100,
+        units=128,
+        init="keras",
+        learning_rate=2e-3,
+        steps_per_epoch=200,
+        epochs=10,
+        validation_size=128,
+        early_stopping=3,
+    ),
+    "co2": dict(
+        length=48,
+        units=32,
+        init="keras",
+        learning_rate=1e-3,
+        steps_per_epoch=0,
+        epochs=200,
+        validation_size=0,
+        early_stopping=30,
+    ),
+    "series": dict(
+        length=24,
+        units=32,
+        init="keras",
+        learning_rate=3e-3,
+        steps_per_epoch=0,
+        epochs=100,
+        validation_size=0,
+        early_stopping=15,
+        horizon=1,
+        missing="refuse",
+    ),
+    "classify": dict(
+        units=32,
+        init="keras",
+        learning_rate=3e-3,
+        steps_per_epoch=0,
+        epochs=50,
+        validation_size=0,
+        early_stopping=10,
+        missing="refuse",
+    ),
 }
 
 
@@ -47,23 +97,33 @@ def _opt(help_text: str, **extra) -> dict:
 @dataclass(frozen=True)
 class TrainConfig:
     task: str = field(metadata=_opt("the task", choices=TASKS, positional=True))
-    length: Optional[int] = field(default=None, metadata=_opt(
-        "T: the adding/copy span, the charlm window, the co2 input window in months, the series window",
-        flags=("-T", "--length", "--window")))
+    length: Optional[int] = field(
+        default=None,
+        metadata=_opt(
+            "T: the adding/copy span, the charlm window, the co2 input window in months, the series window",
+            flags=("-T", "--length", "--window"),
+        ),
+    )
     units: Optional[int] = field(default=None, metadata=_opt("recurrent units"))
-    baseline: Optional[str] = field(default=None, metadata=_opt(
-        "train this Keras layer instead of keras_lstm.LSTM", choices=("simple_rnn", "gru")))
-    init: Optional[str] = field(default=None, metadata=_opt(
-        "LSTM gate-bias initialisation: chrono (Tallec & Ollivier 2018) or keras (zeros, forget bias 1)",
-        choices=("chrono", "keras")))
+    baseline: Optional[str] = field(
+        default=None, metadata=_opt("train this Keras layer instead of keras_lstm.LSTM", choices=("simple_rnn", "gru"))
+    )
+    init: Optional[str] = field(
+        default=None,
+        metadata=_opt(
+            "LSTM gate-bias initialisation: chrono (Tallec & Ollivier 2018) or keras (zeros, forget bias 1)",
+            choices=("chrono", "keras"),
+        ),
+    )
     max_timescale: Optional[float] = field(default=None, metadata=_opt("chrono's T_max (default: the task's T)"))
     batch_size: int = field(default=32, metadata=_opt("global batch size"))
     learning_rate: Optional[float] = field(default=None, metadata=_opt("Adam learning rate"))
     clipnorm: Optional[float] = field(default=None, metadata=_opt("clip each gradient to this norm"))
     steps_per_epoch: Optional[int] = field(default=None, metadata=_opt("batches per epoch (co2: 0 = one pass)"))
     epochs: Optional[int] = field(default=None, metadata=_opt("epochs"))
-    max_sequences: Optional[int] = field(default=None, metadata=_opt(
-        "training budget in sequences; sets --epochs to fit it"))
+    max_sequences: Optional[int] = field(
+        default=None, metadata=_opt("training budget in sequences; sets --epochs to fit it")
+    )
     validation_size: Optional[int] = field(default=None, metadata=_opt("validation sequences (charlm: windows)"))
     early_stopping: Optional[int] = field(default=None, metadata=_opt("patience on val_loss in epochs; 0 = off"))
     stop_when_solved: bool = field(default=True, metadata=_opt("stop once adding/copy meets its solved criterion"))
@@ -76,32 +136,52 @@ class TrainConfig:
     layer_norm: bool = field(default=False, metadata=_opt("LSTM variant: layer-normalised gates"))
     cell_clip: Optional[float] = field(default=None, metadata=_opt("LSTM variant: clip the cell state"))
     projection_clip: Optional[float] = field(default=None, metadata=_opt("LSTM variant: clip the projection"))
-    distribute: Optional[str] = field(default=None, metadata=_opt(
-        "tf.distribute strategy: mirrored (this machine's devices) or multi-worker (reads TF_CONFIG)",
-        choices=("mirrored", "multi-worker")))
+    distribute: Optional[str] = field(
+        default=None,
+        metadata=_opt(
+            "tf.distribute strategy: mirrored (this machine's devices) or multi-worker (reads TF_CONFIG)",
+            choices=("mirrored", "multi-worker"),
+        ),
+    )
     text: Optional[str] = field(default=None, metadata=_opt("charlm: a UTF-8 text file (default: the stdlib's .py)"))
     max_chars: int = field(default=1_000_000, metadata=_opt("charlm: read at most this many characters"))
     csv: Optional[str] = field(default=None, metadata=_opt("series/classify: the CSV file (a header row first)"))
     target: Optional[str] = field(default=None, metadata=_opt("series: the column to forecast"))
-    features: Optional[str] = field(default=None, metadata=_opt(
-        "comma-separated input columns; series: besides the target (default none), classify: default every "
-        "column but --id-col, --label-col and --time-col"))
-    time_col: Optional[str] = field(default=None, metadata=_opt(
-        "series/classify: a time column (numbers or ISO 8601 dates): rows are sorted by it, duplicates refused, "
-        "gaps reported"))
+    features: Optional[str] = field(
+        default=None,
+        metadata=_opt(
+            "comma-separated input columns; series: besides the target (default none), classify: default every "
+            "column but --id-col, --label-col and --time-col"
+        ),
+    )
+    time_col: Optional[str] = field(
+        default=None,
+        metadata=_opt(
+            "series/classify: a time column (numbers or ISO 8601 dates): rows are sorted by it, duplicates refused, "
+            "gaps reported"
+        ),
+    )
     horizon: Optional[int] = field(default=None, metadata=_opt("series: K, the steps ahead to forecast (default 1)"))
-    season: Optional[int] = field(default=None, metadata=_opt(
-        "series: the season length S in rows, for the seasonal naive baseline and MASE"))
-    missing: Optional[str] = field(default=None, metadata=_opt(
-        "series/classify: missing numeric cells are refused (default), or filled with the previous value (ffill) "
-        "or a straight line between neighbours (interpolate)", choices=("refuse", "ffill", "interpolate")))
+    season: Optional[int] = field(
+        default=None, metadata=_opt("series: the season length S in rows, for the seasonal naive baseline and MASE")
+    )
+    missing: Optional[str] = field(
+        default=None,
+        metadata=_opt(
+            "series/classify: missing numeric cells are refused (default), or filled with the previous value (ffill) "
+            "or a straight line between neighbours (interpolate)",
+            choices=("refuse", "ffill", "interpolate"),
+        ),
+    )
     id_col: Optional[str] = field(default=None, metadata=_opt("classify: the column naming each row's sequence"))
     label_col: Optional[str] = field(default=None, metadata=_opt("classify: the column holding the sequence's label"))
-    csv_sha256: Optional[str] = field(default=None, metadata=_opt(
-        "the CSV's SHA-256 (recorded by the run; a --resume refuses a changed file)"))
+    csv_sha256: Optional[str] = field(
+        default=None, metadata=_opt("the CSV's SHA-256 (recorded by the run; a --resume refuses a changed file)")
+    )
     run_dir: Optional[str] = field(default=None, metadata=_opt("run directory (default: runs/TASK-TIMESTAMP)"))
-    verbose: int = field(default=1, metadata=_opt("Keras verbosity: 0 silent, 1 progress bar, 2 one line/epoch",
-                                                  choices=(0, 1, 2)))
+    verbose: int = field(
+        default=1, metadata=_opt("Keras verbosity: 0 silent, 1 progress bar, 2 one line/epoch", choices=(0, 1, 2))
+    )
 
     def __post_init__(self):
         _check(self)
@@ -156,11 +236,20 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.task not in TASKS:
         raise TrainArgumentError("task", cfg.task, f"one of {', '.join(TASKS)}")
     shortest = 2 if cfg.task == "series" else MIN_LENGTH
-    if cfg.length is not None and (isinstance(cfg.length, bool) or not isinstance(cfg.length, int)
-                                   or cfg.length < shortest):
+    if cfg.length is not None and (
+        isinstance(cfg.length, bool) or not isinstance(cfg.length, int) or cfg.length < shortest
+    ):
         raise TrainArgumentError("--length", cfg.length, f"an integer T >= {shortest}")
-    for name in ("units", "batch_size", "epochs", "max_sequences", "projection_units", "max_chars", "horizon",
-                 "season"):
+    for name in (
+        "units",
+        "batch_size",
+        "epochs",
+        "max_sequences",
+        "projection_units",
+        "max_chars",
+        "horizon",
+        "season",
+    ):
         _positive(cfg, name)
     for name in ("steps_per_epoch", "validation_size", "early_stopping", "seed"):
         _positive(cfg, name, allow_zero=True)
@@ -170,19 +259,28 @@ def _check(cfg: TrainConfig) -> None:
         _positive(cfg, "max_timescale", kind=float)
         if cfg.max_timescale < 2:
             raise TrainArgumentError("--max-timescale", cfg.max_timescale, "a number >= 2")
-    for name, choices in (("baseline", ("simple_rnn", "gru")), ("init", ("chrono", "keras")),
-                          ("distribute", ("mirrored", "multi-worker"))):
+    for name, choices in (
+        ("baseline", ("simple_rnn", "gru")),
+        ("init", ("chrono", "keras")),
+        ("distribute", ("mirrored", "multi-worker")),
+    ):
         v = getattr(cfg, name)
         if v is not None and v not in choices:
             raise TrainArgumentError(_flag(name), v, f"one of {', '.join(choices)}")
     if cfg.baseline is not None:
         variants = [f for f in _VARIANTS if getattr(cfg, f) not in (None, False)]
         if variants:
-            raise TrainArgumentError(_flag(variants[0]), getattr(cfg, variants[0]),
-                                     f"unset with --baseline {cfg.baseline} (variant flags apply to the LSTM only)")
+            raise TrainArgumentError(
+                _flag(variants[0]),
+                getattr(cfg, variants[0]),
+                f"unset with --baseline {cfg.baseline} (variant flags apply to the LSTM only)",
+            )
         if cfg.init == "chrono" or cfg.max_timescale is not None:
-            raise TrainArgumentError("--init", cfg.init or "chrono",
-                                     f"keras or unset with --baseline {cfg.baseline} (chrono is an LSTM gate init)")
+            raise TrainArgumentError(
+                "--init",
+                cfg.init or "chrono",
+                f"keras or unset with --baseline {cfg.baseline} (chrono is an LSTM gate init)",
+            )
     if cfg.init == "keras" and cfg.max_timescale is not None:
         raise TrainArgumentError("--max-timescale", cfg.max_timescale, "unset unless --init chrono")
     if cfg.text is not None:
@@ -194,12 +292,15 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.projection_clip is not None and cfg.projection_units is None:
         raise TrainArgumentError("--projection-clip", cfg.projection_clip, "unset unless --projection-units is set")
     if cfg.distribute == "multi-worker" and not os.environ.get("TF_CONFIG"):
-        raise TrainArgumentError("--distribute", cfg.distribute,
-                                 "used with the TF_CONFIG environment variable describing the cluster")
+        raise TrainArgumentError(
+            "--distribute", cfg.distribute, "used with the TF_CONFIG environment variable describing the cluster"
+        )
 
 
-_CSV_FLAGS = {"series": ("csv", "target", "features", "time_col", "horizon", "season", "missing", "csv_sha256"),
-              "classify": ("csv", "id_col", "label_col", "features", "time_col", "missing", "csv_sha256")}
+_CSV_FLAGS = {
+    "series": ("csv", "target", "features", "time_col", "horizon", "season", "missing", "csv_sha256"),
+    "classify": ("csv", "id_col", "label_col", "features", "time_col", "missing", "csv_sha256"),
+}
 _REQUIRED = {"series": ("csv", "target"), "classify": ("csv", "id_col", "label_col")}
 
 
@@ -209,8 +310,11 @@ def _check_csv_task(cfg: TrainConfig) -> None:
     for name in sorted({n for names in _CSV_FLAGS.values() for n in names}):
         value = getattr(cfg, name)
         if value is not None and name not in allowed:
-            raise TrainArgumentError(_flag(name), value, f"unset unless the task is "
-                                     f"{' or '.join(t for t, names in _CSV_FLAGS.items() if name in names)}")
+            raise TrainArgumentError(
+                _flag(name),
+                value,
+                f"unset unless the task is {' or '.join(t for t, names in _CSV_FLAGS.items() if name in names)}",
+            )
     for name in _REQUIRED.get(cfg.task, ()):
         if getattr(cfg, name) is None:
             raise TrainArgumentError(_flag(name), None, f"given for the {cfg.task} task")

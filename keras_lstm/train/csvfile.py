@@ -55,9 +55,15 @@ class Table:
 
     def take(self, order: np.ndarray) -> "Table":
         """The rows in ``order``."""
-        return Table(self.path, self.lines[order], {k: v[order] for k, v in self.numbers.items()},
-                     None if self.times is None else self.times[order], self.time_is_date,
-                     {k: v[order] for k, v in self.codes.items()}, self.names)
+        return Table(
+            self.path,
+            self.lines[order],
+            {k: v[order] for k, v in self.numbers.items()},
+            None if self.times is None else self.times[order],
+            self.time_is_date,
+            {k: v[order] for k, v in self.codes.items()},
+            self.names,
+        )
 
 
 def header_of(path: str) -> list[str]:
@@ -69,8 +75,9 @@ def header_of(path: str) -> list[str]:
     return [cell.strip() for cell in header]
 
 
-def read_table(path: str, numeric: list[str], *, text: tuple[str, ...] = (), time_col: str | None = None,
-               missing: str = "refuse") -> Table:
+def read_table(
+    path: str, numeric: list[str], *, text: tuple[str, ...] = (), time_col: str | None = None, missing: str = "refuse"
+) -> Table:
     """Read ``numeric`` columns as numbers, ``text`` columns as codes, and ``time_col`` as numbers or ISO 8601
     dates, from the CSV at ``path`` (UTF-8, a header row first). Missing numeric cells become NaN unless
     ``missing == "refuse"``, which raises on the first one."""
@@ -112,9 +119,11 @@ def read_table(path: str, numeric: list[str], *, text: tuple[str, ...] = (), tim
     if not lines:
         raise CSVFormatError(path, 2, None, "no data rows after the header")
     return Table(
-        path, np.frombuffer(lines, np.int64).copy(),
+        path,
+        np.frombuffer(lines, np.int64).copy(),
         {k: np.frombuffer(v, np.float64).copy() for k, v in numbers.items()},
-        np.frombuffer(times, np.float64).copy() if time_col else None, kind == "date",
+        np.frombuffer(times, np.float64).copy() if time_col else None,
+        kind == "date",
         {k: np.frombuffer(v, np.int64).copy() for k, v in codes.items()},
         {k: list(v) for k, v in index.items()},
     )
@@ -129,8 +138,13 @@ def _number(path, line, column, cell, missing) -> float:
         value = float("nan")
     if value != value or value in (float("inf"), float("-inf")):
         if missing == "refuse":
-            raise CSVFormatError(path, line, column, f"missing value ({cell!r}); fill it, or pass --missing ffill "
-                                 "or --missing interpolate to fill such cells")
+            raise CSVFormatError(
+                path,
+                line,
+                column,
+                f"missing value ({cell!r}); fill it, or pass --missing ffill "
+                "or --missing interpolate to fill such cells",
+            )
         return float("nan")
     return value
 
@@ -159,8 +173,13 @@ def order_by_time(table: Table, column: str, groups: np.ndarray | None = None) -
     if same.any():
         k = int(np.argmax(same))
         first, second = sorted((int(out.lines[k]), int(out.lines[k + 1])))
-        raise CSVFormatError(table.path, second, column, f"the time {_show_time(out, k)} appears twice (lines "
-                             f"{first} and {second}{' of the same sequence' if groups is not None else ''})")
+        raise CSVFormatError(
+            table.path,
+            second,
+            column,
+            f"the time {_show_time(out, k)} appears twice (lines "
+            f"{first} and {second}{' of the same sequence' if groups is not None else ''})",
+        )
     return out, moved
 
 

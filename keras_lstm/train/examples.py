@@ -30,13 +30,18 @@ SHAPES = ("rising", "falling", "wave", "flat")
 def _shape(rng: np.random.Generator, label: str, n: int) -> np.ndarray:
     """(n, 2): a level following the class's shape, and a second feature of pure noise."""
     t = np.linspace(0.0, 1.0, n)
-    level = {"rising": 4.0 * t, "falling": 4.0 - 4.0 * t, "wave": 2.0 + 2.0 * np.sin(2 * np.pi * 2.0 * t),
-             "flat": np.full(n, 2.0)}[label]
+    level = {
+        "rising": 4.0 * t,
+        "falling": 4.0 - 4.0 * t,
+        "wave": 2.0 + 2.0 * np.sin(2 * np.pi * 2.0 * t),
+        "flat": np.full(n, 2.0),
+    }[label]
     return np.stack([20.0 + 5.0 * level + rng.normal(0.0, 1.5, n), rng.normal(100.0, 10.0, n)], axis=1)
 
 
-def write_labelled_sequences_csv(path, sequences: int = 400, seed: int = 0, flip: float = 0.1,
-                                 min_length: int = 8, max_length: int = 40) -> tuple[Path, np.ndarray]:
+def write_labelled_sequences_csv(
+    path, sequences: int = 400, seed: int = 0, flip: float = 0.1, min_length: int = 8, max_length: int = 40
+) -> tuple[Path, np.ndarray]:
     """Long-format rows ``id,t,level,noise,label``, one row per step, sequences shuffled row-wise by time.
 
     Each sequence's class (one of :data:`SHAPES`) draws its shape; its length is uniform in

@@ -27,7 +27,14 @@ def recurrent_layer(cfg: TrainConfig, return_sequences: bool) -> keras.layers.La
         return keras.layers.GRU(cfg.units, **common)
     bias = Chrono(cfg.max_timescale, seed=cfg.seed) if cfg.init == "chrono" else "zeros"
     return LSTM(
-        cfg.units, bias_initializer=bias, jit_compile=cfg.jit, peephole=cfg.peephole,
-        coupled_gates=cfg.coupled_gates, projection_units=cfg.projection_units, layer_norm=cfg.layer_norm,
-        cell_clip=cfg.cell_clip, projection_clip=cfg.projection_clip, **common,
+        cfg.units,
+        bias_initializer=bias,
+        jit_compile=cfg.jit,
+        peephole=cfg.peephole,
+        coupled_gates=cfg.coupled_gates,
+        projection_units=cfg.projection_units,
+        layer_norm=cfg.layer_norm,
+        cell_clip=cfg.cell_clip,
+        projection_clip=cfg.projection_clip,
+        **common,
     )

@@ -54,8 +54,12 @@ def plot_series_forecast(path, x, is_date, truth, forecasts: dict, title):
     fig, ax = plt.subplots(figsize=(9, 4.2))
     x = np.asarray(x, "datetime64[s]") if is_date else x
     ax.plot(x, truth, color="black", lw=1.4, label="truth")
-    styles = {"lstm": ("tab:red", "-"), "persistence": ("tab:grey", ":"), "seasonal_naive": ("tab:green", "--"),
-              "linear_ar": ("tab:blue", "-.")}
+    styles = {
+        "lstm": ("tab:red", "-"),
+        "persistence": ("tab:grey", ":"),
+        "seasonal_naive": ("tab:green", "--"),
+        "linear_ar": ("tab:blue", "-."),
+    }
     for name, values in forecasts.items():
         color, style = styles.get(name, (None, "-"))
         ax.plot(x, values, color=color, linestyle=style, lw=1.1, label=name)
@@ -79,8 +83,15 @@ def plot_confusion(path, matrix, classes, title):
     top = max(int(matrix.max()), 1)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
-                    color="white" if matrix[i, j] > top / 2 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                int(matrix[i, j]),
+                ha="center",
+                va="center",
+                color="white" if matrix[i, j] > top / 2 else "black",
+                fontsize=8,
+            )
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -160,8 +160,9 @@ class CharLM(Task):
         text = tasks.load_text(cfg.text, cfg.max_chars)
         T = cfg.length
         if len(text) < 20 * (T + 1):
-            raise TrainArgumentError("--text", cfg.text, f"a text of at least {20 * (T + 1)} characters for T={T}; "
-                                     f"it has {len(text)}")
+            raise TrainArgumentError(
+                "--text", cfg.text, f"a text of at least {20 * (T + 1)} characters for T={T}; it has {len(text)}"
+            )
         self.vocab = sorted(set(text))
         index = {ch: i for i, ch in enumerate(self.vocab)}
         ids = np.fromiter((index[ch] for ch in text), dtype=np.int32, count=len(text))
@@ -236,8 +237,12 @@ class CO2(Task):
         cut = len(self.z) - self.VALIDATION_MONTHS
         self.train_targets, self.val_targets = targets[targets < cut], targets[targets >= cut]
         if len(self.train_targets) < cfg.batch_size:
-            raise TrainArgumentError("--length", T, f"a window short enough to leave at least --batch-size "
-                                     f"({cfg.batch_size}) training windows in {n_train} training months")
+            raise TrainArgumentError(
+                "--length",
+                T,
+                f"a window short enough to leave at least --batch-size "
+                f"({cfg.batch_size}) training windows in {n_train} training months",
+            )
         self.n_train = n_train
 
     def _windows(self, targets):
@@ -253,7 +258,7 @@ class CO2(Task):
         epoch, step = divmod(index, self.steps_per_epoch)
         order = self.rng(TRAIN, epoch).permutation(len(self.train_targets))
         B = self.cfg.batch_size
-        chosen = np.resize(order, self.steps_per_epoch * B)[step * B:(step + 1) * B]
+        chosen = np.resize(order, self.steps_per_epoch * B)[step * B : (step + 1) * B]
         return self._windows(self.train_targets[chosen])
 
     def validation_data(self):
@@ -282,16 +287,19 @@ class CO2(Task):
     def finish(self, model, out_dir):
         from keras_lstm.train.plots import plot_forecast
 
-        truth = self.ppm[self.n_train:]
+        truth = self.ppm[self.n_train :]
         forecast = self.forecast(model)
         # Seasonal naive with drift: last training year repeated, raised by the mean yearly rise.
-        last_year = self.ppm[self.n_train - 12:self.n_train]
+        last_year = self.ppm[self.n_train - 12 : self.n_train]
         rise = 12 * self.mean
         naive = np.array([last_year[k % 12] + rise * (k // 12 + 1) for k in range(self.TEST_MONTHS)])
         rmse = lambda p: float(np.sqrt(np.mean((p - truth) ** 2)))  # noqa: E731
         plot_forecast(os.path.join(out_dir, "forecast.png"), self.months, self.ppm, self.n_train, forecast)
-        return {"forecast_months": self.TEST_MONTHS, "forecast_rmse_ppm": rmse(forecast),
-                "seasonal_naive_rmse_ppm": rmse(naive)}
+        return {
+            "forecast_months": self.TEST_MONTHS,
+            "forecast_rmse_ppm": rmse(forecast),
+            "seasonal_naive_rmse_ppm": rmse(naive),
+        }
 
 
 _TASKS = {"adding": Adding, "copy": Copy, "charlm": CharLM, "co2": CO2}

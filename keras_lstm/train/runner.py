@@ -73,8 +73,7 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False) ->
         cfg = cfg.resolved()
     if cfg.distribute == "multi-worker" and not resume and cfg.seed is None:
         raise TrainArgumentError("--seed", None, "set with --distribute multi-worker (all workers draw the same data)")
-    run_dir = run_dir or cfg.run_dir or os.path.join(
-        "runs", f"{cfg.task}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    run_dir = run_dir or cfg.run_dir or os.path.join("runs", f"{cfg.task}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     cfg = _replace(cfg, run_dir=run_dir)
     strategy = _strategy(cfg)
     replicas = strategy.num_replicas_in_sync
@@ -107,9 +106,13 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False) ->
         if start_epoch < cfg.epochs and not _stopped(run_log):
             model.fit(
                 _dataset(task, start_epoch * steps, cfg.epochs * steps),
-                epochs=cfg.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
+                epochs=cfg.epochs,
+                initial_epoch=start_epoch,
+                steps_per_epoch=steps,
                 validation_data=task.validation_data() if _has_validation(cfg) else None,
-                callbacks=callbacks, verbose=cfg.verbose, shuffle=False,
+                callbacks=callbacks,
+                verbose=cfg.verbose,
+                shuffle=False,
             )
         # The final model for inference and export: the same layers, uncompiled, so that loading it
         # needs only keras_lstm (checkpoints keep the compiled model, for inspection).
@@ -128,9 +131,13 @@ def _replace(cfg, **changes):
 
 def _strategy(cfg: TrainConfig) -> tf.distribute.Strategy:
     if cfg.distribute is not None and keras.config.backend() != "tensorflow":
-        raise TrainArgumentError("--distribute", cfg.distribute, "left out on Keras's "
-                                 f"{keras.config.backend()!r} backend: tf.distribute strategies need the TensorFlow "
-                                 "backend (--backend tensorflow)")
+        raise TrainArgumentError(
+            "--distribute",
+            cfg.distribute,
+            "left out on Keras's "
+            f"{keras.config.backend()!r} backend: tf.distribute strategies need the TensorFlow "
+            "backend (--backend tensorflow)",
+        )
     if cfg.distribute == "multi-worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if cfg.distribute == "mirrored":
@@ -165,6 +172,7 @@ def _patch_for_multi_worker(model: keras.Model) -> None:
     def as_vectors(step):
         def wrapped(self, data):
             return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+
         return wrapped
 
     model._maybe_symbolic_build = types.MethodType(build_from_local_batch, model)
@@ -211,8 +219,9 @@ def _dataset(task, first: int, last: int) -> tf.data.Dataset:
     x, y = task.train_batch(0)
     x_shape = (None, None, *x.shape[2:]) if task.time_varies else (None, *x.shape[1:])  # classify pads per batch
     signature = (tf.TensorSpec(x_shape, x.dtype), tf.TensorSpec((None,) + y.shape[1:], y.dtype))
-    ds = tf.data.Dataset.from_generator(lambda: (task.train_batch(i) for i in range(first, last)),
-                                        output_signature=signature)
+    ds = tf.data.Dataset.from_generator(
+        lambda: (task.train_batch(i) for i in range(first, last)), output_signature=signature
+    )
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(2)
@@ -223,12 +232,25 @@ def _callbacks(cfg: TrainConfig, task, out_dir: str, steps: int, replicas: int):
     tracker = None
     if task.solve_rule is not None:
         tracker = SolveTracker(task.solve_rule, cfg.batch_size, steps, stop=cfg.stop_when_solved)
-    title = (f"{cfg.task}" + (f" T={cfg.length}" if cfg.length else "") + f": {cfg.layer}"
-             + (f" ({cfg.init} init)" if cfg.layer == "lstm" else ""))
-    summary = {"task": cfg.task, "T": cfg.length, "layer": cfg.layer, "init": cfg.init, "units": cfg.units,
-               "batch_size": cfg.batch_size, "seed": cfg.seed, "distribute": cfg.distribute, "replicas": replicas,
-               "title": title,
-               "solve_rule": task.solve_rule.description if task.solve_rule else None}
+    title = (
+        f"{cfg.task}"
+        + (f" T={cfg.length}" if cfg.length else "")
+        + f": {cfg.layer}"
+        + (f" ({cfg.init} init)" if cfg.layer == "lstm" else "")
+    )
+    summary = {
+        "task": cfg.task,
+        "T": cfg.length,
+        "layer": cfg.layer,
+        "init": cfg.init,
+        "units": cfg.units,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "distribute": cfg.distribute,
+        "replicas": replicas,
+        "title": title,
+        "solve_rule": task.solve_rule.description if task.solve_rule else None,
+    }
     run_log = RunLog(out_dir, summary, sequences_per_epoch, task.chance_loss, task.chance_name, tracker)
     stateful = {"run_log": run_log, **({"tracker": tracker} if tracker else {})}
     backup = RunBackup(os.path.join(out_dir, "backup"), stateful)

@@ -42,8 +42,9 @@ def columns_of(text: str | None) -> list[str]:
 def check_csv_hash(cfg: TrainConfig) -> None:
     """Refuse a CSV that is not the file the run was started on (config.json's csv_sha256)."""
     if cfg.csv_sha256 is not None and sha256_of(cfg.csv) != cfg.csv_sha256:
-        raise TrainArgumentError("--csv", cfg.csv, f"the file the run was started on (SHA-256 {cfg.csv_sha256}); "
-                                 "it has changed since")
+        raise TrainArgumentError(
+            "--csv", cfg.csv, f"the file the run was started on (SHA-256 {cfg.csv_sha256}); it has changed since"
+        )
 
 
 def time_gaps(times: np.ndarray, lines: np.ndarray, is_date: bool, limit: int = 5) -> dict:
@@ -77,8 +78,10 @@ class Series(Task):
                 self.notes.append(f"the rows were out of time order in the file; sorted by {cfg.time_col!r}")
             self.gaps = time_gaps(table.times, table.lines, table.time_is_date)
             if self.gaps["gaps"]:
-                self.notes.append(f"{self.gaps['gaps']} gaps longer than 1.5x the usual step ({self.gaps['step']}); "
-                                  f"rows are used as evenly spaced (first: {self.gaps['first'][0]})")
+                self.notes.append(
+                    f"{self.gaps['gaps']} gaps longer than 1.5x the usual step ({self.gaps['step']}); "
+                    f"rows are used as evenly spaced (first: {self.gaps['first'][0]})"
+                )
         values = np.stack([table.numbers[c] for c in self.columns], axis=1)  # (N, F) float64
         self.filled = fill_missing(values, cfg.missing)
         if self.filled:
@@ -99,9 +102,15 @@ class Series(Task):
         self.test_ends = np.arange(max(b, T), N - K + 1)
         need = int(np.ceil((T + 3 * K) / (1 - self.VALIDATION_FRACTION - self.TEST_FRACTION)))
         if min(len(self.train_ends), len(self.val_ends), len(self.test_ends)) < 1:
-            raise CSVFormatError(cfg.csv, int(table.lines[-1]), cfg.target, (
-                f"only {N} data row{'s' if N != 1 else ''}: --window {T} and --horizon {K} need at least about {need} "
-                "rows, so that the training (70%), validation (15%) and test (15%) parts each hold a whole window"))
+            raise CSVFormatError(
+                cfg.csv,
+                int(table.lines[-1]),
+                cfg.target,
+                (
+                    f"only {N} data row{'s' if N != 1 else ''}: --window {T} and --horizon {K} need at least about {need} "
+                    "rows, so that the training (70%), validation (15%) and test (15%) parts each hold a whole window"
+                ),
+            )
         if cfg.season is not None and cfg.season >= a:
             raise TrainArgumentError("--season", cfg.season, f"shorter than the {a} training rows")
         self.n_train, self.bounds = a, (a, b)
@@ -114,8 +123,9 @@ class Series(Task):
         self.y = values[:, 0].copy()  # the target, float64
         self.times, self.is_date = table.times, table.time_is_date
         val = self.val_ends
-        self.chance_loss = float(np.mean((baselines.persistence(self.y, val, K)
-                                          - baselines.targets_of(self.y, val, K)) ** 2))
+        self.chance_loss = float(
+            np.mean((baselines.persistence(self.y, val, K) - baselines.targets_of(self.y, val, K)) ** 2)
+        )
 
     # Task ----------------------------------------------------------------------------------------------
     def windows(self, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +142,7 @@ class Series(Task):
         epoch, step = divmod(index, self.steps_per_epoch)
         order = self.rng(TRAIN, epoch).permutation(len(self.train_ends))
         B = self.cfg.batch_size
-        chosen = np.resize(order, self.steps_per_epoch * B)[step * B:(step + 1) * B]
+        chosen = np.resize(order, self.steps_per_epoch * B)[step * B : (step + 1) * B]
         return self.windows(self.train_ends[chosen])
 
     def validation_data(self):
@@ -144,12 +154,19 @@ class Series(Task):
     def build_model(self):
         F, K = len(self.columns), self.cfg.horizon
         inputs = keras.Input((None, F), name="window")  # raw values, the target first
-        h = keras.layers.Normalization(mean=self.mean.tolist(), variance=self.variance.tolist(), dtype="float32",
-                                       name="scale")(inputs)
+        h = keras.layers.Normalization(
+            mean=self.mean.tolist(), variance=self.variance.tolist(), dtype="float32", name="scale"
+        )(inputs)
         h = recurrent_layer(self.cfg, return_sequences=False)(h)
         h = keras.layers.Dense(K, dtype="float32", name="forecast_scaled")(h)
-        out = keras.layers.Normalization(mean=float(self.mean[0]), variance=float(self.variance[0]), axis=None,
-                                         invert=True, dtype="float32", name="forecast")(h)
+        out = keras.layers.Normalization(
+            mean=float(self.mean[0]),
+            variance=float(self.variance[0]),
+            axis=None,
+            invert=True,
+            dtype="float32",
+            name="forecast",
+        )(h)
         return keras.Model(inputs, out, name="series")
 
     def loss_and_metrics(self):
@@ -157,8 +174,10 @@ class Series(Task):
 
     def predict(self, model, ends: np.ndarray) -> np.ndarray:
         """The model's forecasts (n, K) for the windows ending at ``ends``, in batches."""
-        out = [np.asarray(model.predict_on_batch(self.windows(ends[a:a + PREDICT_BATCH])[0]), np.float64)
-               for a in range(0, len(ends), PREDICT_BATCH)]
+        out = [
+            np.asarray(model.predict_on_batch(self.windows(ends[a : a + PREDICT_BATCH])[0]), np.float64)
+            for a in range(0, len(ends), PREDICT_BATCH)
+        ]
         return np.concatenate(out) if out else np.zeros((0, self.cfg.horizon))
 
     def finish(self, model, out_dir):
@@ -172,17 +191,32 @@ class Series(Task):
         scaled = (self.inputs.astype(np.float64) - self.mean) / np.sqrt(self.variance)
         ar = baselines.LinearAR(cfg.length, K).fit(scaled, self.y, self.train_ends)
         forecasts["linear_ar"] = ar.predict(scaled, ends)
-        scale = baselines.mase_scale(self.y[:self.n_train], cfg.season)
+        scale = baselines.mase_scale(self.y[: self.n_train], cfg.season)
         table = {name: baselines.errors(f, truth, scale) for name, f in forecasts.items()}
         beaten = {name: table["lstm"]["mae"] < e["mae"] for name, e in table.items() if name != "lstm"}
         x_axis = self.times[ends] if self.times is not None else ends
-        plot_series_forecast(os.path.join(out_dir, "forecast.png"), x_axis, self.is_date, truth[:, 0],
-                             {n: f[:, 0] for n, f in forecasts.items()}, f"{cfg.target}: test part, 1 step ahead")
+        plot_series_forecast(
+            os.path.join(out_dir, "forecast.png"),
+            x_axis,
+            self.is_date,
+            truth[:, 0],
+            {n: f[:, 0] for n, f in forecasts.items()},
+            f"{cfg.target}: test part, 1 step ahead",
+        )
         summary = self.notes + _summary(table, beaten, len(ends), K)
-        return {"columns": self.columns, "rows": len(self.y), "split_rows": [self.n_train, *self.bounds[1:],
-                len(self.y)], "test_windows": int(len(ends)), "horizon": K, "season": cfg.season,
-                "filled_cells": self.filled, "time_gaps": self.gaps, "test": table, "lstm_beats": beaten,
-                "summary": summary}
+        return {
+            "columns": self.columns,
+            "rows": len(self.y),
+            "split_rows": [self.n_train, *self.bounds[1:], len(self.y)],
+            "test_windows": int(len(ends)),
+            "horizon": K,
+            "season": cfg.season,
+            "filled_cells": self.filled,
+            "time_gaps": self.gaps,
+            "test": table,
+            "lstm_beats": beaten,
+            "summary": summary,
+        }
 
 
 def _summary(table: dict, beaten: dict, n: int, K: int) -> list[str]:
@@ -191,8 +225,10 @@ def _summary(table: dict, beaten: dict, n: int, K: int) -> list[str]:
         lines.append(f"{name:16}{e['mae']:12.5g}{e['rmse']:12.5g}{e['mase']:8.3f}")
     lost = [name for name, won in beaten.items() if not won]
     if lost:
-        lines.append(f"The LSTM does NOT beat {', '.join(lost)} on the test part (MAE); use "
-                     f"{min(table, key=lambda k: table[k]['mae'])} instead, or give the LSTM more data or epochs.")
+        lines.append(
+            f"The LSTM does NOT beat {', '.join(lost)} on the test part (MAE); use "
+            f"{min(table, key=lambda k: table[k]['mae'])} instead, or give the LSTM more data or epochs."
+        )
     else:
         lines.append(f"The LSTM beats every baseline on the test part (MAE {table['lstm']['mae']:.5g}).")
     return lines

@@ -14,9 +14,20 @@ import os
 import numpy as np
 
 __all__ = [
-    "PAD", "adding_length", "adding_batch", "ADDING_CHANCE_MSE",
-    "COPY_SYMBOLS", "BLANK", "MARKER", "COPY_CLASSES", "copy_length", "copy_batch", "copy_baseline_loss",
-    "stdlib_sources", "load_text", "co2_monthly",
+    "PAD",
+    "adding_length",
+    "adding_batch",
+    "ADDING_CHANCE_MSE",
+    "COPY_SYMBOLS",
+    "BLANK",
+    "MARKER",
+    "COPY_CLASSES",
+    "copy_length",
+    "copy_batch",
+    "copy_baseline_loss",
+    "stdlib_sources",
+    "load_text",
+    "co2_monthly",
 ]
 
 # Adding ----------------------------------------------------------------------------------------------
@@ -89,7 +100,7 @@ def copy_batch(rng: np.random.Generator, batch: int, T: int):
     seq[:, :COPY_RECALL] = symbols
     seq[:, T + COPY_RECALL - 1] = MARKER
     target = np.full((batch, L), BLANK, dtype=np.int32)
-    target[:, L - COPY_RECALL:] = symbols
+    target[:, L - COPY_RECALL :] = symbols
     x = np.eye(COPY_CLASSES, dtype=np.float32)[seq]
     return x, target
 

@@ -42,6 +42,7 @@ def loss_of(outs):
 def outputs_and_grads(layer, x, mask=None, state=None, loss=loss_of):
     """The layer's outputs (a list) and the gradients of ``loss(outputs)`` w.r.t. x and every trainable
     weight, by the backend's own autodiff."""
+
     def as_list(out):
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
@@ -96,12 +97,22 @@ def make_mask(kind):
 # on a packed sequence) in both directions, with an initial state and with zero_output_for_mask (the TensorFlow run's
 # tests/test_layer_parity.py covers every pair; here the budget is a few seconds a row).
 PARITY = [
-    dict(return_sequences=rs, return_state=st, go_backwards=gb, mask=m, initial_state=init, unroll=un,
-         zero_output_for_mask=zero)
+    dict(
+        return_sequences=rs,
+        return_state=st,
+        go_backwards=gb,
+        mask=m,
+        initial_state=init,
+        unroll=un,
+        zero_output_for_mask=zero,
+    )
     for rs, st, gb, m, init, un, zero in [
-        (False, False, False, "none", False, False, False), (True, True, True, "none", True, True, False),
-        (True, True, True, "right", False, False, False), (True, True, False, "right", True, False, False),
-        (True, False, False, "right", False, False, True), (True, False, False, "holes", True, False, False),
+        (False, False, False, "none", False, False, False),
+        (True, True, True, "none", True, True, False),
+        (True, True, True, "right", False, False, False),
+        (True, True, False, "right", True, False, False),
+        (True, False, False, "right", False, False, True),
+        (True, False, False, "holes", True, False, False),
         (True, True, True, "full_rows", True, False, False),
     ]
 ]
@@ -118,7 +129,9 @@ def expected_kernel(case):
 @pytest.mark.parametrize("case", PARITY, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_matches_keras_lstm_on_the_same_backend(case):
     rng = np.random.default_rng(7)
-    common = {k: case[k] for k in ("return_sequences", "return_state", "go_backwards", "unroll", "zero_output_for_mask")}
+    common = {
+        k: case[k] for k in ("return_sequences", "return_state", "go_backwards", "unroll", "zero_output_for_mask")
+    }
     ref_unroll = case["unroll"]
     if BACKEND == "jax" and case["initial_state"] and case["mask"] in ("holes", "full_rows"):
         # keras.layers.LSTM on JAX (its lax.scan, not its unrolled loop) outputs the initial h at
@@ -172,14 +185,21 @@ VARIANTS = {
 # all of them together.)
 ALL = tuple(k for k in VARIANTS if k != "projection")
 FUSED_ALL = tuple(k for k in ALL if k != "layer_norm")  # every variant the fused CPU kernels run
-ORACLE_CASES = [(("plain",), False), (("plain",), True), (("projection",), False), (ALL, False), (ALL, True),
-                (FUSED_ALL, False)]
+ORACLE_CASES = [
+    (("plain",), False),
+    (("plain",), True),
+    (("projection",), False),
+    (ALL, False),
+    (ALL, True),
+    (FUSED_ALL, False),
+]
 if BACKEND != "jax":
     ORACLE_CASES += [((v,), True) for v in VARIANTS if v != "projection"]
 
 
-@pytest.mark.parametrize("case, masked", ORACLE_CASES, ids=lambda c: "+".join(c) if isinstance(c, tuple) else
-                         ("mask" if c else "no_mask"))
+@pytest.mark.parametrize(
+    "case, masked", ORACLE_CASES, ids=lambda c: "+".join(c) if isinstance(c, tuple) else ("mask" if c else "no_mask")
+)
 def test_forward_and_gradients_match_numpy_oracle(case, masked):
     """Forward against the oracle (≤ 1e-5); the gradient's projection on a random direction against
     central differences of the oracle in float64 (≤ 1e-4 relative)."""
@@ -196,9 +216,15 @@ def test_forward_and_gradients_match_numpy_oracle(case, masked):
     for v in layer.weights:  # random weights, gains near 1, so that every term matters
         v.assign((1.0 if "gamma" in v.name else 0.0) + 0.6 * rng.standard_normal(v.shape).astype("float32"))
     weights = {v.name: to_numpy(v) for v in layer.weights}
-    oracle_kw = dict(coupled=kw.get("coupled_gates", False), peephole=kw.get("peephole", False),
-                     projection="projection_units" in kw, layer_norm=kw.get("layer_norm", False),
-                     cell_clip=kw.get("cell_clip"), projection_clip=kw.get("projection_clip"), mask=mask)
+    oracle_kw = dict(
+        coupled=kw.get("coupled_gates", False),
+        peephole=kw.get("peephole", False),
+        projection="projection_units" in kw,
+        layer_norm=kw.get("layer_norm", False),
+        cell_clip=kw.get("cell_clip"),
+        projection_clip=kw.get("projection_clip"),
+        mask=mask,
+    )
     seen = np.ones((B, T), bool) if mask is None else np.cumsum(mask, axis=1) > 0
 
     def loss(outs):
