@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-__all__ = ["MODES", "measure", "main"]
+__all__ = ["MODES", "main", "measure"]
 
 MODEL_NAME = "bench"
 MODES = ("grpc", "rest", "rest, new conn")

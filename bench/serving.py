@@ -41,9 +41,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -57,7 +57,7 @@ from keras_lstm.cli import use_tensorflow_defaults  # noqa: E402
 
 use_tensorflow_defaults()  # the in-process side runs as the server does (`keras-lstm serve`: BFC CPU allocator)
 
-__all__ = ["BenchConfig", "BATCHING_FILE", "run_benchmark", "main"]
+__all__ = ["BATCHING_FILE", "BenchConfig", "main", "run_benchmark"]
 
 MODEL_NAME = "bench"
 BATCHING_FILE = REPO / "models" / "batching.config"  # TF Serving's batching config (docker/), for the batched server
@@ -82,7 +82,7 @@ class BenchConfig:
     quick: bool = False
 
     @classmethod
-    def quick_config(cls, **overrides) -> "BenchConfig":
+    def quick_config(cls, **overrides) -> BenchConfig:
         return replace(cls(time_steps=10, concurrencies=(1, 4), requests=24, quick=True), **overrides)
 
 
@@ -122,7 +122,7 @@ def closed_loop(
         try:
             for _ in range(warmup):
                 call()
-        except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+        except BaseException as err:
             errors.append(err)
         ready.wait()
         while not errors:
@@ -133,7 +133,7 @@ def closed_loop(
             start = time.perf_counter()
             try:
                 call()
-            except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+            except BaseException as err:
                 errors.append(err)
                 return
             elapsed = time.perf_counter() - start
@@ -224,7 +224,7 @@ def sequences(batch: int, config: BenchConfig) -> np.ndarray:
     return np.random.default_rng(batch).normal(size=(batch, config.time_steps, config.features)).astype(np.float32)
 
 
-def measure(mode: str, call_for: CallFor, config: BenchConfig, server: "LocalServer | None" = None) -> list[Row]:
+def measure(mode: str, call_for: CallFor, config: BenchConfig, server: LocalServer | None = None) -> list[Row]:
     """One Row per (batch, concurrency) cell."""
     server_pid = server.proc.pid if server else None
     clocks = {"bench": time.process_time} | ({"server": process_cpu_s(server_pid)} if server_pid else {})
@@ -299,7 +299,7 @@ class LocalServer:
         if batching_file is not None:
             self.args += ["--batching-parameters-file", str(batching_file)]
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(self.args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -485,12 +485,10 @@ def markdown(result: dict) -> str:
 
 def run_benchmark(config: BenchConfig, out: Path) -> dict:
     import grpc
+    import tensorflow as tf
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     from serving import Client
-
-    import tensorflow as tf
-
     from serving.cli import set_tensorflow_threads
 
     # Before the first TensorFlow op of this process (the export below), as the servers do at start.

@@ -42,7 +42,7 @@ from keras_lstm.cli import use_tensorflow_defaults  # noqa: E402
 
 use_tensorflow_defaults()  # as `keras-lstm serve` runs (BFC CPU allocator), before any tensor exists
 
-__all__ = ["GraphShape", "EXPORTS", "cache_bandwidth_gbs", "run_benchmark", "main"]
+__all__ = ["EXPORTS", "GraphShape", "cache_bandwidth_gbs", "main", "run_benchmark"]
 
 EXPORTS = ("stock", "xla", "keras")  # this project's stock and --xla exports, Keras's model.export()
 INPUT_DIM = {64: 8, 256: 64}  # D for each H, as in issue 22's table
@@ -232,7 +232,8 @@ def markdown(result: dict) -> str:
             "",
             f"LSTM(H) + Dense(1), random weights; the session loader and `Session.make_callable` on serving_default's "
             f"tensor names; {result['calls']} interleaved calls per export and shape. {env['cpus']} CPUs, TensorFlow "
-            f"{env['tensorflow']}, load average {env['load_before'][0]:.2f} before and {env['load_after'][0]:.2f} after. "
+            f"{env['tensorflow']}, load average {env['load_before'][0]:.2f} before and "
+            f"{env['load_after'][0]:.2f} after. "
             f"GEMM ceiling {result['gemm_ceiling_gflops']:.0f} GFLOP/s; cache bandwidth (U-sized GEMV) "
             + ", ".join(f"{bw:.0f} GB/s at H={h}" for h, bw in bandwidths)
             + ". Speed-up: Keras export's p50 over the export's (> 1: faster than Keras's). Floor: the larger of "

@@ -23,7 +23,7 @@ import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_lstm.backend import check_backend_setting  # noqa: E402
+from keras_lstm.backend import check_backend_setting
 
 check_backend_setting()  # one clear error under a backend without a kernel here, before anything else
 
@@ -42,7 +42,20 @@ _EXPORTS = {
     "KerasBackendError": "errors",
 }
 
-__all__ = [*_EXPORTS, "load_all"]
+__all__ = [  # the names of _EXPORTS and load_all (tests/test_package.py keeps them equal)
+    "GATES",
+    "LSTM",
+    "GateTrace",
+    "KerasBackendError",
+    "LSTMArgumentError",
+    "LSTMCell",
+    "LSTMConfig",
+    "LSTMState",
+    "XLAUnavailableError",
+    "initializers",
+    "load_all",
+    "trace",
+]
 __version__ = "0.1.0"
 
 
@@ -69,7 +82,7 @@ def load_all() -> None:
     """Import every public name now, which registers the layer, the cell and Chrono with Keras (for
     `keras.saving.load_model`). Imports Keras and its backend. Called for you when a name is first used or Keras is
     imported; a no-op while one of this package's modules is still being imported (it finishes first)."""
-    global _loaded
+    global _loaded  # noqa: PLW0603 - a once-per-process flag
     if _loaded or _importing_own_module():
         return
     _loaded = True

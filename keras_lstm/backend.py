@@ -11,7 +11,7 @@ import sys
 
 from keras_lstm.errors import KerasBackendError
 
-__all__ = ["SUPPORTED_BACKENDS", "require_supported_backend", "check_backend_setting"]
+__all__ = ["SUPPORTED_BACKENDS", "check_backend_setting", "require_supported_backend"]
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 

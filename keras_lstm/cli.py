@@ -23,7 +23,7 @@ import sys
 
 from keras_lstm import quiet
 
-__all__ = ["main", "COMMANDS", "TENSORFLOW_DEFAULTS", "use_tensorflow_defaults"]
+__all__ = ["COMMANDS", "TENSORFLOW_DEFAULTS", "main", "use_tensorflow_defaults"]
 
 # What every keras-lstm command (and the bench/ scripts) sets for TensorFlow unless the environment already does:
 # - TF_CPP_MIN_LOG_LEVEL=2: no INFO or WARNING lines from TensorFlow's C++ (its errors still show); not set

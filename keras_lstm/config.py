@@ -14,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from dataclasses import KW_ONLY, dataclass, fields
-from typing import Any, Optional
+from typing import Any
 
 import keras
 
 from keras_lstm.errors import LSTMArgumentError
 
-__all__ = ["LSTMConfig", "CELL_FIELDS", "SEQUENCE_FIELDS", "constructor_signature", "bind_arguments"]
+__all__ = ["CELL_FIELDS", "SEQUENCE_FIELDS", "LSTMConfig", "bind_arguments", "constructor_signature"]
 
 Spec = Any  # a Keras identifier: a name, a config dict, or an object
 
@@ -44,7 +44,7 @@ class LSTMConfig:
     bias_constraint: Spec = None
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
-    seed: Optional[int] = None
+    seed: int | None = None
     return_sequences: bool = False  # LSTM only, from here to use_cudnn
     return_state: bool = False
     go_backwards: bool = False
@@ -67,11 +67,11 @@ class LSTMConfig:
     # Variants (each default leaves the plain LSTM unchanged).
     peephole: bool = False
     coupled_gates: bool = False
-    projection_units: Optional[int] = None
+    projection_units: int | None = None
     layer_norm: bool = False
     layer_norm_epsilon: float = 1e-3
-    cell_clip: Optional[float] = None
-    projection_clip: Optional[float] = None
+    cell_clip: float | None = None
+    projection_clip: float | None = None
 
     def __post_init__(self):
         units = self.units
@@ -112,11 +112,11 @@ class LSTMConfig:
         """Width of h and of the output: projection_units under projection, else units."""
         return self.projection_units or self.units
 
-    def structure(self) -> "LSTMConfig":
+    def structure(self) -> LSTMConfig:
         """This config without its weight specs (initializers, regularizers, constraints, activation
         names) and the options that do not change it (``implementation``, ``use_cudnn``): hashable,
         so it can key a traced function, and one trace serves every value of those."""
-        return dataclasses.replace(self, implementation=2, use_cudnn="auto", **{name: None for name in _SPEC_FIELDS})
+        return dataclasses.replace(self, implementation=2, use_cudnn="auto", **dict.fromkeys(_SPEC_FIELDS))
 
     # Keras config --------------------------------------------------------------------------
     def to_keras(self, names: frozenset[str]) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LSTMArgumentError", "XLAUnavailableError", "KerasBackendError"]
+__all__ = ["KerasBackendError", "LSTMArgumentError", "XLAUnavailableError"]
 
 
 class LSTMArgumentError(ValueError):

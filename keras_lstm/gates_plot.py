@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_lstm.errors import LSTMArgumentError
 
-__all__ = ["draw_gates", "load_inputs", "configure", "run"]
+__all__ = ["configure", "draw_gates", "load_inputs", "run"]
 
 
 def load_inputs(path: Path) -> np.ndarray:

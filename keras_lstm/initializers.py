@@ -20,7 +20,7 @@ Called directly, ``Chrono(T)(shape)`` assumes the Keras 4-block layout ``i, f, g
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 from keras import ops
@@ -42,7 +42,7 @@ class Chrono(keras.initializers.Initializer):
             initializer object with a fixed (or no) seed returns the same values on every call.
     """
 
-    def __init__(self, max_timescale: float, seed: Optional[int] = None):
+    def __init__(self, max_timescale: float, seed: int | None = None):
         if isinstance(max_timescale, bool) or not isinstance(max_timescale, numbers.Real) or max_timescale < 2:
             raise LSTMArgumentError("max_timescale", max_timescale, "a number >= 2 (the longest span, in steps)")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

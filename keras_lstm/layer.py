@@ -242,8 +242,8 @@ class LSTM(keras.layers.Layer):
                 "initial_state", f"{len(states)} tensor(s)", f"2 tensors [h (batch, {sizes[0]}), c (batch, {sizes[1]})]"
             )
         out = []
-        for name, s, size in zip(("h", "c"), states, sizes):
-            s = ops.convert_to_tensor(s, dtype=self.compute_dtype)
+        for name, given, size in zip(("h", "c"), states, sizes):
+            s = ops.convert_to_tensor(given, dtype=self.compute_dtype)
             if (
                 len(s.shape) != 2
                 or (s.shape[-1] is not None and s.shape[-1] != size)

@@ -10,7 +10,7 @@ import argparse
 
 import numpy as np
 
-__all__ = ["parity_report", "configure", "run"]
+__all__ = ["configure", "parity_report", "run"]
 
 
 def parity_report(batch=8, time=20, features=5, units=16, seed=0) -> list[dict]:
@@ -38,7 +38,7 @@ def parity_report(batch=8, time=20, features=5, units=16, seed=0) -> list[dict]:
                     y = layer(x, mask=m)
                     loss = tf.reduce_sum(tf.sin(y))
                 outs.append(y.numpy())
-                grads.append([g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)])
+                grads.append([g.numpy() for g in tape.gradient(loss, [x, *layer.trainable_weights])])
             rel = max(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12) for a, b in zip(*grads))
             rows.append(
                 {
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         good = r["forward_max_abs"] <= 1e-5 and r["grad_max_rel"] <= 1e-4
         ok &= good
         print(
-            f"  {r['path']:5s} mask={str(r['mask']):5s}  forward max |diff| {r['forward_max_abs']:.1e}  "
+            f"  {r['path']:5s} mask={r['mask']!s:5s}  forward max |diff| {r['forward_max_abs']:.1e}  "
             f"gradients max rel diff {r['grad_max_rel']:.1e}  {'ok' if good else 'MISMATCH'}"
         )
     return 0 if ok else 1

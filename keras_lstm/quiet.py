@@ -28,17 +28,17 @@ import os
 import re
 import sys
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = [
-    "VERBOSE_ENV",
     "NOISE",
-    "verbose",
-    "is_noise",
-    "quiet_environment",
+    "PYTHON_LOGGERS",
+    "VERBOSE_ENV",
     "filtered_stderr",
     "import_tensorflow",
-    "PYTHON_LOGGERS",
+    "is_noise",
+    "quiet_environment",
+    "verbose",
 ]
 
 VERBOSE_ENV = "KERAS_LSTM_VERBOSE"

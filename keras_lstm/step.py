@@ -26,7 +26,8 @@ JAX's compiled loops and in torch's eager one (see :mod:`keras_lstm.kernels`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 from keras import ops
@@ -35,19 +36,19 @@ from keras.backend import standardize_dtype
 from keras_lstm.config import LSTMConfig
 
 __all__ = [
-    "GATES",
     "COUPLED_GATES",
+    "GATES",
+    "Gates",
     "LSTMState",
     "LSTMWeights",
-    "Gates",
+    "cell_update",
+    "default_activations",
     "gate_names",
     "input_preactivation",
-    "cell_update",
-    "project",
-    "lstm_step",
     "is_plain_cell",
+    "lstm_step",
     "plain_cell_vjp",
-    "default_activations",
+    "project",
 ]
 
 GATES = ("i", "f", "g", "o")
@@ -82,17 +83,17 @@ class LSTMWeights(NamedTuple):
 
     kernel: Array  # (D, G*H)
     recurrent_kernel: Array  # (P or H, G*H)
-    bias: Optional[Array] = None  # (G*H,)
-    peephole_kernel: Optional[Array] = None  # (3 or 2, H)
-    projection_kernel: Optional[Array] = None  # (H, P)
-    input_gamma: Optional[Array] = None  # (G*H,)
-    input_beta: Optional[Array] = None  # (G*H,)
-    recurrent_gamma: Optional[Array] = None  # (G*H,)
-    cell_gamma: Optional[Array] = None  # (H,)
-    cell_beta: Optional[Array] = None  # (H,)
+    bias: Array | None = None  # (G*H,)
+    peephole_kernel: Array | None = None  # (3 or 2, H)
+    projection_kernel: Array | None = None  # (H, P)
+    input_gamma: Array | None = None  # (G*H,)
+    input_beta: Array | None = None  # (G*H,)
+    recurrent_gamma: Array | None = None  # (G*H,)
+    cell_gamma: Array | None = None  # (H,)
+    cell_beta: Array | None = None  # (H,)
 
 
-def _block_layer_norm(z: Array, gamma: Array, beta: Optional[Array], blocks: int, eps: float):
+def _block_layer_norm(z: Array, gamma: Array, beta: Array | None, blocks: int, eps: float):
     """LayerNorm of each gate block of z (..., blocks*H) separately, then gain and shift.
 
     Under mixed precision (float16/bfloat16 z) the statistics and the normalisation are computed in

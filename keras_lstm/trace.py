@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import keras
 import numpy as np
@@ -13,7 +12,7 @@ from keras_lstm.errors import LSTMArgumentError
 from keras_lstm.layer import LSTM
 from keras_lstm.step import LSTMState, lstm_step
 
-__all__ = ["GateTrace", "trace", "find_lstm"]
+__all__ = ["GateTrace", "find_lstm", "trace"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class GateTrace:
         }
 
 
-def find_lstm(layer_or_model, name: Optional[str] = None) -> LSTM:
+def find_lstm(layer_or_model, name: str | None = None) -> LSTM:
     """The keras_lstm.LSTM to trace: the layer itself, or the first one in a model (or the one named),
     looking inside Bidirectional wrappers (their forward layer)."""
     if isinstance(layer_or_model, LSTM):
@@ -74,7 +73,7 @@ def _layer_inputs(model, layer: LSTM, inputs):
     return out, getattr(out, "_keras_mask", None)
 
 
-def trace(layer_or_model, inputs, mask=None, layer: Optional[str] = None) -> GateTrace:
+def trace(layer_or_model, inputs, mask=None, layer: str | None = None) -> GateTrace:
     """Run the readable reference step over ``inputs`` and record f, i, g, o, C and h at every step.
 
     ``inputs`` are the model's inputs (or the layer's, for a layer). The layer itself is not called

@@ -31,7 +31,7 @@ import numpy as np
 from keras_lstm_bench.layer import SHAPES, SelfTimed, Shape, interleaved_medians_ms
 from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
-__all__ = ["BACKENDS", "MODELS", "gpu_visible", "run_backend_fit", "markdown", "run"]
+__all__ = ["BACKENDS", "MODELS", "gpu_visible", "markdown", "run", "run_backend_fit"]
 
 BACKENDS = ("jax", "torch")
 MODELS = {"keras.layers.LSTM": "keras", "keras_lstm": "ours"}

@@ -31,9 +31,9 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from keras_lstm_bench.layer import SHAPES, SelfTimed, Shape, gemm_ceilings_gflop
 from keras_lstm_bench.revision import lstm_at_revision
 from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
-__all__ = ["MODELS", "StepClock", "floor_calls", "run_fit_benchmark", "markdown", "configure", "run"]
+__all__ = ["MODELS", "StepClock", "configure", "floor_calls", "markdown", "run", "run_fit_benchmark"]
 
 # name -> (layer family, compile's jit_compile, the layer's kernel argument)
 MODELS = {
@@ -154,7 +154,7 @@ def floor_calls(shape: Shape) -> dict[str, Callable[[], object]]:
         "input projection": lambda: input_projection(x, W, b),
     }
     for kernel in ("fused", "xla"):
-        forward, train = layer_calls(lambda: LSTM(H, return_sequences=True, kernel=kernel), shape)
+        forward, train = layer_calls(lambda kernel=kernel: LSTM(H, return_sequences=True, kernel=kernel), shape)
         calls.update({f"{kernel} layer forward": forward, f"{kernel} layer forward+backward": train})
     return calls
 

@@ -22,24 +22,24 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
 __all__ = [
-    "Shape",
     "SHAPES",
     "SelfTimed",
-    "interleaved_medians_ms",
-    "gemm_ceilings_gflops",
-    "layer_calls",
-    "run_benchmark",
+    "Shape",
     "configure",
+    "gemm_ceilings_gflops",
+    "interleaved_medians_ms",
+    "layer_calls",
     "run",
+    "run_benchmark",
 ]
 
 
@@ -149,7 +149,7 @@ def layer_calls(make_layer: Callable, shape: Shape) -> tuple[Callable, Callable]
         with tf.GradientTape() as tape:
             tape.watch(x)
             loss = tf.reduce_sum(layer(x))
-        grads = tape.gradient(loss, [x] + layer.trainable_weights)
+        grads = tape.gradient(loss, [x, *layer.trainable_weights])
         return tf.add_n([tf.reduce_sum(g) for g in grads])
 
     return (lambda: forward().numpy()), (lambda: train_step().numpy())
@@ -247,7 +247,8 @@ def markdown(result: dict) -> str:
     for r in result["rows"]:
         lines.append(
             f"| {r['shape']} (B={r['B']} T={r['T']} D={r['D']} H={r['H']}) | {r['impl']} | {r['forward_ms']:.1f} "
-            f"| {r['train_ms']:.1f} | {r['forward_gflops']:.1f} | {r['train_gflops']:.1f} | {r['train_pct_ceiling']:.0f}% "
+            f"| {r['train_ms']:.1f} | {r['forward_gflops']:.1f} | {r['train_gflops']:.1f} "
+            f"| {r['train_pct_ceiling']:.0f}% "
             f"| {r['forward_speedup']:.2f}× | {r['train_speedup']:.2f}× |"
         )
     return "\n".join(lines) + "\n"

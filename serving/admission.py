@@ -20,8 +20,8 @@ element, ``max_answer_bytes``: refused before the model runs, where gRPC would r
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -31,14 +31,14 @@ from serving.errors import BadRequestError, clip
 from serving.requests import Signature, check_batch, check_names, check_tensor
 
 __all__ = [
-    "RequestLimits",
-    "model_spec_of",
-    "decode_inputs",
-    "check_limits",
-    "output_fetches",
+    "DEFAULT_MAX_ANSWER_BYTES",
     "DEFAULT_MAX_ELEMENTS",
     "DEFAULT_MAX_SEQUENCE_LENGTH",
-    "DEFAULT_MAX_ANSWER_BYTES",
+    "RequestLimits",
+    "check_limits",
+    "decode_inputs",
+    "model_spec_of",
+    "output_fetches",
 ]
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT

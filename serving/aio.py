@@ -13,7 +13,8 @@ Create it inside a running event loop; one client per loop. What each call does 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping, Sequence, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -39,7 +40,7 @@ class AsyncClient(CoreView):
         self._core.closed = True
         await asyncio.gather(*(channel.close() for channel in self._channels))
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

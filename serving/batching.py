@@ -20,15 +20,15 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Mapping
 
 import grpc
 import numpy as np
 
 from serving.errors import BadRequestError, ServingError, UnavailableError
 
-__all__ = ["BatchingOptions", "Batcher"]
+__all__ = ["Batcher", "BatchingOptions"]
 
 log = logging.getLogger("serving.server")
 # (servable, signature, inputs, timeout_s) -> outputs; timeout_s None: no deadline.
@@ -45,7 +45,7 @@ class BatchingOptions:
     max_enqueued_batches: int = 10
 
     @classmethod
-    def from_proto(cls, params) -> "BatchingOptions":  # a BatchingParameters message
+    def from_proto(cls, params) -> BatchingOptions:  # a BatchingParameters message
         default = cls()
 
         def get(name: str) -> int:
@@ -199,7 +199,7 @@ class Batcher:
             parts = {name: np.split(value, bounds) for name, value in outputs.items()}
             for i, task in enumerate(tasks):
                 task.result = {name: pieces[i] for name, pieces in parts.items()}
-        except BaseException as err:  # noqa: BLE001 - handed to every waiting request
+        except BaseException as err:
             for task in tasks:
                 task.error = err
         finally:

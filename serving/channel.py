@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import grpc
 
-__all__ = ["ChannelConfig", "RoundRobin", "backoff_s", "is_retryable", "DEFAULT_MAX_MESSAGE_BYTES"]
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ChannelConfig", "RoundRobin", "backoff_s", "is_retryable"]
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -41,7 +41,7 @@ class ChannelConfig:
     extra_options: tuple[tuple[str, object], ...] = field(default_factory=tuple)
 
     @classmethod
-    def create(cls, target: str | Sequence[str], **kwargs: object) -> "ChannelConfig":
+    def create(cls, target: str | Sequence[str], **kwargs: object) -> ChannelConfig:
         targets = (target,) if isinstance(target, str) else tuple(target)
         if not targets or not all(isinstance(t, str) and t for t in targets):
             raise ValueError(f"target must be 'host:port' or a non-empty list of them, got {target!r}")

@@ -22,10 +22,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-__all__ = ["configure", "run", "main", "thread_count", "set_tensorflow_threads", "disable_xla_compilation"]
+__all__ = ["configure", "disable_xla_compilation", "main", "run", "set_tensorflow_threads", "thread_count"]
 
 log = logging.getLogger("serving.server")
 
@@ -326,7 +326,7 @@ def disable_xla_compilation() -> None:
 
     library = Path(tf.__file__).resolve().parent / "libtensorflow_cc.so.2"
     try:
-        getattr(ctypes.CDLL(str(library)), "_ZN10tensorflow21DisableXlaCompilationEv")()
+        ctypes.CDLL(str(library))._ZN10tensorflow21DisableXlaCompilationEv()
     except (OSError, AttributeError) as err:
         logging.getLogger("serving.server").warning(
             "cannot disable XLA compilation as TF Serving does (%s): exports made with --xla will run here", err
@@ -365,7 +365,7 @@ def _watch_config(args: argparse.Namespace, manager, stop: threading.Event) -> N
             sources = load_model_config(path, _mounts(args))
             manager.replace_sources(sources)
             log.info("model config %s reloaded: serving %s", path, sorted(s.name for s in sources))
-        except Exception as err:  # noqa: BLE001 - a bad edit must not stop the server
+        except Exception as err:
             log.error("model config %s not reloaded, the models served stay as they are: %s", path, err)
 
 

@@ -15,7 +15,8 @@ anything is sent. What each call does is decided in `serving.core`; this class p
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -54,7 +55,7 @@ class Client(CoreView):
         for channel in self._channels:
             channel.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,7 +17,7 @@ from typing import TypeVar
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory, text_format, wrappers_pb2
 from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
-__all__ = ["ModelServerConfig", "BatchingParameters", "MonitoringConfig", "PrometheusConfig", "parse_text_file"]
+__all__ = ["BatchingParameters", "ModelServerConfig", "MonitoringConfig", "PrometheusConfig", "parse_text_file"]
 
 _F = descriptor_pb2.FieldDescriptorProto
 _WRAPPERS = "google/protobuf/wrappers.proto"

@@ -26,7 +26,7 @@ same rule (values that do not fit are refused); bools and strings are sent as th
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import grpc
 import numpy as np
@@ -35,7 +35,7 @@ from serving import tensors
 from serving.errors import BadRequestError, clip
 from serving.requests import Signature, TensorInfo
 
-__all__ = ["conform_inputs", "conform", "DEFAULT_DTYPES"]
+__all__ = ["DEFAULT_DTYPES", "conform", "conform_inputs"]
 
 # Without a signature: what each kind of number is sent as.
 DEFAULT_DTYPES = {"f": np.dtype(np.float32), "i": np.dtype(np.int32), "u": np.dtype(np.int32)}

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generator, Mapping, Sequence, TypeVar, Union
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -37,11 +38,11 @@ from serving.errors import (
 )
 from serving.requests import ModelMetadata, Signature, VersionStatus
 
-__all__ = ["ClientOptions", "Core", "CoreView", "Call", "Sleep", "Done", "Plan", "advance", "stubs", "METHODS"]
+__all__ = ["METHODS", "Call", "ClientOptions", "Core", "CoreView", "Done", "Plan", "Sleep", "advance", "stubs"]
 
 T = TypeVar("T")
 METHODS = (wire.PREDICT, wire.GET_MODEL_METADATA, wire.GET_MODEL_STATUS)
-_Selector = tuple[Union[int, None], Union[str, None]]  # (version, version_label)
+_Selector = tuple[int | None, str | None]  # (version, version_label)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Done:
     value: Any
 
 
-Plan = Generator[Union[Call, Sleep], Any, T]
+Plan = Generator[Call | Sleep, Any, T]
 
 
 def advance(plan: Plan[T], reply: object = None, error: BaseException | None = None) -> Call | Sleep | Done:

@@ -22,23 +22,23 @@ from __future__ import annotations
 import grpc
 
 __all__ = [
-    "ServingError",
+    "MAX_DETAILS_BYTES",
+    "MAX_ECHO_CHARS",
+    "BadRequestError",
+    "DeadlineExceededError",
+    "MessageTooLargeError",
     "ModelNotFoundError",
     "ModelNotReadyError",
-    "BadRequestError",
-    "MessageTooLargeError",
+    "ServingError",
     "StreamingNotSupportedError",
-    "DeadlineExceededError",
+    "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
-    "UnauthenticatedError",
+    "bound_details",
+    "clip",
     "error_class_for",
     "from_rpc_error",
     "status_code",
-    "clip",
-    "bound_details",
-    "MAX_DETAILS_BYTES",
-    "MAX_ECHO_CHARS",
 ]
 
 # TF Serving cuts a status message at 1024 characters (model_servers/grpc_status_util.cc); the local

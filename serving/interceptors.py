@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 
 from serving.errors import UnavailableError
 
-__all__ = ["BearerAuth", "Drain", "REFUSED"]
+__all__ = ["REFUSED", "BearerAuth", "Drain"]
 
 REFUSED = "the server is shutting down; retry on another replica"
 

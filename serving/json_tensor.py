@@ -37,7 +37,8 @@ import enum
 import json
 import math
 import re
-from typing import Callable, ContextManager, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 
 import grpc
 import numpy as np
@@ -49,7 +50,7 @@ from serving.errors import BadRequestError, ServingError, UnimplementedError, cl
 from serving.requests import Signature
 from serving.wire import DataType
 
-__all__ = ["JsonFormat", "fill_predict_request", "predict_response_json", "error_json"]
+__all__ = ["JsonFormat", "error_json", "fill_predict_request", "predict_response_json"]
 
 SIGNATURE_KEY, INSTANCES_KEY, INPUTS_KEY = "signature_name", "instances", "inputs"
 B64_KEY, BYTES_SUFFIX = "b64", "_bytes"
@@ -60,10 +61,10 @@ _F32_MAX = float(np.finfo(np.float32).max)
 _EXACT_INT = {DataType.DT_FLOAT: (1 << 24) - 1, DataType.DT_DOUBLE: (1 << 53) - 1}
 # Integer dtypes: the proto field TF Serving fills and the JSON integers it accepts for it.
 _INT_FIELDS: dict[int, tuple[str, int, int]] = {
-    **{
-        d: ("int_val", -(1 << 31), (1 << 31) - 1)
-        for d in (DataType.DT_INT32, DataType.DT_INT16, DataType.DT_INT8, DataType.DT_UINT8, DataType.DT_UINT16)
-    },
+    **dict.fromkeys(
+        (DataType.DT_INT32, DataType.DT_INT16, DataType.DT_INT8, DataType.DT_UINT8, DataType.DT_UINT16),
+        ("int_val", -(1 << 31), (1 << 31) - 1),
+    ),
     DataType.DT_INT64: ("int64_val", -(1 << 63), (1 << 63) - 1),
     DataType.DT_UINT32: ("uint32_val", 0, (1 << 32) - 1),
     DataType.DT_UINT64: ("uint64_val", 0, (1 << 64) - 1),
@@ -95,7 +96,7 @@ def fill_predict_request(
     signature_of: Callable[[str], Signature],
     request: Message,
     limits: RequestLimits = RequestLimits(),
-    parsing: Callable[[int], ContextManager] = lambda _: contextlib.nullcontext(),
+    parsing: Callable[[int], AbstractContextManager] = lambda _: contextlib.nullcontext(),
 ) -> JsonFormat:
     """Parse a REST predict body into ``request`` (a PredictRequest whose model_spec names the model): its
     ``signature_name`` and its input TensorProtos. ``signature_of(name)`` looks the signature up ("" for the

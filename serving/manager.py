@@ -19,9 +19,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import grpc
 from tensorflow_serving.apis import model_pb2
@@ -139,7 +139,7 @@ class ModelManager:
             except BaseException:
                 servable.close()
                 raise
-        except Exception as err:  # noqa: BLE001 - any load failure is reported in GetModelStatus
+        except Exception as err:
             log.error("model %s version %d failed to load from %s: %s", source.name, version, path, err)
             self._set_state(
                 source.name,

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from serving.config_protos import MonitoringConfig, parse_text_file
 
-__all__ = ["Metrics", "monitoring_path", "DEFAULT_PROMETHEUS_PATH", "LATENCY_BUCKETS_US"]
+__all__ = ["DEFAULT_PROMETHEUS_PATH", "LATENCY_BUCKETS_US", "Metrics", "monitoring_path"]
 
 # TF Serving's PrometheusExporter::kPrometheusPath, used when the config enables Prometheus without a path.
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"

@@ -10,22 +10,22 @@ against the config file's directory. The resolved paths are logged at startup.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
 from serving.config_protos import parse_text_file
 
 __all__ = [
-    "VersionPolicy",
+    "DEFAULT_CONTAINER_ROOT",
     "ModelSource",
     "Mount",
+    "VersionPolicy",
     "load_model_config",
-    "sources_from_config",
     "single_model",
-    "DEFAULT_CONTAINER_ROOT",
+    "sources_from_config",
 ]
 
 DEFAULT_CONTAINER_ROOT = "/models"
@@ -41,7 +41,7 @@ class VersionPolicy:
     versions: frozenset[int] = frozenset()
 
     @classmethod
-    def from_proto(cls, policy: _Policy) -> "VersionPolicy":
+    def from_proto(cls, policy: _Policy) -> VersionPolicy:
         which = policy.WhichOneof("policy_choice")
         if which == "all":
             return cls(kind="all")
@@ -84,7 +84,7 @@ class Mount:
     container: str
 
     @classmethod
-    def parse(cls, text: str) -> "Mount":
+    def parse(cls, text: str) -> Mount:
         host, sep, container = text.rpartition(":")
         if not sep or not host or not container.startswith("/"):
             raise ValueError(f"--mount wants HOST_DIR:/CONTAINER_DIR, got {text!r}")

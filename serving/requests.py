@@ -7,8 +7,8 @@ client builds its requests here and checks inputs against the model's metadata w
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -18,24 +18,24 @@ from serving import tensors, wire
 from serving.errors import BadRequestError, clip, status_code
 
 __all__ = [
-    "TensorInfo",
-    "Signature",
-    "ModelMetadata",
-    "VersionStatus",
     "DEFAULT_SIGNATURE",
     "PADDED_SIGNATURE",
-    "model_spec",
-    "sequence_inputs",
-    "predict_request",
-    "metadata_request",
-    "status_request",
-    "parse_predict",
-    "parse_metadata",
-    "parse_status",
+    "ModelMetadata",
+    "Signature",
+    "TensorInfo",
+    "VersionStatus",
+    "check_batch",
     "check_inputs",
     "check_names",
     "check_tensor",
-    "check_batch",
+    "metadata_request",
+    "model_spec",
+    "parse_metadata",
+    "parse_predict",
+    "parse_status",
+    "predict_request",
+    "sequence_inputs",
+    "status_request",
 ]
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -51,7 +51,7 @@ class TensorInfo:
     shape: tuple[int | None, ...] | None
 
     @classmethod
-    def from_proto(cls, info: Message) -> "TensorInfo":
+    def from_proto(cls, info: Message) -> TensorInfo:
         shape_proto = info.tensor_shape
         shape = (
             None if shape_proto.unknown_rank else tuple(None if d.size < 0 else int(d.size) for d in shape_proto.dim)
@@ -72,7 +72,7 @@ class Signature:
     outputs: dict[str, TensorInfo]
 
     @classmethod
-    def from_proto(cls, name: str, sig: Message) -> "Signature":
+    def from_proto(cls, name: str, sig: Message) -> Signature:
         return cls(
             name=name,
             inputs={k: TensorInfo.from_proto(v) for k, v in sig.inputs.items()},

@@ -35,8 +35,8 @@ import re
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote
 
 import grpc
@@ -49,7 +49,7 @@ from serving.interceptors import Drain
 from serving.metrics import Metrics
 from serving.service import Service
 
-__all__ = ["RestApi", "RestOptions", "ParseBudget", "HTTP_STATUS", "http_status"]
+__all__ = ["HTTP_STATUS", "ParseBudget", "RestApi", "RestOptions", "http_status"]
 
 log = logging.getLogger("serving.server")
 C = grpc.StatusCode
@@ -154,7 +154,7 @@ class RestApi:
                 status, body = 404, json_tensor.error_json(f"Not found: {clip(path)}; the REST API answers under /v1/")
         except ServingError as err:
             status, body = http_status(err.code), json_tensor.error_json(bound_details(err.details))
-        except Exception as err:  # noqa: BLE001 - a bug must fail one request, never the server
+        except Exception as err:
             log.exception("REST %s %s failed", method, clip(path))
             status, body = 500, json_tensor.error_json(bound_details(f"{type(err).__name__}: {err}"))
         start_response(_status_line(status), [("Content-Type", content_type), ("Content-Length", str(len(body)))])

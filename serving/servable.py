@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -30,7 +30,7 @@ from serving.admission import RequestLimits, decode_inputs, output_fetches
 from serving.errors import BadRequestError, ServingError, clip, status_code
 from serving.requests import Signature
 
-__all__ = ["Servable", "WARMUP_FILE", "SERVE_TAG"]
+__all__ = ["SERVE_TAG", "WARMUP_FILE", "Servable"]
 
 log = logging.getLogger("serving.server")
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"

@@ -14,6 +14,7 @@ timed in ``serving.metrics``, labelled with the API it came from, and so is its 
 from __future__ import annotations
 
 import time
+
 import grpc
 import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2, predict_pb2

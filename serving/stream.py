@@ -11,7 +11,8 @@ of the old one. `init_state` gives the zero state; `reset()` starts over.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, NamedTuple, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple, TypeVar
 
 import grpc
 import numpy as np
@@ -20,7 +21,7 @@ from serving.core import Core, Plan
 from serving.errors import StreamingNotSupportedError
 from serving.requests import ModelMetadata
 
-__all__ = ["Stream", "AsyncStream", "StreamState", "STEP_SIGNATURE", "INIT_SIGNATURE", "step_inputs", "step_rank"]
+__all__ = ["INIT_SIGNATURE", "STEP_SIGNATURE", "AsyncStream", "Stream", "StreamState", "step_inputs", "step_rank"]
 
 STEP_SIGNATURE = "step"
 INIT_SIGNATURE = "init_state"
@@ -122,7 +123,7 @@ class Stream:
     def close(self) -> None:
         """Nothing to release on the server (the state is ours); kept for symmetry."""
 
-    def __enter__(self) -> "Stream":
+    def __enter__(self) -> Stream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -161,7 +162,7 @@ class AsyncStream:
         version: int | None,
         version_label: str | None,
         timeout_s: float | None,
-    ) -> "AsyncStream":
+    ) -> AsyncStream:
         pinned, x_rank, state = await perform(
             open_plan(core, batch_size, version=version, version_label=version_label, timeout_s=timeout_s)
         )
@@ -176,7 +177,7 @@ class AsyncStream:
         )
         return outputs
 
-    async def __aenter__(self) -> "AsyncStream":
+    async def __aenter__(self) -> AsyncStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from serving import wire
 from serving.wire import DataType
 
-__all__ = ["to_proto", "to_array", "dtype_of", "numpy_dtype", "dtype_name", "claimed_shape", "values_sent"]
+__all__ = ["claimed_shape", "dtype_name", "dtype_of", "numpy_dtype", "to_array", "to_proto", "values_sent"]
 
 # numpy dtype <-> tensorflow DataType enum, for the dtypes a model server handles.
 _TO_ENUM: dict[np.dtype, int] = {

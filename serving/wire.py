@@ -24,25 +24,25 @@ from google.protobuf import any_pb2, descriptor_pool, message, message_factory, 
 from serving.wire_descriptors import FILES
 
 __all__ = [
-    "POOL",
-    "DataType",
-    "Method",
-    "message_class",
-    "TensorProto",
-    "ModelSpec",
-    "PredictRequest",
-    "PredictResponse",
-    "GetModelMetadataRequest",
-    "GetModelMetadataResponse",
-    "SignatureDefMap",
-    "SignatureDef",
-    "TensorInfo",
-    "GetModelStatusRequest",
-    "GetModelStatusResponse",
-    "ModelVersionStatus",
-    "PREDICT",
     "GET_MODEL_METADATA",
     "GET_MODEL_STATUS",
+    "POOL",
+    "PREDICT",
+    "DataType",
+    "GetModelMetadataRequest",
+    "GetModelMetadataResponse",
+    "GetModelStatusRequest",
+    "GetModelStatusResponse",
+    "Method",
+    "ModelSpec",
+    "ModelVersionStatus",
+    "PredictRequest",
+    "PredictResponse",
+    "SignatureDef",
+    "SignatureDefMap",
+    "TensorInfo",
+    "TensorProto",
+    "message_class",
 ]
 
 POOL = descriptor_pool.DescriptorPool()
@@ -83,7 +83,7 @@ class Method:
     response: type[message.Message]
 
     @classmethod
-    def of(cls, service: str, name: str) -> "Method":
+    def of(cls, service: str, name: str) -> Method:
         method = POOL.FindServiceByName(service).methods_by_name[name]
         return cls(
             path=f"/{service}/{method.name}",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from keras_suite import SUITES, check_suite, run_suites
 
 from keras_lstm import LSTM
-from keras_suite import SUITES, check_suite, run_suites
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKS = REPO / "tests" / "on_backend" / "check_layer.py"

@@ -2,10 +2,10 @@
 local server, it answers sequences shorter and longer than T with what the Keras model computes on them
 (issue 23). The oracle is the Keras model itself, called in this process on the same arrays."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
+from serving_helpers import ServerProcess
 
 from keras_lstm.export import export_model
 from keras_lstm.train import tasks
@@ -13,7 +13,6 @@ from keras_lstm.train.config import TrainConfig
 from keras_lstm.train.problems import make_task
 from keras_lstm.train.runner import train
 from serving import Client
-from serving_helpers import ServerProcess
 
 T = 12  # the length every model is trained or built at
 LENGTHS = (3, T, 3 * T)  # shorter, the same, longer

@@ -61,11 +61,11 @@ def test_import_under_a_backend_without_a_kernel_names_it_and_the_fix(backend):
 
 
 def test_building_the_layer_after_switching_to_an_unsupported_backend_is_refused():
-    kind, name, message = run(BUILD, None).split(" | ", 2)
+    kind, name, _message = run(BUILD, None).split(" | ", 2)
     assert kind == "keras_lstm.errors.KerasBackendError" and name == "numpy"
 
 
-@pytest.mark.parametrize("backend, kernel", [("jax", "jax_fused"), ("torch", "torch")])
+@pytest.mark.parametrize(("backend", "kernel"), [("jax", "jax_fused"), ("torch", "torch")])
 def test_jax_and_torch_run_the_layer_without_importing_tensorflow(backend, kernel):
     assert run(NO_TENSORFLOW, backend) == f"{backend} {kernel} (2, 4, 3) False"
 
@@ -81,7 +81,8 @@ REGISTERED = """
 import sys, keras_lstm
 light = "tensorflow" not in sys.modules
 import keras
-print(light, all(keras.saving.get_registered_object(f"keras_lstm>{n}") is not None for n in ("LSTM", "LSTMCell", "Chrono")))
+names = ("LSTM", "LSTMCell", "Chrono")
+print(light, all(keras.saving.get_registered_object(f"keras_lstm>{n}") is not None for n in names))
 """
 
 

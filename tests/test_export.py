@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from cc_loader import CcRunError, run_signatures
+from export_zoo import ZOO, dynamic_time_blocker, sample_inputs
 from google.protobuf import text_format
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from export_zoo import ZOO, dynamic_time_blocker, sample_inputs
 from keras_lstm import LSTM
 from keras_lstm.export import export_model
 from keras_lstm.export.graphcheck import serving_blockers
@@ -48,8 +48,8 @@ TOL = 1e-5
 
 def _final_h_oracle(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """Each recurrent layer's own output at the last step, from the Keras model, concatenated."""
-    recurrent = [l for l in model.layers if isinstance(l, (LSTM, keras.layers.Bidirectional))]
-    outs = keras.Model(model.inputs[0], [l.output for l in recurrent])(x)
+    recurrent = [layer for layer in model.layers if isinstance(layer, (LSTM, keras.layers.Bidirectional))]
+    outs = keras.Model(model.inputs[0], [layer.output for layer in recurrent])(x)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     return np.concatenate([np.asarray(o)[:, -1] if o.ndim == 3 else np.asarray(o) for o in outs], axis=-1)
 
@@ -238,7 +238,7 @@ def test_xla_export_fails_clearly_on_a_server_without_xla_compilation(exported):
     export, then fails its first Session::Run, the warmup replay, with a status that says so: no wrong results.
     (Its warmup replay, and every signature, runs with the flag in test_cc_loader_runs_every_signature...)"""
     case = exported["cases"]["stacked_xla"]
-    sig, index = case["warmup"][0]
+    _sig, index = case["warmup"][0]
     with pytest.raises(CcRunError, match="XLA compilation disabled"):
         run_signatures(case["path"], [exported["jobs"][index][1:]])
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import keras
 import pytest
+from export_zoo import dynamic_time_blocker
 
 from keras_lstm import LSTM
 from keras_lstm.cli import main
 from keras_lstm.export import ExportArgumentError
 from keras_lstm.export.plan import plan_export
-
-from export_zoo import dynamic_time_blocker
 
 _BLOCKER = dynamic_time_blocker()
 
@@ -44,7 +43,7 @@ def test_cli_exports_next_versions_and_refuses_overwrite(run_dir, tmp_path, caps
 
 
 @pytest.mark.parametrize(
-    "argv, argument",
+    ("argv", "argument"),
     [
         (["export", "{tmp}/no-such-run", "--name", "tiny"], "model"),
         (["export", "{run}", "--name", "a/b"], "name"),
@@ -73,12 +72,12 @@ def test_branching_models_are_refused():
 
 
 def test_models_without_an_lstm_are_refused():
-    with pytest.raises(ExportArgumentError, match="at least one keras_lstm.LSTM"):
+    with pytest.raises(ExportArgumentError, match=r"at least one keras_lstm\.LSTM"):
         plan_export(keras.Sequential([keras.Input((None, 2)), keras.layers.Dense(1)]))
 
 
 @pytest.mark.parametrize(
-    "layer, why",
+    ("layer", "why"),
     [
         (LSTM(3, go_backwards=True), "go_backwards"),
         (keras.layers.Bidirectional(LSTM(3)), "Bidirectional"),

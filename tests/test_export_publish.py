@@ -62,19 +62,21 @@ def test_publish_is_a_rename_of_a_non_integer_temp_dir(tmp_path):
 
 
 def test_failed_publish_leaves_nothing(tmp_path):
-    with pytest.raises(RuntimeError):
+    def save_half_then_fail():
         with staged_version(tmp_path, 1) as tmp:
             (tmp / "half").write_text("half-written")
             raise RuntimeError("saving failed")
+
+    with pytest.raises(RuntimeError):
+        save_half_then_fail()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_version_is_kept_without_force_and_replaced_with_it(tmp_path):
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "old").write_text("old")
-    with pytest.raises(VersionExistsError):
-        with staged_version(tmp_path, 1) as tmp:
-            (tmp / "new").write_text("new")
+    with pytest.raises(VersionExistsError), staged_version(tmp_path, 1) as tmp:
+        (tmp / "new").write_text("new")
     assert [p.name for p in (tmp_path / "1").iterdir()] == ["old"]
     with staged_version(tmp_path, 1, force=True) as tmp:
         (tmp / "new").write_text("new")

@@ -5,7 +5,6 @@ tests/test_on_jax.py and tests/test_on_torch.py run Keras's LSTM tests the same 
 """
 
 import pytest
-
 from keras_suite import SUITES, check_suite, rewrite, run_suites
 
 

@@ -14,9 +14,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from oracle import lstm_numpy
 
 from keras_lstm import LSTM, LSTMArgumentError
-from oracle import lstm_numpy
 
 VARIANTS = {
     "plain": {},
@@ -49,7 +49,9 @@ def randomize(layer, seed):
     return {v.name: v.numpy() for v in layer.weights}
 
 
-@pytest.mark.parametrize("variant,go_backwards,masked", list(itertools.product(VARIANTS, (False, True), (False, True))))
+@pytest.mark.parametrize(
+    ("variant", "go_backwards", "masked"), list(itertools.product(VARIANTS, (False, True), (False, True)))
+)
 def test_matches_numpy_oracle_forward_and_finite_differences(variant, go_backwards, masked):
     kw = VARIANTS[variant]
     rng = np.random.default_rng(3)
@@ -77,7 +79,7 @@ def test_matches_numpy_oracle_forward_and_finite_differences(variant, go_backwar
         tape.watch(xt)
         o = layer(xt, mask=mask)
         loss = tf.reduce_sum(tf.sin(o if masked else o[0]))
-    grads = tape.gradient(loss, [xt] + layer.trainable_weights)
+    grads = tape.gradient(loss, [xt, *layer.trainable_weights])
     params = {"x": x.astype(np.float64), **{k: v.astype(np.float64) for k, v in weights.items()}}
     dirs = {k: rng.standard_normal(np.shape(v)) for k, v in params.items()}
 
@@ -94,7 +96,7 @@ def test_matches_numpy_oracle_forward_and_finite_differences(variant, go_backwar
 
 
 @pytest.mark.parametrize(
-    "kwargs,call,argument",
+    ("kwargs", "call", "argument"),
     [
         (dict(layer_norm=True), {}, "layer_norm"),
         (dict(activation="relu"), {}, "activation"),

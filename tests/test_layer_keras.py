@@ -25,7 +25,7 @@ def twin(**kw):
 
 
 def test_public_api_and_weight_format():
-    ref, ours = twin()
+    _ref, ours = twin()
     assert [w.shape for w in ours.get_weights()] == [(3, 20), (5, 20), (20,)]
     assert [v.name for v in ours.weights] == ["kernel", "recurrent_kernel", "bias"]
     assert LSTMState._fields == ("h", "c")
@@ -167,7 +167,7 @@ def test_integer_inputs_cast_as_keras():
 def test_use_cudnn_true_refused_at_build_and_bidirectional_keeps_it():
     layer = LSTM(4, use_cudnn=True)  # accepted, as by keras.layers.LSTM
     assert layer.use_cudnn is True and keras.layers.Bidirectional(layer).backward_layer.use_cudnn is True
-    with pytest.raises(LSTMArgumentError, match="`use_cudnn`.*cuDNN"):
+    with pytest.raises(LSTMArgumentError, match=r"`use_cudnn`.*cuDNN"):
         layer(X)
 
 
@@ -204,7 +204,7 @@ def test_eager_graph_and_xla_paths_agree():
     np.testing.assert_allclose(a, c, atol=1e-5)
 
 
-@pytest.mark.parametrize("policy,tol", [("mixed_float16", 5e-3), ("mixed_bfloat16", 4e-2)])
+@pytest.mark.parametrize(("policy", "tol"), [("mixed_float16", 5e-3), ("mixed_bfloat16", 4e-2)])
 def test_mixed_precision_close_to_float32(policy, tol):
     ref = LSTM(5, return_sequences=True)
     ref(X)
@@ -268,7 +268,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("make,argument,value", ERRORS, ids=[e[1] + "-" + e[2] for e in ERRORS])
+@pytest.mark.parametrize(("make", "argument", "value"), ERRORS, ids=[e[1] + "-" + e[2] for e in ERRORS])
 def test_bad_arguments_name_argument_and_value(make, argument, value):
     with pytest.raises(ValueError, match=f"`{argument}`.*{value}"):
         make()

@@ -10,9 +10,9 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow as tf
+from oracle import lstm_numpy
 
 from keras_lstm import LSTM
-from oracle import lstm_numpy
 
 VARIANTS = {
     "peephole": dict(peephole=True),
@@ -50,7 +50,7 @@ def randomize(layer, rng):
     return {v.name: v.numpy() for v in layer.weights}
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "+".join(c))
+@pytest.mark.parametrize("case", CASES, ids="+".join)
 def test_forward_and_gradients_match_numpy_oracle(case):
     rng = np.random.default_rng(zlib.crc32("+".join(case).encode()))
     B, T, D, H = (int(v) for v in rng.integers(2, 6, size=4))
@@ -76,7 +76,7 @@ def test_forward_and_gradients_match_numpy_oracle(case):
         tape.watch(xt)
         o, _, c_last = layer(xt, mask=mask)
         loss = tf.reduce_sum(tf.sin(o)) + tf.reduce_sum(c_last)
-    grads = tape.gradient(loss, [xt] + layer.trainable_weights)
+    grads = tape.gradient(loss, [xt, *layer.trainable_weights])
     names = ["x"] + [v.name for v in layer.trainable_weights]
     params = {"x": x.astype(np.float64), **{k: v.astype(np.float64) for k, v in weights.items()}}
     dirs = {k: rng.standard_normal(np.shape(v)) for k, v in params.items()}

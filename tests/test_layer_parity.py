@@ -44,7 +44,7 @@ def pairwise_cases():
     full = list(itertools.product(*FACTORS.values()))
     while uncovered:
 
-        def gain(row):
+        def gain(row, uncovered=uncovered):
             d = dict(zip(names, row))
             return sum((a, d[a], b, d[b]) in uncovered for a, b in itertools.combinations(names, 2))
 
@@ -92,7 +92,7 @@ def run(layer, x, mask, state):
         out = layer(x, mask=mask, initial_state=state)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         loss = sum(tf.reduce_sum(tf.sin(o * (k + 1))) for k, o in enumerate(outs))
-    grads = tape.gradient(loss, [x] + layer.trainable_weights)
+    grads = tape.gradient(loss, [x, *layer.trainable_weights])
     return [o.numpy() for o in outs], [g.numpy() for g in grads]
 
 

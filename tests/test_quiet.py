@@ -52,10 +52,14 @@ import os, sys
 from keras_lstm import quiet
 lines = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-    "I0000 00:00:1796552821.786068    4309 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.",
-    "E0000 00:00:1796552826.435139    4309 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
-    "I0000 00:00:1796552821.9    4309 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use available CPU instructions.",
-    "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.",
+    "I0000 00:00:1796552821.786068    4309 cudart_stub.cc:31] Could not find cuda drivers on your"
+    " machine, GPU will not be used.",
+    "E0000 00:00:1796552826.435139    4309 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA"
+    " error: Failed call to cuInit: UNKNOWN ERROR (303)",
+    "I0000 00:00:1796552821.9    4309 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to"
+    " use available CPU instructions.",
+    "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the"
+    " appropriate compiler flags.",
     "E0000 00:00:1796552826.5    4309 op_kernel.cc:1830] OpKernel ('op: \"Foo\"') for unknown op: Foo",
     "keras-lstm train: error: Argument `--units` must be a positive integer; received --units=0.",
 ]
@@ -86,7 +90,7 @@ def test_the_filter_drops_start_up_noise_and_passes_everything_else():
 
 
 @pytest.mark.parametrize(
-    "env, shown",
+    ("env", "shown"),
     [
         ({}, False),
         ({quiet.VERBOSE_ENV: "1"}, True),
@@ -109,14 +113,17 @@ def test_the_cli_flag_asks_for_the_logs():
         "print(quiet.verbose(), os.environ.get('TF_CPP_MIN_LOG_LEVEL'), args.command)\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", quiet.VERBOSE_ENV)}
-    run = lambda *argv: subprocess.run(
-        [sys.executable, "-c", script, *argv],
-        cwd=REPO,
-        env=env,  # noqa: E731
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout.split()
+
+    def run(*argv):
+        return subprocess.run(
+            [sys.executable, "-c", script, *argv],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout.split()
+
     assert run("--verbose", "gates", "RUN", "X.npy") == ["True", "None", "gates"]
     assert run("gates", "RUN", "X.npy") == ["False", "2", "gates"]
 

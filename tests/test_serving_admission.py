@@ -55,7 +55,7 @@ def test_to_array_decodes_like_tensorflow(proto):
 
 
 @pytest.mark.parametrize(
-    "proto, message",
+    ("proto", "message"),
     [
         (claim(types_pb2.DT_INT8, [1], int_val=[300]), "300 is out of range for int8"),
         (claim(types_pb2.DT_UINT8, [1], int_val=[-1]), "-1 is out of range for uint8"),
@@ -90,7 +90,7 @@ def test_decode_inputs_builds_the_arrays_of_a_good_request():
 
 
 @pytest.mark.parametrize(
-    "change, code, message",
+    ("change", "code", "message"),
     [
         (
             {"sequences": claim(types_pb2.DT_FLOAT, [2**40, 5, 3])},

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import math
 import os
 import subprocess
 import sys
-import math
 import time
 from pathlib import Path
 
@@ -183,7 +183,8 @@ def test_answers_equal_tensorflow_serving_s_own_stubs_bit_for_bit(setup, answers
 
 
 def test_import_cost_benchmark_runs_in_both_environments(setup, tmp_path):
-    """bench/client_import.py (the import time and memory in docs/client.md), once per case; numbers printed, not judged."""
+    """bench/client_import.py (the import time and memory in docs/client.md), once per case; numbers printed, not
+    judged."""
     done = subprocess.run(
         [
             sys.executable,

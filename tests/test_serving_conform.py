@@ -1,6 +1,8 @@
 """The client's one conversion rule (serving.conform), without a network: what is converted, to what, and
 what is refused with a message naming the input, the dtype received and the dtype expected."""
 
+import re
+
 import grpc
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ TOKENS = requests.TensorInfo(I32, (None, None))
 
 
 @pytest.mark.parametrize(
-    "value, dtype",
+    ("value", "dtype"),
     [
         (np.array([[[0.1, 0.2]]], np.float64), np.float32),
         (np.array([[[0.5, 1.0]]], np.float16), np.float32),
@@ -44,7 +46,7 @@ def test_integers_in_range_become_the_int_input(value):
 
 
 @pytest.mark.parametrize(
-    "info, value, message",
+    ("info", "value", "message"),
     [
         (
             "float",
@@ -70,7 +72,7 @@ def test_value_changing_conversions_are_refused(info, value, message):
 
 
 @pytest.mark.parametrize(
-    "value, received",
+    ("value", "received"),
     [
         (np.array([[[True, False]]]), "bool"),
         (np.array([[["a", "b"]]]), "<U1"),
@@ -108,5 +110,5 @@ def test_without_a_signature_floats_become_float32_and_integers_int32():
 def test_unknown_inputs_are_only_made_arrays():
     out = conform.conform_inputs({"extra": [1.5]}, SIG)
     assert out["extra"].dtype == np.float64
-    with pytest.raises(serving.BadRequestError, match="Sent extra: {extra}"):
+    with pytest.raises(serving.BadRequestError, match=re.escape("Sent extra: {extra}")):
         requests.check_inputs(SIG, out)

@@ -156,7 +156,7 @@ def test_call_metadata_reaches_the_server(server, certs):
 
 @pytest.mark.parametrize("kwargs", [{}, {"root_certificates": "ca"}], ids=["plaintext", "no client certificate"])
 def test_without_the_right_credentials_the_server_is_unavailable(server, certs, kwargs):
-    kwargs = {k: certs["ca.pem"] for k in kwargs}
+    kwargs = dict.fromkeys(kwargs, certs["ca.pem"])
     with Client(server.target, model="adding", max_attempts=1, **kwargs) as client:
         with pytest.raises(serving.UnavailableError) as info:
             client.status(timeout_s=5)

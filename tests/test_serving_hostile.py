@@ -179,7 +179,7 @@ def test_hostile_requests(served):
         try:
             predict_pb2.PredictRequest.FromString(body)
             s.expect("bytes: parseable", PREDICT, body, parseable_codes)
-        except Exception:  # noqa: BLE001 - protobuf's DecodeError
+        except Exception:
             unparseable += 1
             s.expect("bytes: unparseable", PREDICT, body, {C.INTERNAL})
     assert unparseable > 40
@@ -375,7 +375,8 @@ def test_hostile_requests(served):
     for kind, codes in s.seen.items():
         print(f"  {kind:32s} {dict(codes)}")
     print(
-        f"  resident memory growth over the claims: {rss_growth} kB; {lines} unparseable-body log lines in {elapsed:.1f}s"
+        f"  resident memory growth over the claims: {rss_growth} kB; "
+        f"{lines} unparseable-body log lines in {elapsed:.1f}s"
     )
 
 

@@ -23,10 +23,12 @@ from serving.json_tensor import JsonFormat, fill_predict_request, predict_respon
 from serving.requests import Signature, TensorInfo
 from serving.wire import DataType
 
-F, I, S = DataType.DT_FLOAT, DataType.DT_INT32, DataType.DT_STRING
+F, I32, S = DataType.DT_FLOAT, DataType.DT_INT32, DataType.DT_STRING
 SIGNATURES = {
     "serving_default": Signature("serving_default", {"sequences": TensorInfo(F, (None, None, 2))}, {}),
-    "padded": Signature("padded", {"sequences": TensorInfo(F, (None, None, 2)), "lengths": TensorInfo(I, (None,))}, {}),
+    "padded": Signature(
+        "padded", {"sequences": TensorInfo(F, (None, None, 2)), "lengths": TensorInfo(I32, (None,))}, {}
+    ),
     "text": Signature("text", {"words_bytes": TensorInfo(S, (None,))}, {}),
     "types": Signature(
         "types",
@@ -207,9 +209,9 @@ def write_decimal(value: float, digits: int) -> str:
         return "NaN"
     if value in (np.inf, -np.inf):
         return "Infinity" if value > 0 else "-Infinity"
-    text = "%g" % value
+    text = f"{value:g}"
     if np.array(float(text), np.float32 if digits == 9 else np.float64) != value:
-        text = "%.*g" % (digits, value)
+        text = f"{value:.{digits}g}"
     return text if "." in text or "e" in text else text + ".0"
 
 
@@ -249,10 +251,10 @@ def test_floats_written_in_bulk_equal_one_value_at_a_time(dtype):
             np.repeat(rng.normal(size=10), 1000),
             np.tile(special, 300),
         ]:
-            values = values.astype(dtype)
-            text = predict_response_json({"v": tensors.to_proto(values)}, JsonFormat.COLUMNAR).decode()
+            cast = values.astype(dtype)
+            text = predict_response_json({"v": tensors.to_proto(cast)}, JsonFormat.COLUMNAR).decode()
             digits = 9 if dtype == np.float32 else 17
-            assert text == '{"outputs": [' + ",".join(write_decimal(v, digits) for v in values.tolist()) + "]}"
+            assert text == '{"outputs": [' + ",".join(write_decimal(v, digits) for v in cast.tolist()) + "]}"
 
 
 def test_json_that_rapidjson_refuses_is_refused():

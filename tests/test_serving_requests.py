@@ -75,7 +75,7 @@ def test_model_spec_and_sequence_inputs():
 
 
 @pytest.mark.parametrize(
-    "inputs, message",
+    ("inputs", "message"),
     [
         ({"sequences": np.zeros((2, 4, 3), np.float32)}, "Missing but required: {lengths}"),
         (
@@ -141,7 +141,7 @@ _THREAD_FLAGS = ("--tensorflow-intra-op-parallelism", "--tensorflow-inter-op-par
 
 
 @pytest.mark.parametrize(
-    "flag, value, expected",
+    ("flag", "value", "expected"),
     [
         *[
             (flag, value, "expected a number of seconds, 0 or more")
@@ -171,8 +171,10 @@ def test_batching_options_default_like_tf_serving():
 def test_manager_errors_without_models(tmp_path):
     manager = ModelManager([ModelSource("a", tmp_path)], poll_s=0)
     manager.start()
-    with pytest.raises(serving.ModelNotFoundError, match=r"Latest\(a\)"):
-        with manager.acquire(model_pb2.ModelSpec(name="a")):
-            pass
+    with (
+        pytest.raises(serving.ModelNotFoundError, match=r"Latest\(a\)"),
+        manager.acquire(model_pb2.ModelSpec(name="a")),
+    ):
+        pass
     with pytest.raises(serving.ModelNotFoundError, match="Could not find any versions of model b"):
         manager.status(model_pb2.ModelSpec(name="b"))

@@ -283,9 +283,11 @@ def test_errors_carry_tf_servings_http_status(served):
 def test_bad_inputs_get_the_grpc_sides_message(served):
     """A request the admission checks refuse gets the same message on both APIs: one path."""
     x = np.ones((1, 3, FEATURES + 1), np.float32)
-    with Client(served.target, model="adding", timeout_s=20.0, validate=False) as client:
-        with pytest.raises(BadRequestError) as caught:
-            client.predict(x)
+    with (
+        Client(served.target, model="adding", timeout_s=20.0, validate=False) as client,
+        pytest.raises(BadRequestError) as caught,
+    ):
+        client.predict(x)
     status, answer = call(served, "POST", "/v1/models/adding:predict", json.dumps({"inputs": x.tolist()}).encode())
     assert status == 400 and answer == {"error": caught.value.details}
 
@@ -343,9 +345,11 @@ def test_docs_curl_commands_run(served):
 
 # -- metrics (last: it reads what the tests above sent) --------------------------------------------------------
 def test_prometheus_metrics_count_both_apis(served):
-    with Client(served.target, model="absent", timeout_s=20.0, validate=False) as client:
-        with pytest.raises(serving.ModelNotFoundError):
-            client.predict(seqs(1, 2, seed=5))
+    with (
+        Client(served.target, model="absent", timeout_s=20.0, validate=False) as client,
+        pytest.raises(serving.ModelNotFoundError),
+    ):
+        client.predict(seqs(1, 2, seed=5))
     connection = http.client.HTTPConnection(served.rest, timeout=30)
     connection.request("GET", "/monitoring/prometheus/metrics")
     answer = connection.getresponse()

@@ -178,7 +178,7 @@ class PeakMemory:
         while not self._done.wait(0.01):
             self.peak_kb = max(self.peak_kb, rss_kb(self._pid))
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
 
@@ -332,9 +332,8 @@ def test_concurrent_bodies_over_the_element_limit_stay_within_the_memory_bound(s
 
     for _ in range(2):  # the server's buffers and arenas, once, before the measured run
         send(0)
-    with PeakMemory(served.proc.pid) as memory:
-        with ThreadPoolExecutor(2 * REST_THREADS) as pool:
-            statuses = list(pool.map(send, range(6 * REST_THREADS)))
+    with PeakMemory(served.proc.pid) as memory, ThreadPoolExecutor(2 * REST_THREADS) as pool:
+        statuses = list(pool.map(send, range(6 * REST_THREADS)))
     assert set(statuses) == {400}
     assert memory.growth_kb < MEMORY_BOUND_KB, (memory.growth_kb, MEMORY_BOUND_KB)
     print(
@@ -375,9 +374,8 @@ def test_concurrent_bodies_within_the_limits_are_parsed_within_the_parse_budget(
     def send(_: int) -> tuple[int, bytes]:
         return check(exchange(served, post(body), timeout_s=120))
 
-    with PeakMemory(served.proc.pid) as memory:
-        with ThreadPoolExecutor(REST_THREADS) as pool:
-            answers_ = list(pool.map(send, range(REST_THREADS)))
+    with PeakMemory(served.proc.pid) as memory, ThreadPoolExecutor(REST_THREADS) as pool:
+        answers_ = list(pool.map(send, range(REST_THREADS)))
     assert {status for status, _ in answers_} == {400}
     assert all(b"feature size must be 3" in out for _, out in answers_), answers_[0]
     assert memory.growth_kb < PARSE_BOUND_KB, (memory.growth_kb, PARSE_BOUND_KB)

@@ -168,14 +168,16 @@ def test_the_client_takes_what_users_hand_it(server, client):
         match='"sequences": expects float32 but int64 is provided, and converting it would change a value: 16777217',
     ):
         client.predict(np.full((1, 2, FEATURES), 2**24 + 1, np.int64))
-    with pytest.raises(serving.BadRequestError, match='"lengths": expects int32 but int64 .* out of int32'):
+    with pytest.raises(serving.BadRequestError, match=r'"lengths": expects int32 but int64 .* out of int32'):
         client.predict(x, lengths=[4, 2**40])
 
 
 def test_stream_needs_step_signature(server):
-    with Client(server.target, model="nostream") as c:
-        with pytest.raises(serving.StreamingNotSupportedError, match="no step / init_state"):
-            c.stream()
+    with (
+        Client(server.target, model="nostream") as c,
+        pytest.raises(serving.StreamingNotSupportedError, match="no step / init_state"),
+    ):
+        c.stream()
 
 
 def test_metadata_and_status(client):
@@ -280,9 +282,11 @@ def test_bad_inputs_get_a_status_naming_the_input(server, client, case):
         client.run(signature, inputs)
     assert local.value.code == code
     # ... and the server answers the same when the check is skipped.
-    with Client(server.target, model="adding", validate=False) as unchecked:
-        with pytest.raises(serving.BadRequestError, match=message) as remote:
-            unchecked.run(signature, inputs)
+    with (
+        Client(server.target, model="adding", validate=False) as unchecked,
+        pytest.raises(serving.BadRequestError, match=message) as remote,
+    ):
+        unchecked.run(signature, inputs)
     assert remote.value.code == code and isinstance(remote.value.__cause__, grpc.RpcError)
     assert client.predict(seqs())["outputs"].shape == (2, 1)  # still serving
 
@@ -297,7 +301,7 @@ def test_an_empty_batch_gets_empty_outputs(server, client):
 
 
 @pytest.mark.parametrize(
-    "selector, error, message",
+    ("selector", "error", "message"),
     [
         ({"version": 7}, serving.ModelNotFoundError, r"Servable not found for request: Specific\(adding, 7\)"),
         ({"version_label": "nope"}, serving.BadRequestError, "Unrecognized servable version label: nope"),
@@ -323,9 +327,11 @@ def test_request_over_the_size_limit(server, client):
     with pytest.raises(serving.MessageTooLargeError) as info:
         client.predict(big)
     assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    with Client(server.target, model="adding", max_message_bytes=8 << 20) as c:  # the server's limit, then
-        with pytest.raises(serving.MessageTooLargeError):
-            c.predict(big)
+    with (
+        Client(server.target, model="adding", max_message_bytes=8 << 20) as c,  # the server's limit, then
+        pytest.raises(serving.MessageTooLargeError),
+    ):
+        c.predict(big)
     assert client.predict(seqs())["outputs"].shape == (2, 1)
 
 
@@ -404,7 +410,7 @@ def test_new_version_is_picked_up_while_serving(server, client, versions):
         while not stop:
             try:
                 client.predict(x)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 errors.append(err)
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -504,9 +510,9 @@ def _wait_for(check, what: str, proc: ServerProcess, timeout_s: float = 60.0) ->
 def test_model_config_reload_by_file_and_by_rpc(tmp_path, versions):
     """As TF Serving: an edited --model-config is served once polled (new models load, removed ones answer
     NOT_FOUND); HandleReloadConfigRequest does the same; a config it cannot serve changes nothing."""
+    from google.protobuf import text_format
     from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
     from tensorflow_serving.config import model_server_config_pb2
-    from google.protobuf import text_format
 
     copy_version(versions[0][1], tmp_path / "m1" / "1")
     copy_version(versions[0][2], tmp_path / "m2" / "1")

@@ -276,7 +276,7 @@ def test_unavailable_is_retried_on_the_next_target_then_raised_typed():
 
 
 @pytest.mark.parametrize(
-    "code, error",
+    ("code", "error"),
     [
         (grpc.StatusCode.INVALID_ARGUMENT, serving.BadRequestError),
         (grpc.StatusCode.NOT_FOUND, serving.ModelNotFoundError),

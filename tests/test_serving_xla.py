@@ -12,11 +12,11 @@ import time
 import keras
 import numpy as np
 import pytest
+from serving_helpers import FEATURES, ServerProcess
 
 from keras_lstm import LSTM
 from keras_lstm.export import export_model
 from serving import Client
-from serving_helpers import FEATURES, ServerProcess
 
 pytestmark = pytest.mark.timeout(300)
 

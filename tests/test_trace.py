@@ -3,14 +3,14 @@
 import keras
 import numpy as np
 import pytest
-
-from keras_lstm import LSTM, trace
-from keras_lstm.cli import main
 from oracle import lstm_numpy
 from test_layer_oracle import VARIANTS, oracle_kwargs, randomize
 
+from keras_lstm import LSTM, trace
+from keras_lstm.cli import main
 
-@pytest.mark.parametrize("variant", ["plain"] + list(VARIANTS))
+
+@pytest.mark.parametrize("variant", ["plain", *list(VARIANTS)])
 def test_trace_matches_oracle_and_leaves_outputs_unchanged(variant):
     rng = np.random.default_rng(3)
     kw = VARIANTS.get(variant, {})

@@ -8,6 +8,7 @@ import csv
 import http.client
 import json
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -44,13 +45,13 @@ def shapes_run(tmp_path_factory):
         "classify", csv=str(path), id_col="id", label_col="label", time_col="t", units=16, epochs=30, seed=1, verbose=0
     )
     result = train(cfg, run_dir=str(work / "run"))
-    task = Classify(TrainConfig.from_json(open(os.path.join(result.run_dir, "config.json")).read()))
+    task = Classify(TrainConfig.from_json(Path(os.path.join(result.run_dir, "config.json")).read_text()))
     test_ids = [task.sequence_ids[i] for i in task.test]
     return work, path, honest, result, task, test_ids
 
 
 def test_reaches_the_accuracy_its_generator_allows(shapes_run):
-    work, path, honest, result, task, test_ids = shapes_run
+    _work, path, honest, result, task, test_ids = shapes_run
     m = result.metrics
     allowed = float(np.mean([honest[int(i.split("-")[1])] for i in test_ids]))  # labels not flipped, on this test set
     assert m["test_accuracy"] >= allowed - 0.05, (m["test_accuracy"], allowed, m["summary"])
@@ -59,7 +60,7 @@ def test_reaches_the_accuracy_its_generator_allows(shapes_run):
     # The reported numbers, recomputed from the CSV and model.keras here.
     seqs = read_sequences(path)
     model = keras.saving.load_model(os.path.join(result.run_dir, "model.keras"))
-    classes = json.load(open(os.path.join(result.run_dir, "classes.json")))
+    classes = json.loads(Path(os.path.join(result.run_dir, "classes.json")).read_text())
     assert classes == sorted(SHAPES) == m["classes"]
     predicted = [classes[int(np.argmax(model(seqs[i][0][None])[0]))] for i in test_ids]
     truth = [seqs[i][1] for i in test_ids]
@@ -80,7 +81,7 @@ def test_reaches_the_accuracy_its_generator_allows(shapes_run):
 
 
 def test_split_is_by_sequence_and_stratified(shapes_run):
-    work, path, honest, result, task, test_ids = shapes_run
+    _work, _path, _honest, _result, task, _test_ids = shapes_run
     parts = [set(task.train), set(task.val), set(task.test)]
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert sum(map(len, parts)) == SEQUENCES
@@ -91,7 +92,7 @@ def test_split_is_by_sequence_and_stratified(shapes_run):
 
 
 def test_served_classifier_names_the_classes(shapes_run):
-    work, path, honest, result, task, test_ids = shapes_run
+    work, path, _honest, result, _task, test_ids = shapes_run
     base = work / "models"
     assert main(["export", result.run_dir, "--name", "shapes", "--base", str(base)]) == 0
     seqs = read_sequences(path)
@@ -102,7 +103,7 @@ def test_served_classifier_names_the_classes(shapes_run):
         x[row, : lengths[row]] = seqs[i][0]
     model = keras.saving.load_model(os.path.join(result.run_dir, "model.keras"))
     expected = np.stack([np.asarray(model(seqs[i][0][None]))[0] for i in chosen])
-    classes = json.load(open(os.path.join(result.run_dir, "classes.json")))
+    classes = json.loads(Path(os.path.join(result.run_dir, "classes.json")).read_text())
     rest = free_port()
     proc = ServerProcess(["--model-config", str(base / "models.config"), "--rest-api-port", str(rest)], work)
     try:
@@ -135,7 +136,7 @@ def test_confusion_matrix_counts():
 
 
 @pytest.mark.parametrize(
-    "rows, line, column, words",
+    ("rows", "line", "column", "words"),
     [
         ([("a", 0, 1.0, "x"), ("a", 1, 2.0, "y")], 3, "label", "labelled 'y' here and 'x' on line 2"),
         (

@@ -11,7 +11,7 @@ from keras_lstm.train.errors import TrainArgumentError
 
 
 @pytest.mark.parametrize(
-    "argv, flag",
+    ("argv", "flag"),
     [
         (["adding", "-T", "9"], "--length"),
         (["charlm", "--text", "/no/such/file.txt"], "--text"),
@@ -71,7 +71,7 @@ def test_every_field_has_a_flag_and_config_round_trips():
     dests = {a.dest for a in parser._actions}
     assert {f.name for f in dataclasses.fields(TrainConfig)} <= dests
     args = parser.parse_args(["copy", "-T", "30", "--no-jit", "--layer-norm", "--seed", "3"])
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items()})
+    cfg = TrainConfig(**dict(vars(args).items()))
     assert (cfg.length, cfg.jit, cfg.layer_norm, cfg.seed) == (30, False, True, 3)
     full = cfg.resolved()
     assert full.max_timescale == 30.0 and full.init == "chrono"

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def series(path, **extra):
 
 
 @pytest.mark.parametrize(
-    "text, extra, line, column, words",
+    ("text", "extra", "line", "column", "words"),
     [
         ("", {}, 1, None, "empty"),
         ("day,sales\n", {}, 2, None, "no data rows"),
@@ -144,14 +145,14 @@ def test_resume_refuses_a_changed_csv(tmp_path):
         )
         == 0
     )
-    cfg = json.load(open(run / "config.json"))
-    json.dump({**cfg, "epochs": 2}, open(run / "config.json", "w"))
-    metrics = json.load(open(run / "metrics.json"))
-    json.dump({**metrics, "status": "running"}, open(run / "metrics.json", "w"))
+    cfg = json.loads(Path(run / "config.json").read_text())
+    Path(run / "config.json").write_text(json.dumps({**cfg, "epochs": 2}))
+    metrics = json.loads(Path(run / "metrics.json").read_text())
+    Path(run / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
     path.write_text(GOOD.replace("\n3,", "\n3,1"))
-    with pytest.raises(TrainArgumentError, match="it has changed since"):
-        from keras_lstm.train import resume
+    from keras_lstm.train import resume
 
+    with pytest.raises(TrainArgumentError, match="it has changed since"):
         resume(str(run))
 
 

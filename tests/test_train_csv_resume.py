@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,10 +73,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_losses(tmp_path, flags_of):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    resumed = json.load(open(os.path.join(run, "metrics.json")))
+    resumed = json.loads(Path(os.path.join(run, "metrics.json")).read_text())
     reference = str(tmp_path / "reference")
     assert main(["train", *flags, "--run-dir", reference]) == 0
-    expected = json.load(open(os.path.join(reference, "metrics.json")))
+    expected = json.loads(Path(os.path.join(reference, "metrics.json")).read_text())
     assert resumed["status"] == "finished" and [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3, 4, 5]
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose(

@@ -3,6 +3,7 @@ chrono solves what the Keras defaults cannot within the same budget (issue 8).""
 
 import json
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -30,7 +31,7 @@ def check_run_dir(run_dir, epochs):
     assert not os.path.exists(os.path.join(run_dir, "backup"))  # removed once the run finished
     with open(os.path.join(run_dir, "metrics.csv")) as f:
         assert len(f.read().strip().splitlines()) == epochs + 1
-    saved = TrainConfig.from_json(open(os.path.join(run_dir, "config.json")).read())
+    saved = TrainConfig.from_json(Path(os.path.join(run_dir, "config.json")).read_text())
     assert saved.resolved() == saved and saved.run_dir == run_dir  # saved fully resolved
 
 
@@ -64,7 +65,7 @@ def test_charlm_loss_falls_and_samples(tmp_path, capsys):
     run = str(tmp_path / "run")
     m = train(TrainConfig("charlm", length=20, text=str(text), learning_rate=1e-2, **TINY), run_dir=run).metrics
     assert losses(m)[-1] < losses(m)[0]
-    assert json.load(open(os.path.join(run, "vocab.json"))) == sorted(set(text.read_text()))
+    assert json.loads(Path(os.path.join(run, "vocab.json")).read_text()) == sorted(set(text.read_text()))
     assert main(["sample", run, "--length", "30", "--temperature", "0.5", "--prime", "def", "--seed", "0"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("def") and len(out.rstrip("\n")) >= 33

@@ -45,7 +45,7 @@ def test_adding_chance_mse_is_about_one_24th():
     _, _, y = tasks.adding_batch(np.random.default_rng(1), 20000, T)
     expected = ((1 - 0.1) + (1 - 0.9 / (T // 2 - 2))) / 3 / 16
     assert np.mean((y - 0.5) ** 2) == pytest.approx(expected, rel=0.04)
-    assert tasks.ADDING_CHANCE_MSE == pytest.approx(1 / 24) and expected == pytest.approx(1 / 24, rel=0.06)
+    assert pytest.approx(1 / 24) == tasks.ADDING_CHANCE_MSE and expected == pytest.approx(1 / 24, rel=0.06)
 
 
 def test_adding_is_a_function_of_the_generator_state():

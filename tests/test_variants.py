@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from session_runner import Loaded
 
 from keras_lstm import LSTM
-from session_runner import Loaded
 
 BUILDERS = {
     "plain": dict(),
@@ -97,7 +97,7 @@ def test_variant_conformance(name, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "dtype, block",
+    ("dtype", "block"),
     [
         ("float16", [1000.0, 1000.5, 1001.0, 1002.0]),  # exact in float16; their mean 1000.875 is not
         ("bfloat16", [1000.0, 1004.0, 1008.0, 1016.0]),  # exact in bfloat16; their mean 1007 is not

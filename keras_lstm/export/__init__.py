@@ -24,14 +24,14 @@ from keras_lstm.export.errors import (
 )
 
 __all__ = [
-    "export_model",
-    "configure",
-    "run",
-    "ExportError",
     "ExportArgumentError",
+    "ExportError",
     "ModelNotFoundError",
-    "VersionExistsError",
     "UnservableGraphError",
+    "VersionExistsError",
+    "configure",
+    "export_model",
+    "run",
 ]
 
 

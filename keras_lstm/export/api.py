@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import tensorflow as tf
 
@@ -24,10 +24,10 @@ def export_model(
     model,
     base: str | Path,
     name: str,
-    version: Optional[int] = None,
+    version: int | None = None,
     force: bool = False,
     xla: bool = False,
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Export ``model`` as ``BASE/NAME/<version>/`` and list NAME in ``BASE/models.config``.
 
@@ -90,7 +90,7 @@ def _prove_on_session_path(staged: Path, name: str, version: int) -> None:
 
     try:
         servable = Servable(name, version, staged)
-    except Exception as err:  # noqa: BLE001 - any loader failure means the same: TF Serving cannot load it
+    except Exception as err:
         raise UnservableGraphError(f"the session loader (TF Serving's path) cannot load the export: {err}") from err
     try:
         servable.warm_up()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras_lstm.errors import LSTMArgumentError
 
-__all__ = ["ExportError", "ExportArgumentError", "ModelNotFoundError", "VersionExistsError", "UnservableGraphError"]
+__all__ = ["ExportArgumentError", "ExportError", "ModelNotFoundError", "UnservableGraphError", "VersionExistsError"]
 
 
 class ExportError(Exception):

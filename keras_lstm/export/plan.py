@@ -13,14 +13,13 @@ runs forwards and every other layer acts on each time step alone (:data:`POINTWI
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import keras
 
 from keras_lstm.export.errors import ExportArgumentError
 from keras_lstm.layer import LSTM
 
-__all__ = ["Stage", "ExportPlan", "POINTWISE_LAYERS", "linear_layers", "plan_export"]
+__all__ = ["POINTWISE_LAYERS", "ExportPlan", "Stage", "linear_layers", "plan_export"]
 
 _LINEAR = "a Sequential or linear functional model (one input, one output, each layer fed by the one before)"
 
@@ -64,7 +63,7 @@ class ExportPlan:
     stages: tuple[Stage, ...]
     input_dtype: str  # "float32", or the integer dtype of a token model
     input_shape: tuple  # (None, T or None, F) for features, (None, T or None) for tokens
-    not_steppable: Optional[str]  # None, or why the model cannot be served one step at a time
+    not_steppable: str | None  # None, or why the model cannot be served one step at a time
 
     @property
     def h_widths(self) -> list[int]:
@@ -158,7 +157,7 @@ def _stage(layer, xla: bool) -> Stage:
     return Stage("layer", layer)
 
 
-def _why_not_steppable(stages: tuple[Stage, ...]) -> Optional[str]:
+def _why_not_steppable(stages: tuple[Stage, ...]) -> str | None:
     for stage in stages:
         layer = stage.layer
         if stage.kind == "bidirectional":

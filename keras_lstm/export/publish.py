@@ -15,9 +15,9 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
@@ -27,11 +27,11 @@ from keras_lstm.export.errors import ExportArgumentError, VersionExistsError
 __all__ = [
     "CONFIG_NAME",
     "check_name",
-    "existing_versions",
     "choose_version",
     "exchange_paths",
-    "staged_version",
+    "existing_versions",
     "register_model",
+    "staged_version",
 ]
 
 CONFIG_NAME = "models.config"
@@ -57,7 +57,7 @@ def existing_versions(model_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def choose_version(model_dir: Path, version: Optional[int], force: bool) -> int:
+def choose_version(model_dir: Path, version: int | None, force: bool) -> int:
     """``version``, or the next integer after the highest published one (1 for a new model)."""
     if version is None:
         return max(existing_versions(model_dir), default=0) + 1
@@ -124,7 +124,7 @@ def staged_version(model_dir: Path, version: int, force: bool = False) -> Iterat
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def register_model(config_path: Path, name: str, base_path: Optional[str] = None) -> bool:
+def register_model(config_path: Path, name: str, base_path: str | None = None) -> bool:
     """Make sure ``config_path`` (ModelServerConfig, text format) serves ``name``; True if it changed.
 
     A new entry gets ``base_path`` (default ``/models/NAME``, the container path) and platform
@@ -158,7 +158,7 @@ def register_model(config_path: Path, name: str, base_path: Optional[str] = None
     return True
 
 
-def _with_entry(text: str, entry, intended) -> Optional[str]:  # ModelConfig, ModelServerConfig
+def _with_entry(text: str, entry, intended) -> str | None:  # ModelConfig, ModelServerConfig
     """``text`` with ``entry`` written just before the closing brace of its model_config_list (the
     last ``}`` outside comments), or None unless that parses back to exactly ``intended``."""
     lines = text.rstrip().split("\n")

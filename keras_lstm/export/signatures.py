@@ -20,7 +20,7 @@ recurrent layers all run forwards (see :attr:`ExportPlan.not_steppable`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from keras_lstm.export.errors import ModelNotFoundError
 
-__all__ = ["resolve_model_path", "load_model", "class_names_of", "CLASSES_FILE"]
+__all__ = ["CLASSES_FILE", "class_names_of", "load_model", "resolve_model_path"]
 
 CLASSES_FILE = "classes.json"  # written by `keras-lstm train classify` into its run directory
 

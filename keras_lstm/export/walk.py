@@ -6,8 +6,6 @@ along the last axis in layer order (forward before backward inside Bidirectional
 
 from __future__ import annotations
 
-from typing import Optional
-
 import tensorflow as tf
 from keras.src.backend.common import masking as backend  # Keras keeps masks on tensors; no public accessor
 
@@ -17,7 +15,7 @@ from keras_lstm.step import LSTMState, lstm_step
 __all__ = ["run_sequences", "run_step", "zero_state"]
 
 
-def _both(a: Optional[tf.Tensor], b: Optional[tf.Tensor]) -> Optional[tf.Tensor]:
+def _both(a: tf.Tensor | None, b: tf.Tensor | None) -> tf.Tensor | None:
     if a is None or b is None:
         return b if a is None else a
     return tf.logical_and(tf.cast(a, tf.bool), tf.cast(b, tf.bool))
@@ -27,7 +25,7 @@ def _as_float32(t: tf.Tensor) -> tf.Tensor:
     return tf.cast(t, tf.float32) if t.dtype.is_floating and t.dtype != tf.float32 else t
 
 
-def run_sequences(plan: ExportPlan, sequences: tf.Tensor, lengths: Optional[tf.Tensor] = None) -> dict:
+def run_sequences(plan: ExportPlan, sequences: tf.Tensor, lengths: tf.Tensor | None = None) -> dict:
     """sequences (B, T, F) or tokens (B, T); lengths (B,) or None -> outputs, h (B, S), c (B, S2).
 
     With ``lengths``, steps at or past a row's length are masked (a Keras mask, combined with any mask

@@ -36,12 +36,12 @@ On TensorFlow, the layer's ``kernel`` argument: ``"auto"`` takes the fused kerne
 can run (it measured faster than the XLA loop at every shape: docs/kernels.md), and says why not
 elsewhere; ``"fused"`` insists (a configuration it cannot run is an error naming the argument that
 prevents it; ``"onednn"``, its name before it was this project's own, reads as ``"fused"``); ``"xla"``
-takes the loop (compiled unless ``jit_compile=False``). A trace for a SavedModel takes the block kernel where it can run and the
-graph loop elsewhere, whatever was asked (XLA with ``export_xla``), and runs a batch of two or more
+takes the loop (compiled unless ``jit_compile=False``). A trace for a SavedModel takes the block kernel where it
+can run and the graph loop elsewhere, whatever was asked (XLA with ``export_xla``), and runs a batch of two or more
 rows as two slices at once. A kernel that runs only some batches (``batch_runs``: masks with holes,
 batch sizes) has a fallback chosen per batch in the graph; :mod:`keras_lstm.kernels.padding` holds
-the right-padded mask handling of the whole-sequence kernels. On torch, ``"fused"`` insists on torch's fused LSTM and ``"xla"`` takes the loop;
-on JAX, ``"auto"`` and ``"xla"`` take the scan.
+the right-padded mask handling of the whole-sequence kernels. On torch, ``"fused"`` insists on torch's fused LSTM
+and ``"xla"`` takes the loop; on JAX, ``"auto"`` and ``"xla"`` take the scan.
 
 This package's ``__init__`` imports nothing, so ``python -m keras_lstm.kernels.build`` runs without
 TensorFlow's start-up.

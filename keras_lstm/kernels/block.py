@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras_lstm.kernels import padding
 from keras_lstm.step import LSTMWeights
 
-__all__ = ["MAX_BATCH_UNITS", "max_batch", "batch_runs", "run"]
+__all__ = ["MAX_BATCH_UNITS", "batch_runs", "max_batch", "run"]
 
 # The block op runs a batch when batch · units <= this (see max_batch).
 MAX_BATCH_UNITS = 4096

@@ -28,18 +28,18 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 __all__ = [
-    "BuildError",
     "CC_DIR",
     "ONEDNN_DISTRIBUTIONS",
+    "BuildError",
     "cache_dir",
     "cached_build",
-    "onednn_dirs",
-    "library",
     "jax_library",
+    "library",
+    "onednn_dirs",
 ]
 
 CC_DIR = Path(__file__).resolve().with_name("cc")
@@ -80,7 +80,7 @@ def cached_build(
     compiler = shutil.which("g++")
     if compiler is None:
         raise BuildError(f"building {name} needs a C++ compiler, and `g++` is not on PATH (apt-get install g++)")
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
     digest = hashlib.sha256()
     for part in [*(Path(s).read_bytes() for s in sources), *(p.encode() for p in (*key_parts, version))]:
         digest.update(part)
@@ -94,7 +94,7 @@ def cached_build(
         if out.exists():  # built by another process while this one waited
             return out
         tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
-        done = subprocess.run(command(tmp), capture_output=True, text=True, timeout=900)
+        done = subprocess.run(command(tmp), capture_output=True, text=True, timeout=900, check=False)  # stderr below
         if done.returncode != 0:
             tmp.unlink(missing_ok=True)
             raise BuildError(f"g++ failed to build {name}:\n{done.stderr[-4000:]}")

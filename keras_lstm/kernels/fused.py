@@ -21,12 +21,11 @@ scratch is about the same size again.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
-from typing import Optional
 
 import tensorflow as tf
-
 from tensorflow.python.eager import record  # could_possibly_record: no public API tells whether a tape records
 
 from keras_lstm.kernels import padding
@@ -34,7 +33,7 @@ from keras_lstm.kernels.build import BuildError, library
 from keras_lstm.kernels.select import FUSED_MIN_BATCH
 from keras_lstm.step import LSTMWeights
 
-__all__ = ["FusedUnavailableWarning", "unavailable_reason", "run", "batch_runs"]
+__all__ = ["FusedUnavailableWarning", "batch_runs", "run", "unavailable_reason"]
 
 
 class FusedUnavailableWarning(UserWarning):
@@ -71,7 +70,7 @@ def _ops():
     return _LOADED["ops"]
 
 
-def unavailable_reason() -> Optional[str]:
+def unavailable_reason() -> str | None:
     """None when the op is built and loaded, else why not."""
     return None if _ops() is not None else _LOADED["reason"]
 
@@ -125,10 +124,8 @@ def _gradient(op, dy, dh, dc, _dworkspace):
     return list(grads)
 
 
-try:
+with contextlib.suppress(KeyError):  # registered by another copy of this module (bench/fit.py --against REV loads one)
     tf.RegisterGradient("KerasLstmFused")(_gradient)
-except KeyError:  # registered by another copy of this module (bench/fit.py --against REV loads one)
-    pass
 
 
 def batch_runs(x, mask, cfg):

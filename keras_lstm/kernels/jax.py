@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -89,7 +89,7 @@ def _backward(spec: _Spec, res, d_hs, d_c_last):
 
     def step(carry, xs):
         dh, dc, d_small = carry
-        d_h_t, c_t, c_prev, per_step, zx_t, m_t, hp_t, mask_t = xs
+        d_h_t, c_t, c_prev, per_step, zx_t, _m_t, hp_t, mask_t = xs
         dh = dh + d_h_t  # (B, P)
         if mask_t is not None:
             dh_new, dh_pass = jnp.where(mask_t, dh, 0.0), jnp.where(mask_t, 0.0, dh)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import warnings
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +26,7 @@ from keras_lstm.kernels.build import BuildError, jax_library
 from keras_lstm.kernels.select import FUSED_MIN_BATCH
 from keras_lstm.step import LSTMWeights
 
-__all__ = ["FusedUnavailableWarning", "unavailable_reason", "run"]
+__all__ = ["FusedUnavailableWarning", "run", "unavailable_reason"]
 
 _FORWARD, _INFERENCE, _BACKWARD = "keras_lstm_fused_forward", "keras_lstm_fused_inference", "keras_lstm_fused_backward"
 _LOADED: dict = {}
@@ -65,7 +64,7 @@ def _lib():
     return _LOADED["lib"]
 
 
-def unavailable_reason() -> Optional[str]:
+def unavailable_reason() -> str | None:
     """None when the library is built, loaded and registered, else why not."""
     return None if _lib() is not None else _LOADED["reason"]
 

@@ -5,9 +5,9 @@ loop does one ``h · U`` matmul and the fused pointwise gate math per step, with
 whenever T is static.
 
 Backward (``tf.custom_gradient``): one reverse loop carries dh and dc and, per step, only computes
-``dz_h · Uᵀ`` (Uᵀ transposed once, before the loop) and the pointwise VJP of :func:`keras_lstm.step.cell_update`: in closed form from the
-saved gates for the plain cell (:func:`keras_lstm.step.plain_cell_vjp`), otherwise by autodiff of the
-step recomputed from the saved pre-activations, so any activation and any variant differentiates the
+``dz_h · Uᵀ`` (Uᵀ transposed once, before the loop) and the pointwise VJP of :func:`keras_lstm.step.cell_update`:
+in closed form from the saved gates for the plain cell (:func:`keras_lstm.step.plain_cell_vjp`), otherwise by autodiff
+of the step recomputed from the saved pre-activations, so any activation and any variant differentiates the
 same way. The weight gradients are then computed in bulk after the loop (outside it, so that
 TensorFlow's own MatMul runs them when only the loops are compiled), as single matmuls over all T·B
 rows: ``dU = [h_{t-1}]ᵀ · [dz_h]`` and ``dW_proj = [m_t]ᵀ · [dh_t]``; dW, db and dx follow from
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
@@ -30,7 +30,7 @@ from tensorflow.python.eager import record  # could_possibly_record: no public A
 from keras_lstm.config import LSTMConfig
 from keras_lstm.step import LSTMWeights, cell_update, input_preactivation, is_plain_cell, plain_cell_vjp
 
-__all__ = ["run_recurrence", "lstm_sequence", "sequence_function"]
+__all__ = ["lstm_sequence", "run_recurrence", "sequence_function"]
 
 # Weights used inside the pointwise step whose gradients are summed over time in the loop carry.
 _POINTWISE_WEIGHTS = ("peephole_kernel", "recurrent_gamma", "cell_gamma", "cell_beta")
@@ -144,7 +144,7 @@ def _backward(d_hs, d_c_last, zx, h0, c0, w: LSTMWeights, small, mask, rdrop, hs
     recurrent pre-activations (T, B, G*H) and, where they differ (recurrent LayerNorm), of the input
     ones, else None; with a projection the per-step gradients of h_t before it (T, B, P), else None.
     zx is only read by a cell without a closed-form VJP (None otherwise)."""
-    cs, per_step, ms, hps = saved
+    cs, per_step, _ms, hps = saved
     n = hs.shape[0] if hs.shape[0] is not None else tf.shape(hs)[0]
     U, Wp, clip_p = w.recurrent_kernel, w.projection_kernel, spec.cfg.projection_clip
     split_dz = spec.cfg.layer_norm  # only the recurrent LayerNorm makes dz_h differ from dz_x
@@ -178,11 +178,11 @@ def _backward(d_hs, d_c_last, zx, h0, c0, w: LSTMWeights, small, mask, rdrop, hs
         else:
             zx_t, zh_t = zx[t], per_step[t]
             with tf.GradientTape() as tape:
-                tape.watch([zx_t, zh_t, c_prev] + small)
+                tape.watch([zx_t, zh_t, c_prev, *small])
                 _, c_t, m_t = spec.pointwise(zx_t, zh_t, c_prev, w, small)
             grads = tape.gradient(
                 [m_t, c_t],
-                [zx_t, zh_t, c_prev] + small,
+                [zx_t, zh_t, c_prev, *small],
                 output_gradients=[dm, dc_new],
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
@@ -232,8 +232,8 @@ def run_recurrence(
     cfg: LSTMConfig,
     activation: Callable,
     recurrent_activation: Callable,
-    mask: Optional[tf.Tensor] = None,
-    recurrent_dropout_mask: Optional[tf.Tensor] = None,
+    mask: tf.Tensor | None = None,
+    recurrent_dropout_mask: tf.Tensor | None = None,
     unroll: bool = False,
     in_place: bool = False,
     compiled: bool = False,
@@ -294,7 +294,7 @@ def run_recurrence(
             )
             _, _, ms, _ = kept  # (cs, per_step, ms, hps): see _forward
             d_weights = _weight_gradients(h0, hs, ms, recurrent_dropout_mask, d_zh, d_hp)
-            return [d_zh if d_zx is None else d_zx, dh0, dc0] + d_weights + list(d_small)
+            return [d_zh if d_zx is None else d_zx, dh0, dc0, *d_weights, *list(d_small)]
 
         return (tf.stop_gradient(hs), tf.stop_gradient(c_last)), grad
 
@@ -304,11 +304,11 @@ def run_recurrence(
 
 def lstm_sequence(
     x: tf.Tensor,
-    mask: Optional[tf.Tensor],
+    mask: tf.Tensor | None,
     h0: tf.Tensor,
     c0: tf.Tensor,
-    input_dropout_mask: Optional[tf.Tensor],
-    recurrent_dropout_mask: Optional[tf.Tensor],
+    input_dropout_mask: tf.Tensor | None,
+    recurrent_dropout_mask: tf.Tensor | None,
     w: LSTMWeights,
     *,
     cfg: LSTMConfig,

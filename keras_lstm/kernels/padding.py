@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["right_padded", "lengths_of", "reverse_rows", "at_lengths", "masked_outputs"]
+__all__ = ["at_lengths", "lengths_of", "masked_outputs", "reverse_rows", "right_padded"]
 
 
 def right_padded(mask: tf.Tensor) -> tf.Tensor:

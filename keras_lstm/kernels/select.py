@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable, Optional
+import itertools
+from collections.abc import Callable
 
 import keras
 
@@ -61,11 +62,11 @@ class KernelChoice:
 
     name: str
     reason: str
-    fallback: Optional[str] = None
+    fallback: str | None = None
     slices: int = 1  # > 1: a batch of at least this many rows runs as that many independent slices (see run)
 
 
-def _block_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str) -> Optional[str]:
+def _block_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str) -> str | None:
     """Why a SavedModel trace cannot run TensorFlow's BlockLSTMV2 (:mod:`keras_lstm.kernels.block`), or None."""
     if dtype != "float32":
         return f"the compute dtype is {dtype}"
@@ -81,7 +82,7 @@ def _block_blocker(cfg: LSTMConfig, activation: Callable, recurrent_activation: 
 
 def _common_blocker(
     cfg: LSTMConfig, activation: Callable, recurrent_activation: Callable, dtype: str, recurrent_dropout: bool
-) -> Optional[tuple[str, str]]:
+) -> tuple[str, str] | None:
     """(argument, why) for the first thing in the config that keeps a call off every fused kernel (this
     project's and torch's): σ gates and tanh, float32, no layer norm, no hook inside the step."""
     if dtype != "float32":
@@ -102,7 +103,7 @@ def _fused_blocker(
     dtype: str,
     has_mask: bool,
     recurrent_dropout: bool,
-) -> Optional[tuple[str, str]]:
+) -> tuple[str, str] | None:
     """(argument, why) for the first thing that keeps this call off this project's fused CPU kernel, or
     None. It runs peephole, coupled gates, cell clip, projection and its clip itself."""
     blocker = _common_blocker(cfg, activation, recurrent_activation, dtype, recurrent_dropout)
@@ -349,6 +350,6 @@ def _sliced(choice: KernelChoice, x, mask, h0, c0, input_dropout_mask, recurrent
             w,
             **kwargs,
         )
-        for lo, hi in zip(bounds, bounds[1:])
+        for lo, hi in itertools.pairwise(bounds)
     ]
     return tuple(tf.concat(pieces, axis=0) for pieces in zip(*parts))

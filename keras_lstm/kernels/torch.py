@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["run", "right_padded"]
+__all__ = ["right_padded", "run"]
 
 
 def right_padded(mask) -> bool:
@@ -78,7 +78,7 @@ def run(
 
 def _run_packed(x, mask, h0, c0, fixed, cfg, zero_output_for_mask):
     """A right-padded mask as a packed sequence; outputs laid out as Keras lays them out."""
-    B, T, _ = x.shape
+    _B, T, _ = x.shape
     lengths = mask.to(torch.bool).sum(dim=1)  # (B,)
     t = torch.arange(T, device=x.device)[None, :]  # (1, T)
     if cfg.go_backwards:  # reverse each row within its length

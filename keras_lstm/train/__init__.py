@@ -3,7 +3,7 @@
 from keras_lstm.train.config import TASKS, TrainConfig
 from keras_lstm.train.errors import TrainArgumentError
 
-__all__ = ["TrainConfig", "TrainArgumentError", "TASKS", "train", "resume"]
+__all__ = ["TASKS", "TrainArgumentError", "TrainConfig", "resume", "train"]
 
 
 def train(config, run_dir=None):

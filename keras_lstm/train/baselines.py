@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["persistence", "seasonal_naive", "LinearAR", "mase_scale", "errors", "targets_of"]
+__all__ = ["LinearAR", "errors", "mase_scale", "persistence", "seasonal_naive", "targets_of"]
 
 CHUNK = 4096
 
@@ -47,7 +47,7 @@ class LinearAR:
         rows = inputs[ends[:, None] - self.window + np.arange(self.window)[None, :]]  # (n, T, F)
         return np.concatenate([rows.reshape(len(ends), -1), np.ones((len(ends), 1))], axis=1)
 
-    def fit(self, inputs: np.ndarray, y: np.ndarray, ends: np.ndarray) -> "LinearAR":
+    def fit(self, inputs: np.ndarray, y: np.ndarray, ends: np.ndarray) -> LinearAR:
         """``inputs`` (N, F) standardised float64, ``y`` (N,) the target, ``ends`` the training windows."""
         p = self.window * inputs.shape[1] + 1
         xtx, xty = np.zeros((p, p)), np.zeros((p, self.horizon))

@@ -18,7 +18,7 @@ import keras
 
 from keras_lstm.train.plots import plot_learning_curve
 
-__all__ = ["SolveTracker", "RunLog", "RunBackup", "ResumableEarlyStopping", "backup_epoch", "write_json"]
+__all__ = ["ResumableEarlyStopping", "RunBackup", "RunLog", "SolveTracker", "backup_epoch", "write_json"]
 
 
 def write_json(path: str, data) -> None:

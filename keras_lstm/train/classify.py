@@ -28,7 +28,7 @@ from keras_lstm.train.models import recurrent_layer
 from keras_lstm.train.problems import TRAIN, Task
 from keras_lstm.train.series import check_csv_hash, columns_of
 
-__all__ = ["Classify", "PAD", "CLASSES_FILE", "pad_sequences", "confusion_matrix"]
+__all__ = ["CLASSES_FILE", "PAD", "Classify", "confusion_matrix", "pad_sequences"]
 
 PAD = -1.0e9  # fills the steps past a sequence's end; a row of real data equal to it in every column is refused
 LENGTH_BUCKET = 16  # batches are padded to a multiple of this, so XLA compiles a few loop lengths, not one per length
@@ -138,12 +138,13 @@ class Classify(Task):
                     int(self.first_lines[members[0]]),
                     label_col,
                     (
-                        f"the class {name!r} has {len(members)} sequence{'s' if len(members) != 1 else ''}; a split into "
+                        f"the class {name!r} has {len(members)} sequence{'s' if len(members) != 1 else ''}; "
+                        "a split into "
                         "training, validation and test sequences needs at least 3 of each class"
                     ),
                 )
-            n_test = max(1, int(round(len(members) * self.TEST_FRACTION)))
-            n_val = max(1, int(round(len(members) * self.VALIDATION_FRACTION)))
+            n_test = max(1, round(len(members) * self.TEST_FRACTION))
+            n_val = max(1, round(len(members) * self.VALIDATION_FRACTION))
             parts[2].append(members[:n_test])
             parts[1].append(members[n_test : n_test + n_val])
             parts[0].append(members[n_test + n_val :])
@@ -210,9 +211,9 @@ class Classify(Task):
         return {
             "columns": self.columns,
             "classes": self.classes,
-            "sequences": int(len(self.labels)),
+            "sequences": len(self.labels),
             "length_range": [int(lengths.min()), int(lengths.max())],
-            "split_sequences": [int(len(self.train)), int(len(self.val)), int(len(self.test))],
+            "split_sequences": [len(self.train), len(self.val), len(self.test)],
             "filled_cells": self.filled,
             "test_accuracy": accuracy,
             "majority_class": self.classes[self.majority],

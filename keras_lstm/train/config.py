@@ -13,11 +13,10 @@ import json
 import os
 import random
 from dataclasses import dataclass, field, fields
-from typing import Optional
 
 from keras_lstm.train.errors import TrainArgumentError
 
-__all__ = ["TrainConfig", "TASKS", "TASK_DEFAULTS", "add_arguments", "from_args"]
+__all__ = ["TASKS", "TASK_DEFAULTS", "TrainConfig", "add_arguments", "from_args"]
 
 TASKS = ("adding", "copy", "charlm", "co2", "series", "classify")
 CSV_TASKS = ("series", "classify")
@@ -97,75 +96,75 @@ def _opt(help_text: str, **extra) -> dict:
 @dataclass(frozen=True)
 class TrainConfig:
     task: str = field(metadata=_opt("the task", choices=TASKS, positional=True))
-    length: Optional[int] = field(
+    length: int | None = field(
         default=None,
         metadata=_opt(
             "T: the adding/copy span, the charlm window, the co2 input window in months, the series window",
             flags=("-T", "--length", "--window"),
         ),
     )
-    units: Optional[int] = field(default=None, metadata=_opt("recurrent units"))
-    baseline: Optional[str] = field(
+    units: int | None = field(default=None, metadata=_opt("recurrent units"))
+    baseline: str | None = field(
         default=None, metadata=_opt("train this Keras layer instead of keras_lstm.LSTM", choices=("simple_rnn", "gru"))
     )
-    init: Optional[str] = field(
+    init: str | None = field(
         default=None,
         metadata=_opt(
             "LSTM gate-bias initialisation: chrono (Tallec & Ollivier 2018) or keras (zeros, forget bias 1)",
             choices=("chrono", "keras"),
         ),
     )
-    max_timescale: Optional[float] = field(default=None, metadata=_opt("chrono's T_max (default: the task's T)"))
+    max_timescale: float | None = field(default=None, metadata=_opt("chrono's T_max (default: the task's T)"))
     batch_size: int = field(default=32, metadata=_opt("global batch size"))
-    learning_rate: Optional[float] = field(default=None, metadata=_opt("Adam learning rate"))
-    clipnorm: Optional[float] = field(default=None, metadata=_opt("clip each gradient to this norm"))
-    steps_per_epoch: Optional[int] = field(default=None, metadata=_opt("batches per epoch (co2: 0 = one pass)"))
-    epochs: Optional[int] = field(default=None, metadata=_opt("epochs"))
-    max_sequences: Optional[int] = field(
+    learning_rate: float | None = field(default=None, metadata=_opt("Adam learning rate"))
+    clipnorm: float | None = field(default=None, metadata=_opt("clip each gradient to this norm"))
+    steps_per_epoch: int | None = field(default=None, metadata=_opt("batches per epoch (co2: 0 = one pass)"))
+    epochs: int | None = field(default=None, metadata=_opt("epochs"))
+    max_sequences: int | None = field(
         default=None, metadata=_opt("training budget in sequences; sets --epochs to fit it")
     )
-    validation_size: Optional[int] = field(default=None, metadata=_opt("validation sequences (charlm: windows)"))
-    early_stopping: Optional[int] = field(default=None, metadata=_opt("patience on val_loss in epochs; 0 = off"))
+    validation_size: int | None = field(default=None, metadata=_opt("validation sequences (charlm: windows)"))
+    early_stopping: int | None = field(default=None, metadata=_opt("patience on val_loss in epochs; 0 = off"))
     stop_when_solved: bool = field(default=True, metadata=_opt("stop once adding/copy meets its solved criterion"))
-    seed: Optional[int] = field(default=None, metadata=_opt("seed for weights and data (default: drawn, saved)"))
+    seed: int | None = field(default=None, metadata=_opt("seed for weights and data (default: drawn, saved)"))
     mixed_precision: bool = field(default=False, metadata=_opt("mixed_float16 compute"))
     jit: bool = field(default=True, metadata=_opt("XLA-compile the LSTM's time loop (jit_compile)"))
     peephole: bool = field(default=False, metadata=_opt("LSTM variant: peephole connections"))
     coupled_gates: bool = field(default=False, metadata=_opt("LSTM variant: input gate = 1 - forget gate"))
-    projection_units: Optional[int] = field(default=None, metadata=_opt("LSTM variant: project h to this width"))
+    projection_units: int | None = field(default=None, metadata=_opt("LSTM variant: project h to this width"))
     layer_norm: bool = field(default=False, metadata=_opt("LSTM variant: layer-normalised gates"))
-    cell_clip: Optional[float] = field(default=None, metadata=_opt("LSTM variant: clip the cell state"))
-    projection_clip: Optional[float] = field(default=None, metadata=_opt("LSTM variant: clip the projection"))
-    distribute: Optional[str] = field(
+    cell_clip: float | None = field(default=None, metadata=_opt("LSTM variant: clip the cell state"))
+    projection_clip: float | None = field(default=None, metadata=_opt("LSTM variant: clip the projection"))
+    distribute: str | None = field(
         default=None,
         metadata=_opt(
             "tf.distribute strategy: mirrored (this machine's devices) or multi-worker (reads TF_CONFIG)",
             choices=("mirrored", "multi-worker"),
         ),
     )
-    text: Optional[str] = field(default=None, metadata=_opt("charlm: a UTF-8 text file (default: the stdlib's .py)"))
+    text: str | None = field(default=None, metadata=_opt("charlm: a UTF-8 text file (default: the stdlib's .py)"))
     max_chars: int = field(default=1_000_000, metadata=_opt("charlm: read at most this many characters"))
-    csv: Optional[str] = field(default=None, metadata=_opt("series/classify: the CSV file (a header row first)"))
-    target: Optional[str] = field(default=None, metadata=_opt("series: the column to forecast"))
-    features: Optional[str] = field(
+    csv: str | None = field(default=None, metadata=_opt("series/classify: the CSV file (a header row first)"))
+    target: str | None = field(default=None, metadata=_opt("series: the column to forecast"))
+    features: str | None = field(
         default=None,
         metadata=_opt(
             "comma-separated input columns; series: besides the target (default none), classify: default every "
             "column but --id-col, --label-col and --time-col"
         ),
     )
-    time_col: Optional[str] = field(
+    time_col: str | None = field(
         default=None,
         metadata=_opt(
             "series/classify: a time column (numbers or ISO 8601 dates): rows are sorted by it, duplicates refused, "
             "gaps reported"
         ),
     )
-    horizon: Optional[int] = field(default=None, metadata=_opt("series: K, the steps ahead to forecast (default 1)"))
-    season: Optional[int] = field(
+    horizon: int | None = field(default=None, metadata=_opt("series: K, the steps ahead to forecast (default 1)"))
+    season: int | None = field(
         default=None, metadata=_opt("series: the season length S in rows, for the seasonal naive baseline and MASE")
     )
-    missing: Optional[str] = field(
+    missing: str | None = field(
         default=None,
         metadata=_opt(
             "series/classify: missing numeric cells are refused (default), or filled with the previous value (ffill) "
@@ -173,12 +172,12 @@ class TrainConfig:
             choices=("refuse", "ffill", "interpolate"),
         ),
     )
-    id_col: Optional[str] = field(default=None, metadata=_opt("classify: the column naming each row's sequence"))
-    label_col: Optional[str] = field(default=None, metadata=_opt("classify: the column holding the sequence's label"))
-    csv_sha256: Optional[str] = field(
+    id_col: str | None = field(default=None, metadata=_opt("classify: the column naming each row's sequence"))
+    label_col: str | None = field(default=None, metadata=_opt("classify: the column holding the sequence's label"))
+    csv_sha256: str | None = field(
         default=None, metadata=_opt("the CSV's SHA-256 (recorded by the run; a --resume refuses a changed file)")
     )
-    run_dir: Optional[str] = field(default=None, metadata=_opt("run directory (default: runs/TASK-TIMESTAMP)"))
+    run_dir: str | None = field(default=None, metadata=_opt("run directory (default: runs/TASK-TIMESTAMP)"))
     verbose: int = field(
         default=1, metadata=_opt("Keras verbosity: 0 silent, 1 progress bar, 2 one line/epoch", choices=(0, 1, 2))
     )
@@ -187,7 +186,7 @@ class TrainConfig:
         _check(self)
 
     # Derived --------------------------------------------------------------------------------------
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """Every None field that has a task default filled in, and a seed drawn if none was given."""
         changes = {k: v for k, v in TASK_DEFAULTS[self.task].items() if getattr(self, k) is None}
         if self.baseline is not None:
@@ -216,7 +215,7 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
+    def from_json(cls, text: str) -> TrainConfig:
         data = json.loads(text)
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

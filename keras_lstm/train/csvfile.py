@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 from array import array
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from keras_lstm.train.errors import CSVFormatError
 
-__all__ = ["MISSING_RULES", "Table", "header_of", "read_table", "sha256_of", "fill_missing", "order_by_time"]
+__all__ = ["MISSING_RULES", "Table", "fill_missing", "header_of", "order_by_time", "read_table", "sha256_of"]
 
 MISSING_RULES = ("refuse", "ffill", "interpolate")
 _MISSING_TEXT = frozenset({"", "na", "nan", "null", "n/a", "none"})
@@ -53,7 +54,7 @@ class Table:
     def __len__(self) -> int:
         return len(self.lines)
 
-    def take(self, order: np.ndarray) -> "Table":
+    def take(self, order: np.ndarray) -> Table:
         """The rows in ``order``."""
         return Table(
             self.path,
@@ -198,7 +199,7 @@ def fill_missing(values: np.ndarray, rule: str, starts: np.ndarray | None = None
     v = values.reshape(len(values), -1)
     bounds = [0, *([] if starts is None else [int(s) for s in starts if 0 < s < len(v)]), len(v)]
     filled = 0
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         for col in range(v.shape[1]):
             seg = v[a:b, col]
             bad = np.isnan(seg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras_lstm.errors import LSTMArgumentError
 
-__all__ = ["TrainArgumentError", "CSVFormatError"]
+__all__ = ["CSVFormatError", "TrainArgumentError"]
 
 
 class TrainArgumentError(LSTMArgumentError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_sunspots_csv", "write_labelled_sequences_csv", "SHAPES"]
+__all__ = ["SHAPES", "write_labelled_sequences_csv", "write_sunspots_csv"]
 
 
 def write_sunspots_csv(path) -> Path:

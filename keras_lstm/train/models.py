@@ -8,7 +8,7 @@ from keras_lstm.initializers import Chrono
 from keras_lstm.layer import LSTM
 from keras_lstm.train.config import TrainConfig
 
-__all__ = ["recurrent_layer", "RNN_LAYER_NAME"]
+__all__ = ["RNN_LAYER_NAME", "recurrent_layer"]
 
 RNN_LAYER_NAME = "rnn"
 

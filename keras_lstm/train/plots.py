@@ -5,9 +5,9 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-__all__ = ["plot_learning_curve", "plot_forecast", "plot_series_forecast", "plot_confusion"]
+__all__ = ["plot_confusion", "plot_forecast", "plot_learning_curve", "plot_series_forecast"]
 
 
 def plot_learning_curve(path, history, chance_loss, chance_name, solved_at, title=""):

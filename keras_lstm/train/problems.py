@@ -23,7 +23,7 @@ from keras_lstm.train.config import TrainConfig
 from keras_lstm.train.errors import TrainArgumentError
 from keras_lstm.train.models import recurrent_layer
 
-__all__ = ["SolveRule", "Task", "make_task", "VOCAB_FILE"]
+__all__ = ["VOCAB_FILE", "SolveRule", "Task", "make_task"]
 
 TRAIN, VALIDATION = 0, 1
 VOCAB_FILE = "vocab.json"

@@ -33,7 +33,7 @@ from keras_lstm.train.config import TrainConfig
 from keras_lstm.train.errors import TrainArgumentError
 from keras_lstm.train.problems import make_task
 
-__all__ = ["train", "resume", "RunResult", "CONFIG_FILE", "MODEL_FILE"]
+__all__ = ["CONFIG_FILE", "MODEL_FILE", "RunResult", "resume", "train"]
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -218,7 +218,7 @@ def _dataset(task, first: int, last: int) -> tf.data.Dataset:
     """Batches ``first .. last-1`` of the task, each a pure function of its index."""
     x, y = task.train_batch(0)
     x_shape = (None, None, *x.shape[2:]) if task.time_varies else (None, *x.shape[1:])  # classify pads per batch
-    signature = (tf.TensorSpec(x_shape, x.dtype), tf.TensorSpec((None,) + y.shape[1:], y.dtype))
+    signature = (tf.TensorSpec(x_shape, x.dtype), tf.TensorSpec((None, *y.shape[1:]), y.dtype))
     ds = tf.data.Dataset.from_generator(
         lambda: (task.train_batch(i) for i in range(first, last)), output_signature=signature
     )
@@ -276,7 +276,7 @@ def _rewrite_csv(path: str, history: list[dict]) -> None:
         return
     import csv
 
-    keys = ["epoch"] + sorted(k for k in history[0] if k not in ("epoch", "sequences", "wall_s"))
+    keys = ["epoch", *sorted(k for k in history[0] if k not in ("epoch", "sequences", "wall_s"))]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()

@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_lstm.train.errors import TrainArgumentError
 
-__all__ = ["configure", "run", "generate", "load_run"]
+__all__ = ["configure", "generate", "load_run", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def load_run(run_dir: str):
     """(model, vocabulary) of a charlm run."""
     import keras
 
-    import keras_lstm.initializers  # noqa: F401  (registers Chrono for deserialisation)
+    import keras_lstm.initializers
     import keras_lstm.layer  # noqa: F401
 
     model_path, vocab_path = os.path.join(run_dir, "model.keras"), os.path.join(run_dir, "vocab.json")

@@ -29,7 +29,7 @@ from keras_lstm.train.errors import CSVFormatError, TrainArgumentError
 from keras_lstm.train.models import recurrent_layer
 from keras_lstm.train.problems import TRAIN, Task
 
-__all__ = ["Series", "columns_of", "check_csv_hash", "time_gaps", "PREDICT_BATCH"]
+__all__ = ["PREDICT_BATCH", "Series", "check_csv_hash", "columns_of", "time_gaps"]
 
 PREDICT_BATCH = 1024
 
@@ -54,9 +54,9 @@ def time_gaps(times: np.ndarray, lines: np.ndarray, is_date: bool, limit: int = 
     steps = np.diff(times)
     usual = float(np.median(steps))
     where = np.flatnonzero(steps > 1.5 * usual)
-    show = (lambda t: str(np.datetime64(int(t), "s"))) if is_date else (lambda t: f"{t:g}")  # noqa: E731
+    show = (lambda t: str(np.datetime64(int(t), "s"))) if is_date else (lambda t: f"{t:g}")
     first = [f"line {int(lines[k + 1])}: {show(times[k])} -> {show(times[k + 1])}" for k in where[:limit]]
-    return {"step": usual if not is_date else f"{usual / 86400:g} days", "gaps": int(len(where)), "first": first}
+    return {"step": usual if not is_date else f"{usual / 86400:g} days", "gaps": len(where), "first": first}
 
 
 class Series(Task):
@@ -95,7 +95,7 @@ class Series(Task):
     def _split(self, table, values) -> None:
         cfg = self.cfg
         N, T, K = len(values), cfg.length, cfg.horizon
-        n_test, n_val = int(round(N * self.TEST_FRACTION)), int(round(N * self.VALIDATION_FRACTION))
+        n_test, n_val = round(N * self.TEST_FRACTION), round(N * self.VALIDATION_FRACTION)
         a, b = N - n_val - n_test, N - n_test  # train rows [0, a), validation [a, b), test [b, N)
         self.train_ends = np.arange(T, a - K + 1)
         self.val_ends = np.arange(max(a, T), b - K + 1)
@@ -107,7 +107,8 @@ class Series(Task):
                 int(table.lines[-1]),
                 cfg.target,
                 (
-                    f"only {N} data row{'s' if N != 1 else ''}: --window {T} and --horizon {K} need at least about {need} "
+                    f"only {N} data row{'s' if N != 1 else ''}: --window {T} and --horizon {K} need at least "
+                    f"about {need} "
                     "rows, so that the training (70%), validation (15%) and test (15%) parts each hold a whole window"
                 ),
             )
@@ -208,7 +209,7 @@ class Series(Task):
             "columns": self.columns,
             "rows": len(self.y),
             "split_rows": [self.n_train, *self.bounds[1:], len(self.y)],
-            "test_windows": int(len(ends)),
+            "test_windows": len(ends),
             "horizon": K,
             "season": cfg.season,
             "filled_cells": self.filled,

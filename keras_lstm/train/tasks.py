@@ -14,20 +14,20 @@ import os
 import numpy as np
 
 __all__ = [
-    "PAD",
-    "adding_length",
-    "adding_batch",
     "ADDING_CHANCE_MSE",
-    "COPY_SYMBOLS",
     "BLANK",
-    "MARKER",
     "COPY_CLASSES",
-    "copy_length",
-    "copy_batch",
-    "copy_baseline_loss",
-    "stdlib_sources",
-    "load_text",
+    "COPY_SYMBOLS",
+    "MARKER",
+    "PAD",
+    "adding_batch",
+    "adding_length",
     "co2_monthly",
+    "copy_baseline_loss",
+    "copy_batch",
+    "copy_length",
+    "load_text",
+    "stdlib_sources",
 ]
 
 # Adding ----------------------------------------------------------------------------------------------

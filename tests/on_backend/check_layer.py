@@ -18,9 +18,9 @@ from keras import ops
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the NumPy oracle
 
-from oracle import lstm_numpy  # noqa: E402
+from oracle import lstm_numpy
 
-from keras_lstm import LSTM, LSTMArgumentError, trace  # noqa: E402
+from keras_lstm import LSTM, LSTMArgumentError, trace
 
 BACKEND = keras.config.backend()
 B, T, D, H = 4, 6, 3, 5
@@ -75,7 +75,7 @@ def outputs_and_grads(layer, x, mask=None, state=None, loss=loss_of):
         tape.watch(xt)
         outs = as_list(layer(xt, mask=mask, initial_state=state))
         value = loss(outs)
-    return [to_numpy(o) for o in outs], [to_numpy(g) for g in tape.gradient(value, [xt] + layer.trainable_variables)]
+    return [to_numpy(o) for o in outs], [to_numpy(g) for g in tape.gradient(value, [xt, *layer.trainable_variables])]
 
 
 def make_mask(kind):
@@ -198,7 +198,9 @@ if BACKEND != "jax":
 
 
 @pytest.mark.parametrize(
-    "case, masked", ORACLE_CASES, ids=lambda c: "+".join(c) if isinstance(c, tuple) else ("mask" if c else "no_mask")
+    ("case", "masked"),
+    ORACLE_CASES,
+    ids=lambda c: "+".join(c) if isinstance(c, tuple) else ("mask" if c else "no_mask"),
 )
 def test_forward_and_gradients_match_numpy_oracle(case, masked):
     """Forward against the oracle (≤ 1e-5); the gradient's projection on a random direction against
