@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint install bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m keras_lstm.demo
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -n 2 --dist loadfile tests
+
+# ruff (lint and format) and the type checker, configured in pyproject.toml; `make test` runs this first
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: $(STAMP)
 	$(PY) -m keras_lstm.cli bench
