@@ -23,6 +23,7 @@ import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from keras_lstm._version import __version__ as __version__
 from keras_lstm.backend import check_backend_setting
 
 check_backend_setting()  # one clear error under a backend without a kernel here, before anything else
@@ -56,7 +57,6 @@ __all__ = [  # the names of _EXPORTS and load_all (tests/test_package.py keeps t
     "load_all",
     "trace",
 ]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):

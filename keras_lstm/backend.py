@@ -6,6 +6,7 @@ chosen in :mod:`keras_lstm.kernels.select` from :func:`keras.config.backend`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -20,13 +21,15 @@ def check_backend_setting() -> None:
     """The import-time check, without importing Keras: Keras's backend if Keras is imported, else the
     ``KERAS_BACKEND`` it will read (``import keras_lstm`` sets it to tensorflow when it is unset; it takes
     precedence over ``~/.keras/keras.json``). Raises :class:`KerasBackendError` for any backend not in
-    :data:`SUPPORTED_BACKENDS`."""
+    :data:`SUPPORTED_BACKENDS`, and for one whose package is not installed (naming the pip extra)."""
     if "keras" in sys.modules:
         require_supported_backend()
         return
     name = os.environ.get("KERAS_BACKEND", "tensorflow")
     if name not in SUPPORTED_BACKENDS:
         raise KerasBackendError(name)
+    if importlib.util.find_spec(name) is None:  # the module of each supported backend has its name; imports nothing
+        raise KerasBackendError(name, not_installed=True)
 
 
 def require_supported_backend() -> str:

@@ -20,10 +20,12 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NamedTuple
 
-from keras_lstm import quiet
+from keras_lstm import extras, quiet
+from keras_lstm._version import __version__
 
-__all__ = ["COMMANDS", "TENSORFLOW_DEFAULTS", "main", "use_tensorflow_defaults"]
+__all__ = ["COMMANDS", "TENSORFLOW_DEFAULTS", "Command", "main", "use_tensorflow_defaults"]
 
 # What every keras-lstm command (and the bench/ scripts) sets for TensorFlow unless the environment already does:
 # - TF_CPP_MIN_LOG_LEVEL=2: no INFO or WARNING lines from TensorFlow's C++ (its errors still show); not set
@@ -57,23 +59,33 @@ def _show_tensorflow_logs() -> None:
 
 use_tensorflow_defaults()
 
-# command name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "train": (
+
+class Command(NamedTuple):
+    module: str  # exposes configure(parser) and run(args)
+    extra: str  # the pip extra it needs (keras_lstm.extras)
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command(
         "keras_lstm.train.cli",
+        "train",
         "train a model on a task (adding, copy, charlm, co2) or on your CSV (series, classify)",
     ),
-    "sample": ("keras_lstm.train.sample", "generate text from a charlm run"),
-    "export": ("keras_lstm.export", "export a model as a TF Serving SavedModel version"),
-    "serve": ("serving.cli", "run the local TF-Serving-compatible gRPC and REST server"),
-    "gates": ("keras_lstm.gates_plot", "draw a layer's gates over time as heatmaps"),
-    "bench": ("keras_lstm_bench.layer", "benchmark the layer against keras.layers.LSTM and torch"),
-    "parity": ("keras_lstm.parity", "check the layer against keras.layers.LSTM with the same weights"),
+    "sample": Command("keras_lstm.train.sample", "train", "generate text from a charlm run"),
+    "export": Command("keras_lstm.export", "tensorflow", "export a model as a TF Serving SavedModel version"),
+    "serve": Command("serving.cli", "serve", "run the local TF-Serving-compatible gRPC and REST server"),
+    "gates": Command("keras_lstm.gates_plot", "train", "draw a layer's gates over time as heatmaps"),
+    "bench": Command("keras_lstm_bench.layer", "bench", "benchmark the layer against keras.layers.LSTM and torch"),
+    "parity": Command(
+        "keras_lstm.parity", "tensorflow", "check the layer against keras.layers.LSTM with the same weights"
+    ),
 }
 
 
 def _parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
     parser = argparse.ArgumentParser(prog="keras-lstm", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--verbose",
         dest="tensorflow_logs",
@@ -83,17 +95,22 @@ def _parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)  # the command, after any --verbose
     module = None
-    for name, (module_name, help_text) in COMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+    for name, command in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=command.help, description=command.help)
         if name == chosen:
-            module = importlib.import_module(module_name)
+            extras.require(command.extra, f"keras-lstm {name}")  # before its module imports what is absent
+            module = importlib.import_module(command.module)
             module.configure(sub_parser)
     return parser, module
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser, module = _parser_for(argv)
+    try:
+        parser, module = _parser_for(argv)
+    except extras.MissingExtraError as err:  # one line naming the extra to install
+        print(f"keras-lstm: error: {err}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if module is None:
         parser.print_help()
@@ -109,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         os.environ["KERAS_BACKEND"] = backend
     quiet.import_tensorflow()
-    if COMMANDS[args.command][0].startswith("keras_lstm"):
+    if COMMANDS[args.command].module.startswith("keras_lstm"):
         import keras_lstm
 
         keras_lstm.load_all()  # the layer registered with Keras before the command loads any model

@@ -39,14 +39,22 @@ class KerasBackendError(RuntimeError):
     keras_lstm runs on TensorFlow, JAX and PyTorch (:data:`keras_lstm.backend.SUPPORTED_BACKENDS`).
     Fix: set ``KERAS_BACKEND`` to one of them in the environment before Python starts (``import
     keras_lstm`` sets ``tensorflow`` when it is unset and Keras is not yet imported), and install its
-    package (``pip install jax`` or ``torch``).
+    package with the extra of the same name (``pip install 'keras-lstm[jax]'``, ``[torch]`` or ``[tensorflow]``).
     """
 
-    def __init__(self, backend: str, import_error: ImportError | None = None):
+    def __init__(self, backend: str, import_error: ImportError | None = None, *, not_installed: bool = False):
         self.backend = backend
-        failed = f" (importing Keras with it failed: {import_error})" if import_error is not None else ""
-        super().__init__(
-            f"keras_lstm runs on the 'tensorflow', 'jax' and 'torch' backends of Keras, but Keras is set to the "
-            f"{backend!r} backend{failed}. Set KERAS_BACKEND to one of them in the environment before starting "
-            "Python (e.g. `KERAS_BACKEND=jax python ...`), with its package installed."
-        )
+        if not_installed:  # a backend this layer runs on, whose package is absent
+            message = (
+                f"Keras is set to the {backend!r} backend (KERAS_BACKEND; tensorflow when it is unset), and its "
+                f"package is not installed: pip install 'keras-lstm[{backend}]', or set KERAS_BACKEND to 'jax' "
+                "or 'torch' before starting Python, with that extra installed"
+            )
+        else:
+            failed = f" (importing Keras with it failed: {import_error})" if import_error is not None else ""
+            message = (
+                f"keras_lstm runs on the 'tensorflow', 'jax' and 'torch' backends of Keras, but Keras is set to "
+                f"the {backend!r} backend{failed}. Set KERAS_BACKEND to one of them in the environment before "
+                "starting Python (e.g. `KERAS_BACKEND=jax python ...`), with its package installed."
+            )
+        super().__init__(message)

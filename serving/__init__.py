@@ -6,6 +6,14 @@ PredictionService / ModelService, so the same code runs against the TF Serving c
 client imports no TensorFlow (serving.wire carries TF Serving's messages); the server does.
 """
 
+import importlib.util
+
+if importlib.util.find_spec("grpc") is None:  # at once, not from deep inside the first module that needs it
+    raise ImportError(
+        "the serving package needs grpcio, not installed here: pip install 'keras-lstm[serve]' "
+        "(or keras-lstm-client, the client alone)"
+    )
+
 from serving.aio import AsyncClient
 from serving.client import Client
 from serving.core import ClientOptions

@@ -22,6 +22,7 @@ from keras_lstm.export.errors import (
     UnservableGraphError,
     VersionExistsError,
 )
+from keras_lstm.extras import require
 
 __all__ = [
     "ExportArgumentError",
@@ -37,6 +38,7 @@ __all__ = [
 
 def export_model(model, base, name, version=None, force=False, xla=False, class_names=None):
     """See :func:`keras_lstm.export.api.export_model` (imported lazily: it pulls in TensorFlow)."""
+    require("tensorflow", "keras_lstm.export")
     from keras_lstm.export.api import export_model as _export_model
 
     return _export_model(model, base, name, version=version, force=force, xla=xla, class_names=class_names)

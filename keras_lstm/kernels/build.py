@@ -53,7 +53,7 @@ class BuildError(RuntimeError):
     """The fused CPU kernel could not be built here; the message names what is missing.
 
     Cause: no C++ compiler (``g++``), oneDNN's PyPI packages not installed, or the compiler failed.
-    Fix: as the message says (``apt-get install g++``, ``pip install -e .``); meanwhile the layer
+    Fix: as the message says (``apt-get install g++``, ``pip install 'keras-lstm[tensorflow]'``); meanwhile the layer
     runs the XLA loop, whose results are the same.
     """
 
@@ -111,7 +111,7 @@ def onednn_dirs() -> tuple[Path, Path]:
         except importlib.metadata.PackageNotFoundError:
             raise BuildError(
                 f"the fused CPU kernel needs oneDNN from PyPI, and {dist!r} is not installed "
-                f"(pip install {' '.join(ONEDNN_DISTRIBUTIONS)}, or `make install`)"
+                "(pip install 'keras-lstm[tensorflow]', which installs it on Linux x86-64)"
             ) from None
         path = next((f for f in files if f.name == wanted and "oneapi" not in str(f)), None)
         if path is None:
