@@ -20,6 +20,7 @@ import argparse
 import importlib
 import os
 import sys
+from types import ModuleType
 
 from keras_lstm import quiet
 
@@ -72,7 +73,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
+def _parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, ModuleType | None]:
     parser = argparse.ArgumentParser(prog="keras-lstm", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--verbose",
