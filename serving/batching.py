@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
@@ -47,7 +47,7 @@ class BatchingOptions:
     max_enqueued_batches: int = 10
 
     @classmethod
-    def from_proto(cls, params) -> BatchingOptions:  # a BatchingParameters message
+    def from_proto(cls, params: Any) -> BatchingOptions:  # a BatchingParameters message (either class)
         default = cls()
 
         def get(name: str) -> int:
