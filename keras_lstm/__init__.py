@@ -121,7 +121,7 @@ class _LoadAfterKeras(importlib.abc.MetaPathFinder):
             run_keras(module)
             load_all()
 
-        spec.loader.exec_module = exec_module
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]  # this one loader's, on purpose
         return spec
 
 

@@ -45,7 +45,7 @@ class LSTMCell(DropoutRNNCell, keras.layers.Layer):
         self.output_size = cfg.output_units
 
     # Weights --------------------------------------------------------------------------------
-    __init__.__signature__ = inspect.Signature(
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # what inspect.signature reads
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *_SIGNATURE.parameters.values()]
     )
 

@@ -20,6 +20,7 @@ import argparse
 import importlib
 import os
 import sys
+from types import ModuleType
 from typing import NamedTuple
 
 from keras_lstm import extras, quiet
@@ -83,7 +84,7 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def _parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
+def _parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, ModuleType | None]:
     parser = argparse.ArgumentParser(prog="keras-lstm", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(

@@ -116,7 +116,8 @@ class LSTMConfig:
         """This config without its weight specs (initializers, regularizers, constraints, activation
         names) and the options that do not change it (``implementation``, ``use_cudnn``): hashable,
         so it can key a traced function, and one trace serves every value of those."""
-        return dataclasses.replace(self, implementation=2, use_cudnn="auto", **dict.fromkeys(_SPEC_FIELDS))
+        no_specs: dict[str, Any] = dict.fromkeys(_SPEC_FIELDS)
+        return dataclasses.replace(self, implementation=2, use_cudnn="auto", **no_specs)
 
     # Keras config --------------------------------------------------------------------------
     def to_keras(self, names: frozenset[str]) -> dict:

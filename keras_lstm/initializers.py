@@ -47,10 +47,12 @@ class Chrono(keras.initializers.Initializer):
             raise LSTMArgumentError("max_timescale", max_timescale, "a number >= 2 (the longest span, in steps)")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise LSTMArgumentError("seed", seed, "an int or None")
-        self.max_timescale = float(max_timescale)
-        self.seed = seed
+        self.max_timescale: float = float(max_timescale)
+        self.seed: int | None = seed
         # Keras's own uniform draw (and its seed semantics) for u.
-        self._uniform = keras.initializers.RandomUniform(minval=1.0, maxval=self.max_timescale - 1.0, seed=seed)
+        self._uniform: keras.initializers.Initializer = keras.initializers.RandomUniform(
+            minval=1.0, maxval=self.max_timescale - 1.0, seed=seed
+        )
 
     def forget_bias(self, units: int, dtype=None):
         """b_f = log(u), u ~ U[1, max_timescale − 1]: a (units,) tensor in [0, log(max_timescale − 1)]."""

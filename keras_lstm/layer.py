@@ -82,7 +82,7 @@ class LSTM(keras.layers.Layer):
         self.states = None
         self.kernel_choice: KernelChoice | None = None  # what the last call (trace) ran, and why
 
-    __init__.__signature__ = inspect.Signature(
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # what inspect.signature reads
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *_SIGNATURE.parameters.values()]
     )
 

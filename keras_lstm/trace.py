@@ -89,7 +89,7 @@ def trace(layer_or_model, inputs, mask=None, layer: str | None = None) -> GateTr
     batch = x.shape[0]
     state = LSTMState(*(ops.zeros((batch, size)) for size in cell.state_size))
     steps = range(x.shape[1] - 1, -1, -1) if lstm.config.go_backwards else range(x.shape[1])
-    rec = {k: [] for k in ("f", "i", "g", "o", "c", "h")}
+    rec: dict[str, list] = {k: [] for k in ("f", "i", "g", "o", "c", "h")}
     for t in steps:
         new_state, gates = lstm_step(x[:, t], state, w, cell.config, cell.activation, cell.recurrent_activation)
         if mask is not None:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
 
-from serving import tensors
+from serving import tensors, wire
 from serving.errors import BadRequestError, clip
 from serving.requests import Signature, check_batch, check_names, check_tensor
 
@@ -66,14 +67,17 @@ class RequestLimits:
             raise ValueError(f"request limits must be >= 1: {self}")
 
 
-def model_spec_of(request: object):  # -> model_pb2.ModelSpec
-    """The request's ModelSpec; INVALID_ARGUMENT when it has none (an empty body, say)."""
+def model_spec_of(request: Any) -> wire.ModelSpec:
+    """The ModelSpec of a request (of any of the RPCs, either message class); INVALID_ARGUMENT when it has none
+    (an empty body, say)."""
     if not request.HasField("model_spec"):
         raise BadRequestError("Missing ModelSpec", code=_INVALID)
     return request.model_spec
 
 
-def decode_inputs(signature: Signature, protos: Mapping[str, object], limits: RequestLimits) -> dict[str, np.ndarray]:
+def decode_inputs(
+    signature: Signature, protos: Mapping[str, wire.TensorProto], limits: RequestLimits
+) -> dict[str, np.ndarray]:
     """The request's input TensorProtos as arrays, once every claim in them has been checked.
 
     Raises BadRequestError: INVALID_ARGUMENT naming the input for wrong names, a shape TensorFlow
@@ -133,12 +137,13 @@ def check_limits(signature: Signature, shapes: Mapping[str, Sequence[int]], limi
             )
 
 
-def _check_values_sent(name: str, proto: object, shape: tuple[int, ...], elements: int) -> None:
+def _check_values_sent(name: str, proto: wire.TensorProto, shape: tuple[int, ...], elements: int) -> None:
     """`tensor_content` must hold the shape exactly; a typed field may hold one value or more (TF's fill
     rule), but none only for a tensor of at most one element."""
     sent = tensors.values_sent(proto)
-    if proto.tensor_content:
-        itemsize = tensors.numpy_dtype(proto.dtype).itemsize
+    dtype = tensors.numpy_dtype(proto.dtype)  # None for strings, which travel in string_val
+    if proto.tensor_content and dtype is not None:
+        itemsize = dtype.itemsize
         if len(proto.tensor_content) != elements * itemsize:
             raise BadRequestError(
                 f'input "{clip(name)}": tensor_content holds {len(proto.tensor_content)} bytes, shape '

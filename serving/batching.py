@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
@@ -31,8 +32,9 @@ from serving.errors import BadRequestError, ServingError, UnavailableError
 __all__ = ["Batcher", "BatchingOptions"]
 
 log = logging.getLogger("serving.server")
+S = TypeVar("S", bound=Hashable)  # the servable a batch runs on (the server's Servable)
 # (servable, signature, inputs, timeout_s) -> outputs; timeout_s None: no deadline.
-RunFn = Callable[[Hashable, str, dict[str, np.ndarray], "float | None"], dict[str, np.ndarray]]
+RunFn = Callable[[S, str, dict[str, np.ndarray], "float | None"], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class BatchingOptions:
     max_enqueued_batches: int = 10
 
     @classmethod
-    def from_proto(cls, params) -> BatchingOptions:  # a BatchingParameters message
+    def from_proto(cls, params: Any) -> BatchingOptions:  # a BatchingParameters message (either class)
         default = cls()
 
         def get(name: str) -> int:
@@ -73,8 +75,8 @@ class _Task:
 
 
 @dataclass
-class _Batch:
-    servable: Hashable
+class _Batch(Generic[S]):
+    servable: S
     signature: str
     opened: float
     tasks: list[_Task] = field(default_factory=list)
@@ -82,13 +84,13 @@ class _Batch:
     closed: bool = False
 
 
-class Batcher:
+class Batcher(Generic[S]):
     """Merges tasks per (servable, signature, input shapes) and runs them on worker threads."""
 
-    def __init__(self, options: BatchingOptions, run: RunFn) -> None:
+    def __init__(self, options: BatchingOptions, run: RunFn[S]) -> None:
         self.options = options
         self._run = run
-        self._queues: dict[Hashable, collections.deque[_Batch]] = collections.defaultdict(collections.deque)
+        self._queues: dict[Hashable, collections.deque[_Batch[S]]] = collections.defaultdict(collections.deque)
         self._cond = threading.Condition()
         self._stopping = False
         self._workers = [
@@ -99,7 +101,7 @@ class Batcher:
             worker.start()
 
     def submit(
-        self, servable: Hashable, signature: str, inputs: Mapping[str, np.ndarray], *, timeout_s: float | None = None
+        self, servable: S, signature: str, inputs: Mapping[str, np.ndarray], *, timeout_s: float | None = None
     ) -> dict[str, np.ndarray]:
         """Run `inputs` (all batched along axis 0) as part of a batch; blocks until done. A request still
         queued after `timeout_s` is dropped from its batch with DEADLINE_EXCEEDED."""
@@ -145,7 +147,7 @@ class Batcher:
         for worker in self._workers:
             worker.join(timeout=60)
 
-    def _next_batch(self) -> _Batch | None:
+    def _next_batch(self) -> _Batch[S] | None:
         timeout_s = self.options.batch_timeout_micros / 1e6
         with self._cond:
             while True:
@@ -167,7 +169,7 @@ class Batcher:
         while (batch := self._next_batch()) is not None:
             self._execute(batch)
 
-    def _execute(self, batch: _Batch) -> None:
+    def _execute(self, batch: _Batch[S]) -> None:
         now = time.monotonic()
         tasks = []
         for task in batch.tasks:
@@ -180,8 +182,8 @@ class Batcher:
                 tasks.append(task)
         if not tasks:
             return
-        deadlines = [t.deadline for t in tasks]
-        timeout_s = None if None in deadlines else max(deadlines) - now
+        deadlines = [t.deadline for t in tasks if t.deadline is not None]
+        timeout_s = max(deadlines) - now if len(deadlines) == len(tasks) else None
         rows = sum(t.rows for t in tasks)
         try:
             if len(tasks) == 1:

@@ -13,6 +13,7 @@ import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -41,7 +42,7 @@ class ChannelConfig:
     extra_options: tuple[tuple[str, object], ...] = field(default_factory=tuple)
 
     @classmethod
-    def create(cls, target: str | Sequence[str], **kwargs: object) -> ChannelConfig:
+    def create(cls, target: str | Sequence[str], **kwargs: Any) -> ChannelConfig:  # kwargs: the fields below `targets`
         targets = (target,) if isinstance(target, str) else tuple(target)
         if not targets or not all(isinstance(t, str) and t for t in targets):
             raise ValueError(f"target must be 'host:port' or a non-empty list of them, got {target!r}")
@@ -50,7 +51,7 @@ class ChannelConfig:
         tls = bool(kwargs.pop("tls", False)) or any(
             kwargs.get(k) is not None for k in ("root_certificates", "private_key", "certificate_chain")
         )
-        return cls(targets=targets, tls=tls, **kwargs)  # type: ignore[arg-type]
+        return cls(targets=targets, tls=tls, **kwargs)
 
     def options(self) -> list[tuple[str, object]]:
         opts: list[tuple[str, object]] = [

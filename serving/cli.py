@@ -24,6 +24,12 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used, so that `--help` stays quick
+    from serving.manager import ModelManager
+    from serving.model_config import ModelSource, Mount
+    from serving.server import ConfigResolver
 
 __all__ = ["configure", "disable_xla_compilation", "main", "run", "set_tensorflow_threads", "thread_count"]
 
@@ -333,13 +339,13 @@ def disable_xla_compilation() -> None:
         )
 
 
-def _mounts(args: argparse.Namespace):  # -> list[Mount]
+def _mounts(args: argparse.Namespace) -> list[Mount]:
     from serving.model_config import Mount
 
     return [Mount.parse(m) for m in args.mount]
 
 
-def _config_resolver(args: argparse.Namespace):  # -> ConfigResolver
+def _config_resolver(args: argparse.Namespace) -> ConfigResolver:
     """How a reload request's ModelServerConfig becomes models: paths as in --model-config (or the cwd)."""
     from serving.model_config import sources_from_config
 
@@ -349,7 +355,7 @@ def _config_resolver(args: argparse.Namespace):  # -> ConfigResolver
     )
 
 
-def _watch_config(args: argparse.Namespace, manager, stop: threading.Event) -> None:
+def _watch_config(args: argparse.Namespace, manager: ModelManager, stop: threading.Event) -> None:
     """Re-read --model-config every --model-config-file-poll-wait-seconds; serve what it names once it changes.
 
     A file that cannot be read or served is logged (once per change) and the models served stay as they are."""
@@ -369,7 +375,7 @@ def _watch_config(args: argparse.Namespace, manager, stop: threading.Event) -> N
             log.error("model config %s not reloaded, the models served stay as they are: %s", path, err)
 
 
-def _sources(args: argparse.Namespace):  # -> list[ModelSource]
+def _sources(args: argparse.Namespace) -> list[ModelSource]:
     from serving.model_config import load_model_config, single_model
 
     if args.model_config is not None:

@@ -23,7 +23,7 @@ _F = descriptor_pb2.FieldDescriptorProto
 _WRAPPERS = "google/protobuf/wrappers.proto"
 
 
-def _field(name: str, number: int, kind: int, type_name: str = "", repeated: bool = False) -> _F:
+def _field(name: str, number: int, kind: _F.Type.ValueType, type_name: str = "", repeated: bool = False) -> _F:
     label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
     field = _F(name=name, number=number, type=kind, label=label)
     if type_name:

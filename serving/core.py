@@ -53,7 +53,7 @@ class Call:
     request: Message
     target: int
     timeout_s: float
-    metadata: tuple[tuple[str, str], ...]
+    metadata: Sequence[tuple[str, str]]
 
 
 @dataclass(frozen=True)

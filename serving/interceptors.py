@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -15,6 +16,8 @@ from serving.errors import UnavailableError
 __all__ = ["REFUSED", "BearerAuth", "Drain"]
 
 REFUSED = "the server is shutting down; retry on another replica"
+# A method's handler; its requests and responses are whatever messages that method takes.
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 class BearerAuth(grpc.ServerInterceptor):
@@ -28,9 +31,13 @@ class BearerAuth(grpc.ServerInterceptor):
         def deny(request: object, context: grpc.ServicerContext) -> None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong 'authorization: Bearer' metadata")
 
-        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny: _Handler = grpc.unary_unary_rpc_method_handler(deny)
 
-    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], _Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> _Handler | None:
         if handler_call_details.method.startswith(self._OPEN):
             return continuation(handler_call_details)
         metadata = dict(handler_call_details.invocation_metadata or ())
@@ -55,7 +62,11 @@ class Drain(grpc.ServerInterceptor):
         self._in_flight = 0
         self._draining = False
 
-    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], _Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> _Handler | None:
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None or handler_call_details.method.startswith(self._OPEN):
             return handler

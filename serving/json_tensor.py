@@ -37,14 +37,14 @@ import enum
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
+from typing import TypeGuard
 
 import grpc
 import numpy as np
-from google.protobuf.message import Message
 
-from serving import tensors
+from serving import tensors, wire
 from serving.admission import RequestLimits, check_limits
 from serving.errors import BadRequestError, ServingError, UnimplementedError, clip
 from serving.requests import Signature
@@ -94,7 +94,7 @@ def _bad(message: str) -> BadRequestError:
 def fill_predict_request(
     body: bytes,
     signature_of: Callable[[str], Signature],
-    request: Message,
+    request: wire.PredictRequest,
     limits: RequestLimits = RequestLimits(),
     parsing: Callable[[int], AbstractContextManager] = lambda _: contextlib.nullcontext(),
 ) -> JsonFormat:
@@ -112,7 +112,9 @@ def fill_predict_request(
         return _fill(_parse(body), signature_of, request, limits)
 
 
-def _fill(doc: dict, signature_of: Callable[[str], Signature], request: Message, limits: RequestLimits) -> JsonFormat:
+def _fill(
+    doc: dict, signature_of: Callable[[str], Signature], request: wire.PredictRequest, limits: RequestLimits
+) -> JsonFormat:
     if SIGNATURE_KEY in doc and not isinstance(doc[SIGNATURE_KEY], str):
         raise _bad(
             f"'{SIGNATURE_KEY}' must be a string, got {_show(doc[SIGNATURE_KEY])} ({_json_type(doc[SIGNATURE_KEY])})"
@@ -124,6 +126,7 @@ def _fill(doc: dict, signature_of: Callable[[str], Signature], request: Message,
         raise _bad(f"Failed to get input map for signature: {clip(signature.name)} (it takes no inputs)")
     if INSTANCES_KEY in doc and INPUTS_KEY in doc:
         raise _bad(f"expecting only one of '{INPUTS_KEY}' (columnar) or '{INSTANCES_KEY}' (row) keys, got both")
+    columns: Mapping[str, tuple[tuple[int, ...], object]]  # {input: (shape, JSON value)}
     if INSTANCES_KEY in doc:
         form, columns = JsonFormat.ROW, _from_instances(doc[INSTANCES_KEY], signature)
     elif INPUTS_KEY in doc:
@@ -309,7 +312,7 @@ def _leaves(name: str, value: object, shape: tuple[int, ...]) -> list:
     return items
 
 
-def _fill_tensor(proto: Message, name: str, dtype: int, shape: tuple[int, ...], value: object) -> None:
+def _fill_tensor(proto: wire.TensorProto, name: str, dtype: int, shape: tuple[int, ...], value: object) -> None:
     """Fill a TensorProto of the signature's dtype from a JSON value of this shape, each value checked."""
     proto.dtype = dtype
     for size in shape:
@@ -319,7 +322,9 @@ def _fill_tensor(proto: Message, name: str, dtype: int, shape: tuple[int, ...], 
     if dtype in _EXACT_INT:
         _only(name, dtype, values, kinds, (float, int))
         exact = _EXACT_INT[dtype]
-        lossy = next((v for v in values if type(v) is int and abs(v) > exact), None) if int in kinds else None
+        lossy: float | None = (
+            next((v for v in values if type(v) is int and abs(v) > exact), None) if int in kinds else None
+        )
         if lossy is None and float in kinds:
             most = _F32_MAX if dtype == DataType.DT_FLOAT else math.inf
             lossy = next((v for v in values if type(v) is float and abs(v) >= most and not _constant(v)), None)
@@ -396,7 +401,7 @@ def _is_b64(value: object) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(B64_KEY), str)
 
 
-def _is_named(value: object) -> bool:
+def _is_named(value: object) -> TypeGuard[dict]:
     return isinstance(value, dict) and not _is_b64(value)
 
 
@@ -427,13 +432,15 @@ def _show(value: object, depth: int = 2) -> str:
     return clip(json.dumps(value))
 
 
-def _keys(names: object) -> str:
+def _keys(names: Iterable[object]) -> str:
     listed = sorted(str(n) for n in names)
     return "{" + ",".join(clip(n) for n in listed[:16]) + (",..." if len(listed) > 16 else "") + "}"
 
 
 # -- response ---------------------------------------------------------------------------------------------------
-def predict_response_json(outputs: Mapping[str, Message], form: JsonFormat, max_bytes: int | None = None) -> bytes:
+def predict_response_json(
+    outputs: Mapping[str, wire.TensorProto], form: JsonFormat, max_bytes: int | None = None
+) -> bytes:
     """A PredictResponse's output TensorProtos as TF Serving's REST answer in the request's form. Raises
     BadRequestError for what the form cannot hold (a scalar output or outputs of different batch sizes in the
     row form), as TF Serving does; and RESOURCE_EXHAUSTED for an answer longer than ``max_bytes`` (the gRPC send

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeAlias
 
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 DEFAULT_CONTAINER_ROOT = "/models"
-_Policy = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
+_Policy: TypeAlias = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,11 @@ client builds its requests here and checks inputs against the model's metadata w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
-from google.protobuf.message import Message
 
 from serving import tensors, wire
 from serving.errors import BadRequestError, clip, status_code
@@ -51,7 +50,7 @@ class TensorInfo:
     shape: tuple[int | None, ...] | None
 
     @classmethod
-    def from_proto(cls, info: Message) -> TensorInfo:
+    def from_proto(cls, info: wire.TensorInfo) -> TensorInfo:
         shape_proto = info.tensor_shape
         shape = (
             None if shape_proto.unknown_rank else tuple(None if d.size < 0 else int(d.size) for d in shape_proto.dim)
@@ -72,7 +71,7 @@ class Signature:
     outputs: dict[str, TensorInfo]
 
     @classmethod
-    def from_proto(cls, name: str, sig: Message) -> Signature:
+    def from_proto(cls, name: str, sig: wire.SignatureDef) -> Signature:
         return cls(
             name=name,
             inputs={k: TensorInfo.from_proto(v) for k, v in sig.inputs.items()},
@@ -115,7 +114,7 @@ def model_spec(
     return spec
 
 
-def sequence_inputs(sequences: object, lengths: object | None) -> tuple[str, dict[str, object]]:
+def sequence_inputs(sequences: np.ndarray, lengths: np.ndarray | None) -> tuple[str, dict[str, np.ndarray]]:
     """Map predict()'s arguments to a signature and its inputs.
 
     Without lengths: `serving_default` with `sequences`; with lengths: `padded` with
@@ -209,7 +208,7 @@ def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> None
     check_batch(signature, {name: np.shape(value) for name, value in inputs.items()})
 
 
-def check_names(signature: Signature, names: object) -> None:
+def check_names(signature: Signature, names: Iterable[str]) -> None:
     """The inputs sent must be exactly the signature's (TF Serving's wording; echoed names cut short)."""
     expected, sent = set(signature.inputs), set(names)
     if expected != sent:

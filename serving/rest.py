@@ -41,6 +41,7 @@ from urllib.parse import unquote
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2, predict_pb2
 
 from serving import json_tensor
@@ -222,7 +223,7 @@ class RestApi:
         return json.dumps(as_dict, indent=1).encode()
 
 
-def _dict(message: object) -> dict:
+def _dict(message: Message) -> dict:
     return json_format.MessageToDict(
         message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
     )

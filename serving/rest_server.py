@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-import waitress
+import waitress.server
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError
 
@@ -61,7 +61,7 @@ class RestServer:
 
     def __init__(self, app: Callable, *, host: str, port: int, threads: int, max_body_bytes: int) -> None:
         self._map: dict = {}  # waitress's socket map, ours so that stop() can close the open connections
-        self._server = waitress.create_server(
+        self._server = waitress.server.create_server(
             app,
             map=self._map,
             host=host,
@@ -74,7 +74,12 @@ class RestServer:
         )
         for listener in list(self._map.values()):  # one per bound address; each connection parses with the guards
             listener.channel_class = _Channel
-        self.port = int(self._server.effective_port)
+        if isinstance(self._server, waitress.server.MultiSocketServer):
+            # A host of several addresses (localhost: 127.0.0.1 and ::1) gets one listener each, and no
+            # effective_port of its own: the first listener's port (the same for all unless port is 0).
+            self.port = int(self._server.effective_listen[0][1])
+        else:
+            self.port = int(self._server.getsockname()[1])
         self._thread = threading.Thread(target=self._server.run, name="rest-io", daemon=True)
 
     def start(self) -> None:
@@ -87,4 +92,4 @@ class RestServer:
         for channel in list(self._map.values()):
             channel.handle_close()
         self._thread.join(timeout_s)
-        self._server.task_dispatcher.shutdown(timeout=timeout_s)
+        self._server.task_dispatcher.shutdown(timeout=timeout_s)  # type: ignore[arg-type]  # stubs say int; floats work

@@ -51,6 +51,7 @@ from serving.metrics import Metrics
 from serving.model_config import ModelSource
 from serving.rest import RestApi, RestOptions
 from serving.rest_server import RestServer
+from serving.servable import Servable
 from serving.service import Service
 
 __all__ = ["LocalServer", "ServerOptions"]
@@ -161,7 +162,7 @@ class LocalServer:
     ) -> None:
         self.manager = manager
         self.options = options
-        self.batcher = (
+        self.batcher: Batcher[Servable] | None = (
             Batcher(batching, lambda s, sig, x, timeout_s: s.run(sig, x, timeout_s=timeout_s)) if batching else None
         )
         unparseable.install()

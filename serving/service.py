@@ -35,7 +35,11 @@ class Service:
     """Predict, GetModelMetadata and GetModelStatus on the manager's servables, for any API."""
 
     def __init__(
-        self, manager: ModelManager, batcher: Batcher | None, limits: RequestLimits, metrics: Metrics | None = None
+        self,
+        manager: ModelManager,
+        batcher: Batcher[Servable] | None,
+        limits: RequestLimits,
+        metrics: Metrics | None = None,
     ) -> None:
         self.manager = manager
         self.limits = limits

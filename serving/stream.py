@@ -11,8 +11,8 @@ of the old one. `init_state` gives the zero state; `reset()` starts over.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import NamedTuple, TypeVar
+from collections.abc import Awaitable
+from typing import NamedTuple, Protocol, TypeVar
 
 import grpc
 import numpy as np
@@ -26,6 +26,18 @@ __all__ = ["INIT_SIGNATURE", "STEP_SIGNATURE", "AsyncStream", "Stream", "StreamS
 STEP_SIGNATURE = "step"
 INIT_SIGNATURE = "init_state"
 T = TypeVar("T")
+
+
+class _Perform(Protocol):
+    """A client's `_perform`: runs any plan to its result (so generic in the plan's result, per call)."""
+
+    def __call__(self, plan: Plan[T], /) -> T: ...
+
+
+class _AsyncPerform(Protocol):
+    """An async client's `_perform`."""
+
+    def __call__(self, plan: Plan[T], /) -> Awaitable[T]: ...
 
 
 class StreamState(NamedTuple):
@@ -95,7 +107,7 @@ class Stream:
 
     def __init__(
         self,
-        perform: Callable[[Plan[T]], T],
+        perform: _Perform,
         core: Core,
         batch_size: int,
         *,
@@ -135,7 +147,7 @@ class AsyncStream:
 
     def __init__(
         self,
-        perform: Callable[[Plan[T]], Awaitable[T]],
+        perform: _AsyncPerform,
         core: Core,
         batch_size: int,
         *,
@@ -155,7 +167,7 @@ class AsyncStream:
     @classmethod
     async def open(
         cls,
-        perform: Callable[[Plan[T]], Awaitable[T]],
+        perform: _AsyncPerform,
         core: Core,
         batch_size: int,
         *,

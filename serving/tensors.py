@@ -16,7 +16,6 @@ import math
 import sys
 
 import numpy as np
-from google.protobuf.message import Message
 
 from serving import wire
 from serving.wire import DataType
@@ -79,7 +78,7 @@ def numpy_dtype(enum: int) -> np.dtype | None:
     return _TO_NUMPY.get(enum)
 
 
-def to_proto(array: np.ndarray, *, into: Message | None = None) -> Message:
+def to_proto(array: np.ndarray, *, into: wire.TensorProto | None = None) -> wire.TensorProto:
     """Pack an array into a TensorProto (numeric: `tensor_content`; strings: `string_val`).
 
     Returns a new `serving.wire.TensorProto`, or fills and returns `into` (any TensorProto class, cleared
@@ -111,7 +110,7 @@ def _big_endian(dtype: np.dtype) -> bool:
     return dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big")
 
 
-def claimed_shape(proto: Message) -> tuple[int, ...]:
+def claimed_shape(proto: wire.TensorProto) -> tuple[int, ...]:
     """The shape a TensorProto claims; ValueError for a negative dimension (TensorFlow's
     ``Tensor::FromProto`` refuses it) and for ``unknown_rank`` set beside dimensions, a claim that
     contradicts itself (``Tensor::FromProto`` reads the dimensions; ``unknown_rank`` alone is a scalar)."""
@@ -123,7 +122,7 @@ def claimed_shape(proto: Message) -> tuple[int, ...]:
     return shape
 
 
-def values_sent(proto: Message) -> int:
+def values_sent(proto: wire.TensorProto) -> int:
     """How many values a TensorProto actually carries (``tensor_content`` or its typed field), read
     without building anything."""
     if proto.dtype == DataType.DT_STRING:
@@ -136,7 +135,7 @@ def values_sent(proto: Message) -> int:
     return len(getattr(proto, _VAL_FIELD[proto.dtype]))
 
 
-def to_array(proto: Message) -> np.ndarray:
+def to_array(proto: wire.TensorProto) -> np.ndarray:
     """Unpack a TensorProto (of any class) into an array, by TensorFlow's rules for the typed fields: fewer
     values than elements repeat the last one, none means zeros, more use the first ones. ValueError for a
     shape TensorFlow refuses, ``tensor_content`` whose size does not match the shape, or a typed value

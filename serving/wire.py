@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from google.protobuf import any_pb2, descriptor_pool, message, message_factory, wrappers_pb2
 
@@ -55,23 +56,40 @@ def message_class(full_name: str) -> type[message.Message]:
     return message_factory.GetMessageClass(POOL.FindMessageTypeByName(full_name))
 
 
-TensorProto = message_class("tensorflow.TensorProto")
-ModelSpec = message_class("tensorflow.serving.ModelSpec")
-PredictRequest = message_class("tensorflow.serving.PredictRequest")
-PredictResponse = message_class("tensorflow.serving.PredictResponse")
-GetModelMetadataRequest = message_class("tensorflow.serving.GetModelMetadataRequest")
-GetModelMetadataResponse = message_class("tensorflow.serving.GetModelMetadataResponse")
-SignatureDefMap = message_class("tensorflow.serving.SignatureDefMap")
-SignatureDef = message_class("tensorflow.SignatureDef")
-TensorInfo = message_class("tensorflow.TensorInfo")
-GetModelStatusRequest = message_class("tensorflow.serving.GetModelStatusRequest")
-GetModelStatusResponse = message_class("tensorflow.serving.GetModelStatusResponse")
-ModelVersionStatus = message_class("tensorflow.serving.ModelVersionStatus")
+if TYPE_CHECKING:
+    # The classes below are built at run time from the descriptors, so a type checker cannot see their fields
+    # or DataType's members: to it each is Any, as a value and as an annotation alike.
+    TensorProto: TypeAlias = Any
+    ModelSpec: TypeAlias = Any
+    PredictRequest: TypeAlias = Any
+    PredictResponse: TypeAlias = Any
+    GetModelMetadataRequest: TypeAlias = Any
+    GetModelMetadataResponse: TypeAlias = Any
+    SignatureDefMap: TypeAlias = Any
+    SignatureDef: TypeAlias = Any
+    TensorInfo: TypeAlias = Any
+    GetModelStatusRequest: TypeAlias = Any
+    GetModelStatusResponse: TypeAlias = Any
+    ModelVersionStatus: TypeAlias = Any
+    DataType: TypeAlias = Any
+else:
+    TensorProto = message_class("tensorflow.TensorProto")
+    ModelSpec = message_class("tensorflow.serving.ModelSpec")
+    PredictRequest = message_class("tensorflow.serving.PredictRequest")
+    PredictResponse = message_class("tensorflow.serving.PredictResponse")
+    GetModelMetadataRequest = message_class("tensorflow.serving.GetModelMetadataRequest")
+    GetModelMetadataResponse = message_class("tensorflow.serving.GetModelMetadataResponse")
+    SignatureDefMap = message_class("tensorflow.serving.SignatureDefMap")
+    SignatureDef = message_class("tensorflow.SignatureDef")
+    TensorInfo = message_class("tensorflow.TensorInfo")
+    GetModelStatusRequest = message_class("tensorflow.serving.GetModelStatusRequest")
+    GetModelStatusResponse = message_class("tensorflow.serving.GetModelStatusResponse")
+    ModelVersionStatus = message_class("tensorflow.serving.ModelVersionStatus")
 
-# tensorflow.DataType as a Python enum, built from its descriptor: DataType.DT_FLOAT == 1, DataType(1).name.
-DataType = enum.IntEnum(  # type: ignore[misc]
-    "DataType", [(v.name, v.number) for v in POOL.FindEnumTypeByName("tensorflow.DataType").values]
-)
+    # tensorflow.DataType as a Python enum, built from its descriptor: DataType.DT_FLOAT == 1, DataType(1).name.
+    DataType = enum.IntEnum(
+        "DataType", [(v.name, v.number) for v in POOL.FindEnumTypeByName("tensorflow.DataType").values]
+    )
 
 
 @dataclass(frozen=True)

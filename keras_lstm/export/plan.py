@@ -120,6 +120,12 @@ def _rebuilt_lstm(layer: LSTM, xla: bool) -> LSTM:
     return LSTM.from_config(config)
 
 
+def _widths(lstm: LSTM) -> tuple[int, int]:
+    """(h width, c width) of an LSTM's state."""
+    h, c = lstm.cell.state_size
+    return h, c
+
+
 def _stage(layer, xla: bool) -> Stage:
     if isinstance(layer, LSTM):
         if layer.return_state:
@@ -129,7 +135,7 @@ def _stage(layer, xla: bool) -> Stage:
         twin = _rebuilt_lstm(layer, xla)
         twin.build(_input_shape(layer))
         twin.set_weights(layer.get_weights())
-        return Stage("lstm", twin, (tuple(layer.cell.state_size),))
+        return Stage("lstm", twin, (_widths(layer),))
     if isinstance(layer, keras.layers.Bidirectional) and isinstance(layer.forward_layer, LSTM):
         if layer.return_state or layer.merge_mode is None:
             raise ExportArgumentError(
@@ -146,7 +152,7 @@ def _stage(layer, xla: bool) -> Stage:
         )
         twin.build(_input_shape(layer))
         twin.set_weights(layer.get_weights())
-        widths = (tuple(layer.forward_layer.cell.state_size), tuple(layer.backward_layer.cell.state_size))
+        widths = (_widths(layer.forward_layer), _widths(layer.backward_layer))
         return Stage("bidirectional", twin, widths)
     if _holds_lstm(layer):
         raise ExportArgumentError(

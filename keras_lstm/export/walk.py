@@ -67,7 +67,8 @@ def run_step(plan: ExportPlan, x: tf.Tensor, h: tf.Tensor, c: tf.Tensor) -> dict
     cs = tf.split(c, plan.c_widths, axis=-1)
     y = x[:, None]  # (B, 1, ...)
     has_time = True
-    new_h, new_c = [], []
+    new_h: list[tf.Tensor] = []
+    new_c: list[tf.Tensor] = []
     for stage in plan.stages:
         if stage.kind == "layer":
             y = stage.layer(y, training=False)

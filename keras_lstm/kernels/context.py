@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+from types import FrameType
 
 import tensorflow as tf
 
@@ -37,7 +38,7 @@ def traced_for_saving() -> bool:
         return False
     if getattr(_SAVING, "active", False) or save_context.in_save_context():
         return True
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_globals.get("__name__", "").startswith(_KERAS_EXPORT_PACKAGE):
             return True

@@ -97,7 +97,7 @@ def _backward(spec: _Spec, res, d_hs, d_c_last):
         else:
             dh_new, dc_new = dh, dc
         dm, d_hp = dh_new, None
-        if Wp is not None:
+        if Wp_T is not None:  # projection (Wp given)
             d_hp = jnp.where(jnp.abs(hp_t) <= clip_p, dh_new, 0.0) if clip_p is not None else dh_new
             dm = d_hp @ Wp_T  # (B, H)
         if spec.analytic:

@@ -86,6 +86,7 @@ def _run_packed(x, mask, h0, c0, fixed, cfg, zero_output_for_mask):
         x = x.gather(1, within[:, :, None].expand_as(x))
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     order, unorder = packed.sorted_indices, packed.unsorted_indices
+    assert order is not None and unorder is not None  # enforce_sorted=False: sorted, and both orders given
     data, h_last, c_last = torch.lstm(
         packed.data, packed.batch_sizes, (h0[None].index_select(1, order), c0[None].index_select(1, order)), *fixed
     )

@@ -41,7 +41,7 @@ class LinearAR:
 
     def __init__(self, window: int, horizon: int, ridge: float = 1e-6):
         self.window, self.horizon, self.ridge = window, horizon, ridge
-        self.weights = None
+        self.weights: np.ndarray | None = None  # (T·F + 1, K), once fitted
 
     def _design(self, inputs: np.ndarray, ends: np.ndarray) -> np.ndarray:
         rows = inputs[ends[:, None] - self.window + np.arange(self.window)[None, :]]  # (n, T, F)
@@ -61,7 +61,10 @@ class LinearAR:
         return self
 
     def predict(self, inputs: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        out = [self._design(inputs, ends[a : a + CHUNK]) @ self.weights for a in range(0, len(ends), CHUNK)]
+        weights = self.weights
+        if weights is None:
+            raise RuntimeError("LinearAR.predict before fit")
+        out = [self._design(inputs, ends[a : a + CHUNK]) @ weights for a in range(0, len(ends), CHUNK)]
         return np.concatenate(out) if out else np.zeros((0, self.horizon))
 
 

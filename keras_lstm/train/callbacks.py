@@ -40,9 +40,10 @@ class SolveTracker(keras.callbacks.Callback):
     def __init__(self, rule, batch_size: int, steps_per_epoch: int, stop: bool):
         super().__init__()
         self.rule, self.batch_size, self.steps, self.stop = rule, batch_size, steps_per_epoch, stop
-        self.window = collections.deque(maxlen=math.ceil(rule.window / batch_size))
-        self.solved_at = None
-        self._epoch, self._previous = 0, {}
+        self.window: collections.deque[dict] = collections.deque(maxlen=math.ceil(rule.window / batch_size))
+        self.solved_at: int | None = None
+        self._epoch = 0
+        self._previous: dict[str, float] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._previous = epoch, {}
@@ -94,7 +95,7 @@ class RunLog(keras.callbacks.Callback):
         self.chance_loss, self.chance_name, self.tracker = chance_loss, chance_name, tracker
         self.history: list[dict] = []
         self.wall_s = 0.0
-        self._t0 = None
+        self._t0 = time.perf_counter()  # reset at each epoch's start
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
@@ -144,6 +145,8 @@ class RunLog(keras.callbacks.Callback):
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """EarlyStopping whose wait and best are rebuilt from a resumed run's history."""
+
+    best: float | None  # EarlyStopping's: None until a first value is seen
 
     def __init__(self, run_log: RunLog, **kwargs):
         super().__init__(**kwargs)

@@ -23,7 +23,7 @@ import numpy as np
 from keras_lstm.export.source import CLASSES_FILE  # the export reads it back as the `classes` output
 from keras_lstm.train.config import TrainConfig
 from keras_lstm.train.csvfile import fill_missing, header_of, order_by_time, read_table
-from keras_lstm.train.errors import CSVFormatError
+from keras_lstm.train.errors import CSVFormatError, required
 from keras_lstm.train.models import recurrent_layer
 from keras_lstm.train.problems import TRAIN, Task
 from keras_lstm.train.series import check_csv_hash, columns_of
@@ -61,12 +61,13 @@ class Classify(Task):
     def __init__(self, cfg: TrainConfig):
         super().__init__(cfg)
         check_csv_hash(cfg)
-        path, ids, label_col = cfg.csv, cfg.id_col, cfg.label_col
+        path, ids = required(cfg.csv, "--csv"), required(cfg.id_col, "--id-col")
+        label_col, missing = required(cfg.label_col, "--label-col"), required(cfg.missing, "--missing")
         special = {ids, label_col, cfg.time_col}
         self.columns = columns_of(cfg.features) or [c for c in header_of(path) if c not in special]
         if not self.columns:
             raise CSVFormatError(path, 1, None, f"no feature column besides {ids!r} and {label_col!r}")
-        table = read_table(path, self.columns, text=(ids, label_col), time_col=cfg.time_col, missing=cfg.missing)
+        table = read_table(path, self.columns, text=(ids, label_col), time_col=cfg.time_col, missing=missing)
         group = table.codes[ids]
         if cfg.time_col:
             table, _ = order_by_time(table, cfg.time_col, groups=group)
@@ -76,7 +77,7 @@ class Classify(Task):
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         self._check_labels(table, group, label, starts)
         values = np.stack([table.numbers[c] for c in self.columns], axis=1)  # (rows, F) float64
-        self.filled = fill_missing(values, cfg.missing, starts)
+        self.filled = fill_missing(values, missing, starts)
         bad = np.argwhere(np.isnan(values))
         if len(bad):
             r, c = bad[0]
@@ -129,7 +130,7 @@ class Classify(Task):
     def _split(self, path, label_col) -> None:
         """Stratified by class: each class's sequences shuffled once (seeded) and cut 70 / 15 / 15."""
         rng = self.rng(SPLIT_STREAM, 0)
-        parts = ([], [], [])
+        parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])  # test, validation, train
         for k, name in enumerate(self.classes):
             members = rng.permutation(np.flatnonzero(self.labels == k))
             if len(members) < 3:

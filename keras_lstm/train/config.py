@@ -198,9 +198,9 @@ class TrainConfig:
         if self.seed is None:
             changes["seed"] = random.SystemRandom().randrange(2**31)
         out = dataclasses.replace(self, **changes)
-        if out.max_timescale is None and out.init == "chrono" and out.length is None:
-            raise TrainArgumentError("--max-timescale", None, f"given with --init chrono for {out.task} (no -T)")
         if out.max_timescale is None and out.init == "chrono":
+            if out.length is None:
+                raise TrainArgumentError("--max-timescale", None, f"given with --init chrono for {out.task} (no -T)")
             out = dataclasses.replace(out, max_timescale=float(out.length))
         if out.max_sequences is not None and out.steps_per_epoch:
             per_epoch = out.steps_per_epoch * out.batch_size

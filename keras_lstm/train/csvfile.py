@@ -54,6 +54,12 @@ class Table:
     def __len__(self) -> int:
         return len(self.lines)
 
+    def time_values(self) -> np.ndarray:
+        """``times``, for a table read with a time column (ValueError otherwise: a caller's bug)."""
+        if self.times is None:
+            raise ValueError(f"{self.path} was read without a time column")
+        return self.times
+
     def take(self, order: np.ndarray) -> Table:
         """The rows in ``order``."""
         return Table(
@@ -164,11 +170,12 @@ def _time(path, line, column, cell) -> tuple[float, str]:
 def order_by_time(table: Table, column: str, groups: np.ndarray | None = None) -> tuple[Table, bool]:
     """The rows sorted by time (within each group, if given), and whether the file was out of order.
     Two rows with the same time (in the same group) are refused, naming both lines."""
-    keys = (table.times,) if groups is None else (table.times, groups)
+    keys = (table.time_values(),) if groups is None else (table.time_values(), groups)
     order = np.lexsort(keys)  # stable: by group, then time
     moved = bool(np.any(order != np.arange(len(order))))
     out = table.take(order)
-    same = out.times[1:] == out.times[:-1]
+    times = out.time_values()
+    same = times[1:] == times[:-1]
     if groups is not None:
         same &= groups[order][1:] == groups[order][:-1]
     if same.any():
@@ -185,7 +192,7 @@ def order_by_time(table: Table, column: str, groups: np.ndarray | None = None) -
 
 
 def _show_time(table: Table, k: int) -> str:
-    t = table.times[k]
+    t = table.time_values()[k]
     return str(np.datetime64(int(t), "s")) if table.time_is_date else f"{t:g}"
 
 

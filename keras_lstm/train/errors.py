@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from keras_lstm.errors import LSTMArgumentError
 
-__all__ = ["CSVFormatError", "TrainArgumentError"]
+__all__ = ["CSVFormatError", "TrainArgumentError", "required"]
+
+T = TypeVar("T")
 
 
 class TrainArgumentError(LSTMArgumentError):
@@ -28,3 +32,11 @@ class CSVFormatError(TrainArgumentError):
         where = f"{path}, line {line}" + (f", column {column!r}" if column is not None else "")
         super().__init__(f"{where}: {problem}")
         self.path, self.line, self.column, self.problem = path, line, column, problem
+
+
+def required(value: T | None, flag: str) -> T:
+    """A field of a resolved TrainConfig that the task needs: TrainConfig.resolved() and the flag checks have set
+    it, so None here is a bug in those, named by its flag (not a TypeError further on)."""
+    if value is None:
+        raise TrainArgumentError(flag, None, "a value: this task needs it and has no default for it")
+    return value

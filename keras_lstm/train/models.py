@@ -7,6 +7,7 @@ import keras
 from keras_lstm.initializers import Chrono
 from keras_lstm.layer import LSTM
 from keras_lstm.train.config import TrainConfig
+from keras_lstm.train.errors import required
 
 __all__ = ["RNN_LAYER_NAME", "recurrent_layer"]
 
@@ -25,7 +26,7 @@ def recurrent_layer(cfg: TrainConfig, return_sequences: bool) -> keras.layers.La
         return keras.layers.SimpleRNN(cfg.units, **common)
     if cfg.baseline == "gru":
         return keras.layers.GRU(cfg.units, **common)
-    bias = Chrono(cfg.max_timescale, seed=cfg.seed) if cfg.init == "chrono" else "zeros"
+    bias = Chrono(required(cfg.max_timescale, "--max-timescale"), seed=cfg.seed) if cfg.init == "chrono" else "zeros"
     return LSTM(
         cfg.units,
         bias_initializer=bias,

@@ -86,7 +86,7 @@ def plot_confusion(path, matrix, classes, title):
             ax.text(
                 j,
                 i,
-                int(matrix[i, j]),
+                str(int(matrix[i, j])),
                 ha="center",
                 va="center",
                 color="white" if matrix[i, j] > top / 2 else "black",

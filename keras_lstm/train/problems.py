@@ -20,7 +20,7 @@ from keras import ops
 
 from keras_lstm.train import tasks
 from keras_lstm.train.config import TrainConfig
-from keras_lstm.train.errors import TrainArgumentError
+from keras_lstm.train.errors import TrainArgumentError, required
 from keras_lstm.train.models import recurrent_layer
 
 __all__ = ["VOCAB_FILE", "SolveRule", "Task", "make_task"]
@@ -52,11 +52,20 @@ class Task:
         self.cfg = cfg
 
     def rng(self, stream: int, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.cfg.seed, stream, index])
+        return np.random.default_rng([required(self.cfg.seed, "--seed"), stream, index])
 
     @property
     def steps_per_epoch(self) -> int:
-        return self.cfg.steps_per_epoch
+        return required(self.cfg.steps_per_epoch, "--steps-per-epoch")
+
+    @property
+    def length(self) -> int:
+        """T, for the tasks that have one (TrainConfig.resolved() gives it the task's default)."""
+        return required(self.cfg.length, "--length")
+
+    @property
+    def validation_size(self) -> int:
+        return required(self.cfg.validation_size, "--validation-size")
 
     def train_batch(self, index: int):
         raise NotImplementedError
@@ -95,11 +104,11 @@ class Adding(Task):
     )
 
     def train_batch(self, index):
-        x, _, y = tasks.adding_batch(self.rng(TRAIN, index), self.cfg.batch_size, self.cfg.length)
+        x, _, y = tasks.adding_batch(self.rng(TRAIN, index), self.cfg.batch_size, self.length)
         return x, y
 
     def validation_data(self):
-        x, _, y = tasks.adding_batch(self.rng(VALIDATION, 0), self.cfg.validation_size, self.cfg.length)
+        x, _, y = tasks.adding_batch(self.rng(VALIDATION, 0), self.validation_size, self.length)
         return x, y
 
     def build_model(self):
@@ -130,13 +139,13 @@ class Copy(Task):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.chance_loss = tasks.copy_baseline_loss(cfg.length)
+        self.chance_loss = tasks.copy_baseline_loss(self.length)
 
     def train_batch(self, index):
-        return tasks.copy_batch(self.rng(TRAIN, index), self.cfg.batch_size, self.cfg.length)
+        return tasks.copy_batch(self.rng(TRAIN, index), self.cfg.batch_size, self.length)
 
     def validation_data(self):
-        return tasks.copy_batch(self.rng(VALIDATION, 0), self.cfg.validation_size, self.cfg.length)
+        return tasks.copy_batch(self.rng(VALIDATION, 0), self.validation_size, self.length)
 
     def build_model(self):
         inputs = keras.Input((None, tasks.COPY_CLASSES), name="symbols")  # trained on T + 20 steps
@@ -158,7 +167,7 @@ class CharLM(Task):
     def __init__(self, cfg):
         super().__init__(cfg)
         text = tasks.load_text(cfg.text, cfg.max_chars)
-        T = cfg.length
+        T = self.length
         if len(text) < 20 * (T + 1):
             raise TrainArgumentError(
                 "--text", cfg.text, f"a text of at least {20 * (T + 1)} characters for T={T}; it has {len(text)}"
@@ -174,18 +183,18 @@ class CharLM(Task):
         self.num_chars = len(text)
 
     def _windows(self, ids, starts):
-        T = self.cfg.length
+        T = self.length
         idx = starts[:, None] + np.arange(T + 1)[None, :]
         w = ids[idx]
         return w[:, :-1], w[:, 1:]
 
     def train_batch(self, index):
-        starts = self.rng(TRAIN, index).integers(0, len(self.train_ids) - self.cfg.length - 1, self.cfg.batch_size)
+        starts = self.rng(TRAIN, index).integers(0, len(self.train_ids) - self.length - 1, self.cfg.batch_size)
         return self._windows(self.train_ids, starts)
 
     def validation_data(self):
-        n = len(self.val_ids) - self.cfg.length - 1
-        starts = np.linspace(0, max(n - 1, 0), self.cfg.validation_size).astype(np.int64)
+        n = len(self.val_ids) - self.length - 1
+        starts = np.linspace(0, max(n - 1, 0), self.validation_size).astype(np.int64)
         return self._windows(self.val_ids, starts)
 
     def build_model(self):
@@ -229,7 +238,7 @@ class CO2(Task):
         super().__init__(cfg)
         self.months, self.ppm = tasks.co2_monthly()
         n_train = len(self.ppm) - self.TEST_MONTHS
-        T = cfg.length
+        T = self.length
         diffs = np.diff(self.ppm[:n_train])  # diffs[k] = ppm[k+1] - ppm[k]
         self.mean, self.std = float(diffs.mean()), float(diffs.std())
         self.z = ((diffs - self.mean) / self.std).astype(np.float32)
@@ -246,7 +255,7 @@ class CO2(Task):
         self.n_train = n_train
 
     def _windows(self, targets):
-        T = self.cfg.length
+        T = self.length
         x = self.z[targets[:, None] - T + np.arange(T)[None, :]][..., None]
         return x, self.z[targets][:, None]
 
@@ -274,7 +283,7 @@ class CO2(Task):
 
     def forecast(self, model) -> np.ndarray:
         """ppm for the test months, each month predicted from the model's own earlier predictions."""
-        T = self.cfg.length
+        T = self.length
         window = list(self.z[-T:])
         level, out = self.ppm[self.n_train - 1], []
         for _ in range(self.TEST_MONTHS):

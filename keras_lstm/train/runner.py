@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from keras_lstm.train.callbacks import ResumableEarlyStopping, RunBackup, RunLog, SolveTracker
 from keras_lstm.train.config import TrainConfig
-from keras_lstm.train.errors import TrainArgumentError
+from keras_lstm.train.errors import TrainArgumentError, required
 from keras_lstm.train.problems import make_task
 
 __all__ = ["CONFIG_FILE", "MODEL_FILE", "RunResult", "resume", "train"]
@@ -99,14 +99,14 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False) ->
             model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
             if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 _patch_for_multi_worker(model)
-        steps = task.steps_per_epoch
+        steps, epochs = task.steps_per_epoch, required(cfg.epochs, "--epochs")
         callbacks, run_log, backup = _callbacks(cfg, task, out_dir, steps, replicas)
         start_epoch = backup.restore_state() if resume else 0
         _rewrite_csv(os.path.join(out_dir, "metrics.csv"), run_log.history)
-        if start_epoch < cfg.epochs and not _stopped(run_log):
+        if start_epoch < epochs and not _stopped(run_log):
             model.fit(
-                _dataset(task, start_epoch * steps, cfg.epochs * steps),
-                epochs=cfg.epochs,
+                _dataset(task, start_epoch * steps, epochs * steps),
+                epochs=epochs,
                 initial_epoch=start_epoch,
                 steps_per_epoch=steps,
                 validation_data=task.validation_data() if _has_validation(cfg) else None,
@@ -185,7 +185,7 @@ def _output_dir(strategy, run_dir: str) -> tuple[bool, str]:
     resolver = getattr(strategy, "cluster_resolver", None)
     task_type = getattr(resolver, "task_type", None)
     task_id = getattr(resolver, "task_id", 0) or 0
-    if task_type is None or task_type == "chief":
+    if resolver is None or task_type is None or task_type == "chief":
         return True, run_dir
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     if task_type == "worker" and task_id == 0 and not has_chief:

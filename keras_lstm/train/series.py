@@ -25,7 +25,7 @@ import numpy as np
 from keras_lstm.train import baselines
 from keras_lstm.train.config import TrainConfig
 from keras_lstm.train.csvfile import fill_missing, order_by_time, read_table, sha256_of
-from keras_lstm.train.errors import CSVFormatError, TrainArgumentError
+from keras_lstm.train.errors import CSVFormatError, TrainArgumentError, required
 from keras_lstm.train.models import recurrent_layer
 from keras_lstm.train.problems import TRAIN, Task
 
@@ -41,7 +41,7 @@ def columns_of(text: str | None) -> list[str]:
 
 def check_csv_hash(cfg: TrainConfig) -> None:
     """Refuse a CSV that is not the file the run was started on (config.json's csv_sha256)."""
-    if cfg.csv_sha256 is not None and sha256_of(cfg.csv) != cfg.csv_sha256:
+    if cfg.csv is not None and cfg.csv_sha256 is not None and sha256_of(cfg.csv) != cfg.csv_sha256:
         raise TrainArgumentError(
             "--csv", cfg.csv, f"the file the run was started on (SHA-256 {cfg.csv_sha256}); it has changed since"
         )
@@ -68,33 +68,36 @@ class Series(Task):
     def __init__(self, cfg: TrainConfig):
         super().__init__(cfg)
         check_csv_hash(cfg)
-        self.columns = list(dict.fromkeys([cfg.target, *columns_of(cfg.features)]))  # the target first
-        table = read_table(cfg.csv, self.columns, time_col=cfg.time_col, missing=cfg.missing)
+        self.csv, self.target = required(cfg.csv, "--csv"), required(cfg.target, "--target")
+        self.T, self.K = required(cfg.length, "--window"), required(cfg.horizon, "--horizon")
+        missing = required(cfg.missing, "--missing")
+        self.columns = list(dict.fromkeys([self.target, *columns_of(cfg.features)]))  # the target first
+        table = read_table(self.csv, self.columns, time_col=cfg.time_col, missing=missing)
         self.notes: list[str] = []
-        self.gaps = None
+        self.gaps: dict | None = None
         if cfg.time_col:
             table, moved = order_by_time(table, cfg.time_col)
             if moved:
                 self.notes.append(f"the rows were out of time order in the file; sorted by {cfg.time_col!r}")
-            self.gaps = time_gaps(table.times, table.lines, table.time_is_date)
+            self.gaps = time_gaps(table.time_values(), table.lines, table.time_is_date)
             if self.gaps["gaps"]:
                 self.notes.append(
                     f"{self.gaps['gaps']} gaps longer than 1.5x the usual step ({self.gaps['step']}); "
                     f"rows are used as evenly spaced (first: {self.gaps['first'][0]})"
                 )
         values = np.stack([table.numbers[c] for c in self.columns], axis=1)  # (N, F) float64
-        self.filled = fill_missing(values, cfg.missing)
+        self.filled = fill_missing(values, missing)
         if self.filled:
             self.notes.append(f"{self.filled} missing cells filled by --missing {cfg.missing}")
         for j, column in enumerate(self.columns):
             if np.isnan(values[:, j]).all():
-                raise CSVFormatError(cfg.csv, int(table.lines[0]), column, "no value in the whole column")
+                raise CSVFormatError(self.csv, int(table.lines[0]), column, "no value in the whole column")
         self._split(table, values)
         del table
 
     def _split(self, table, values) -> None:
         cfg = self.cfg
-        N, T, K = len(values), cfg.length, cfg.horizon
+        N, T, K = len(values), self.T, self.K
         n_test, n_val = round(N * self.TEST_FRACTION), round(N * self.VALIDATION_FRACTION)
         a, b = N - n_val - n_test, N - n_test  # train rows [0, a), validation [a, b), test [b, N)
         self.train_ends = np.arange(T, a - K + 1)
@@ -103,9 +106,9 @@ class Series(Task):
         need = int(np.ceil((T + 3 * K) / (1 - self.VALIDATION_FRACTION - self.TEST_FRACTION)))
         if min(len(self.train_ends), len(self.val_ends), len(self.test_ends)) < 1:
             raise CSVFormatError(
-                cfg.csv,
+                self.csv,
                 int(table.lines[-1]),
-                cfg.target,
+                self.target,
                 (
                     f"only {N} data row{'s' if N != 1 else ''}: --window {T} and --horizon {K} need at least "
                     f"about {need} "
@@ -131,9 +134,9 @@ class Series(Task):
     # Task ----------------------------------------------------------------------------------------------
     def windows(self, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x (n, T, F) float32 raw inputs, y (n, K) float32 targets."""
-        T = self.cfg.length
+        T = self.T
         x = self.inputs[ends[:, None] - T + np.arange(T)[None, :]]
-        return x, baselines.targets_of(self.y, ends, self.cfg.horizon).astype(np.float32)
+        return x, baselines.targets_of(self.y, ends, self.K).astype(np.float32)
 
     @property
     def steps_per_epoch(self):
@@ -153,7 +156,7 @@ class Series(Task):
         return self.windows(ends)
 
     def build_model(self):
-        F, K = len(self.columns), self.cfg.horizon
+        F, K = len(self.columns), self.K
         inputs = keras.Input((None, F), name="window")  # raw values, the target first
         h = keras.layers.Normalization(
             mean=self.mean.tolist(), variance=self.variance.tolist(), dtype="float32", name="scale"
@@ -179,18 +182,18 @@ class Series(Task):
             np.asarray(model.predict_on_batch(self.windows(ends[a : a + PREDICT_BATCH])[0]), np.float64)
             for a in range(0, len(ends), PREDICT_BATCH)
         ]
-        return np.concatenate(out) if out else np.zeros((0, self.cfg.horizon))
+        return np.concatenate(out) if out else np.zeros((0, self.K))
 
     def finish(self, model, out_dir):
         from keras_lstm.train.plots import plot_series_forecast
 
-        cfg, ends, K = self.cfg, self.test_ends, self.cfg.horizon
+        cfg, ends, K = self.cfg, self.test_ends, self.K
         truth = baselines.targets_of(self.y, ends, K)
         forecasts = {"lstm": self.predict(model, ends), "persistence": baselines.persistence(self.y, ends, K)}
         if cfg.season:
             forecasts["seasonal_naive"] = baselines.seasonal_naive(self.y, ends, K, cfg.season)
         scaled = (self.inputs.astype(np.float64) - self.mean) / np.sqrt(self.variance)
-        ar = baselines.LinearAR(cfg.length, K).fit(scaled, self.y, self.train_ends)
+        ar = baselines.LinearAR(self.T, K).fit(scaled, self.y, self.train_ends)
         forecasts["linear_ar"] = ar.predict(scaled, ends)
         scale = baselines.mase_scale(self.y[: self.n_train], cfg.season)
         table = {name: baselines.errors(f, truth, scale) for name, f in forecasts.items()}
@@ -202,7 +205,7 @@ class Series(Task):
             self.is_date,
             truth[:, 0],
             {n: f[:, 0] for n, f in forecasts.items()},
-            f"{cfg.target}: test part, 1 step ahead",
+            f"{self.target}: test part, 1 step ahead",
         )
         summary = self.notes + _summary(table, beaten, len(ends), K)
         return {
