@@ -10,6 +10,8 @@ import argparse
 
 import numpy as np
 
+from keras_lstm.argtypes import positive_int
+
 __all__ = ["configure", "parity_report", "run"]
 
 
@@ -52,8 +54,8 @@ def parity_report(batch=8, time=20, features=5, units=16, seed=0) -> list[dict]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--units", type=int, default=16)
-    parser.add_argument("--time", type=int, default=20)
+    parser.add_argument("--units", type=positive_int, default=16, help="units of both layers (default: 16)")
+    parser.add_argument("--time", type=positive_int, default=20, help="time steps of the random input (default: 20)")
 
 
 def run(args: argparse.Namespace) -> int:

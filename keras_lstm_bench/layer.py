@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_lstm.argtypes import file_in_the_way, positive_int
+from keras_lstm.errors import LSTMArgumentError
 from keras_lstm_bench.torch_peer import TorchPeer, torch_available
 
 __all__ = [
@@ -290,7 +292,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="small,medium,large",
         help=f"comma-separated, from: {', '.join(SHAPES)}; 'deepbench' adds the nine DeepBench shapes",
     )
-    parser.add_argument("--reps", type=int, default=10, help="timed repetitions per measurement (median reported)")
+    parser.add_argument(
+        "--reps", type=positive_int, default=10, help="timed repetitions per measurement (median reported)"
+    )
     parser.add_argument("--quick", action="store_true", help="one tiny shape, 2 repetitions: a smoke run")
     parser.add_argument("--no-torch", action="store_true", help="leave torch.nn.LSTM out even when installed")
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for layer.json/.md/.png")
@@ -301,8 +305,17 @@ def run(args: argparse.Namespace) -> int:
     if "deepbench" in names:
         names = [n for n in names if n != "deepbench"] + [n for n in SHAPES if n.startswith("deepbench")]
     unknown = [n for n in names if n not in SHAPES]
-    if unknown:
-        raise SystemExit(f"--shapes: unknown shape(s) {unknown}; expected names from {sorted(SHAPES)}")
+    if unknown or not names:
+        raise LSTMArgumentError(
+            "--shapes",
+            args.shapes,
+            f"comma-separated names from {', '.join(SHAPES)}, or deepbench" + (f" (not {unknown})" if unknown else ""),
+        )
+    blocker = file_in_the_way(args.out)
+    if blocker is not None:
+        raise LSTMArgumentError(
+            "--out", str(args.out), f"a folder, or a path where one can be made ({blocker} is a file)"
+        )
     result = run_benchmark(names, 2 if args.quick else args.reps, args.out, with_torch=not args.no_torch)
     print(markdown(result))
     print(f"wrote {args.out}/layer.json, layer.md, layer.png")

@@ -11,29 +11,55 @@ Flags mirror tensorflow_model_server's (--port, --model_config_file -> --model-c
 127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM stops it cleanly: health turns
 NOT_SERVING and new calls get UNAVAILABLE for --drain-seconds, requests in flight finish
 (up to --grace-seconds), then it exits 0.
+
+A flag it cannot use (a missing or unparseable config file, a port out of range or taken, a missing TLS
+file) is one line on stderr and exit code 2, before TensorFlow loads any model. A base path with no
+version yet is not an error, as in TF Serving: it is logged at every poll until a version appears.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import logging
+import math
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported where used, so that `--help` stays quick
+    from serving.batching import BatchingOptions
     from serving.manager import ModelManager
     from serving.model_config import ModelSource, Mount
     from serving.server import ConfigResolver
 
-__all__ = ["configure", "disable_xla_compilation", "main", "run", "set_tensorflow_threads", "thread_count"]
+__all__ = [
+    "ServeArgumentError",
+    "configure",
+    "disable_xla_compilation",
+    "main",
+    "run",
+    "set_tensorflow_threads",
+    "thread_count",
+]
 
 log = logging.getLogger("serving.server")
+
+
+class ServeArgumentError(ValueError):
+    """A ``keras-lstm serve`` flag cannot be used: a config file that is missing or does not parse, a
+    port out of range or taken, a TLS file missing, flags that do not go together. Raised before the
+    server starts; the command prints it as one line and exits with code 2. Fix: pass what it says."""
+
+    def __init__(self, argument: str, value: object, expected: str):
+        self.argument, self.value, self.expected = argument, value, expected
+        super().__init__(f"Argument `{argument}` must be {expected}; received {argument}={value!r}.")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -64,10 +90,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 or :: for all interfaces")
-    net.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
+    net.add_argument("--port", type=_port_or("pick a free one"), default=8500, help="gRPC port (0: pick a free one)")
     net.add_argument("--port-file", type=Path, help="write the bound port here once serving")
-    net.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024, help="gRPC message size limit")
-    net.add_argument("--grpc-threads", type=int, default=64, help="threads answering RPCs")
+    net.add_argument("--max-message-bytes", type=_positive, default=64 * 1024 * 1024, help="gRPC message size limit")
+    net.add_argument("--grpc-threads", type=_positive, default=64, help="threads answering RPCs")
     net.add_argument("--grace-seconds", type=_seconds, default=30.0, help="how long shutdown waits for requests")
     net.add_argument(
         "--drain-seconds",
@@ -87,7 +113,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     rest = parser.add_argument_group("REST API (TF Serving's, beside gRPC: docs/rest.md)")
     rest.add_argument(
         "--rest-api-port",
-        type=_port,
+        type=_port_or("off"),
         default=0,
         metavar="PORT",
         help="serve TF Serving's REST API on this port of --host (0: off, TF Serving's default)",
@@ -172,32 +198,72 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Heavy imports (TensorFlow) only once the arguments are known to be usable.
+    try:
+        sources, batching, metrics_path = _checked(args)
+    except ServeArgumentError as err:
+        print(f"keras-lstm serve: error: {err}", file=sys.stderr)
+        return 2
+    return _serve(args, sources, batching, metrics_path)
+
+
+def _checked(args: argparse.Namespace) -> tuple[list[ModelSource], BatchingOptions | None, str | None]:
+    """Every flag that can be checked before the server starts: the config files read and parsed, the
+    TLS files read, the ports free. Raises ServeArgumentError."""
     sources = _sources(args)
     if args.rest_api_port and args.rest_api_port == args.port:
-        raise SystemExit(f"serve: --rest-api-port {args.rest_api_port} cannot be the same as --port")
+        raise ServeArgumentError("--rest-api-port", args.rest_api_port, f"a port other than --port {args.port}")
+    if bool(args.ssl_cert) != bool(args.ssl_key):
+        given, missing = ("--ssl-cert", "--ssl-key") if args.ssl_cert else ("--ssl-key", "--ssl-cert")
+        raise ServeArgumentError(missing, None, f"given with {given} (TLS needs both)")
+    for flag, path in (
+        ("--ssl-cert", args.ssl_cert),
+        ("--ssl-key", args.ssl_key),
+        ("--ssl-client-ca", args.ssl_client_ca),
+    ):
+        if path is not None:
+            _read(flag, path, "a readable PEM file")
+    if args.port_file is not None and (args.port_file.is_dir() or not args.port_file.parent.is_dir()):
+        raise ServeArgumentError("--port-file", str(args.port_file), "a file path in an existing directory")
+    batching = _batching(args)
+    metrics_path = _metrics_path(args)
+    _check_bindable("--port", args.host, args.port)
+    if args.rest_api_port:
+        _check_bindable("--rest-api-port", args.host, args.rest_api_port)
+    return sources, batching, metrics_path
+
+
+def _batching(args: argparse.Namespace) -> BatchingOptions | None:
+    from serving.batching import BatchingOptions
+
+    if args.batching_parameters_file is None:
+        return BatchingOptions() if args.enable_batching else None
+    flag, path = "--batching-parameters-file", args.batching_parameters_file
+    params = _parse_file(flag, path, "BatchingParameters")
+    try:
+        batching = BatchingOptions.from_proto(params)
+    except ValueError as err:
+        raise ServeArgumentError(flag, str(path), f"BatchingParameters the server can use ({err})") from None
+    if params.allowed_batch_sizes or params.pad_variable_length_inputs:
+        log.warning(
+            "batching: allowed_batch_sizes and pad_variable_length_inputs are ignored by the "
+            "local server (it never pads; requests of different shapes batch separately)"
+        )
+    return batching
+
+
+def _serve(
+    args: argparse.Namespace, sources: list[ModelSource], batching: BatchingOptions | None, metrics_path: str | None
+) -> int:
+    # Heavy imports (TensorFlow) only once the arguments are known to be usable.
     import tensorflow as tf
 
     set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
     if not args.xla_cpu_compilation_enabled:
         disable_xla_compilation()
     from serving.admission import RequestLimits
-    from serving.batching import BatchingOptions
-    from serving.config_protos import BatchingParameters, parse_text_file
     from serving.manager import ModelManager
     from serving.server import LocalServer, ServerOptions
 
-    batching = None
-    if args.batching_parameters_file is not None:
-        params = parse_text_file(args.batching_parameters_file, BatchingParameters)
-        batching = BatchingOptions.from_proto(params)
-        if params.allowed_batch_sizes or params.pad_variable_length_inputs:
-            log.warning(
-                "batching: allowed_batch_sizes and pad_variable_length_inputs are ignored by the "
-                "local server (it never pads; requests of different shapes batch separately)"
-            )
-    elif args.enable_batching:
-        batching = BatchingOptions()
     options = ServerOptions(
         host=args.host,
         port=args.port,
@@ -211,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
         rest_api_port=args.rest_api_port,
         rest_api_threads=args.rest_api_num_threads,
         rest_api_timeout_s=args.rest_api_timeout_in_ms / 1000 or None,
-        metrics_path=_metrics_path(args),
+        metrics_path=metrics_path,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -259,8 +325,16 @@ def _metrics_path(args: argparse.Namespace) -> str | None:
 
     try:
         path = monitoring_path(args.monitoring_config_file)
-    except (OSError, text_format.ParseError) as err:
-        raise SystemExit(f"serve: --monitoring-config-file {args.monitoring_config_file}: {err}") from None
+    except OSError as err:
+        raise ServeArgumentError(
+            "--monitoring-config-file",
+            str(args.monitoring_config_file),
+            f"a readable MonitoringConfig text file ({err.strerror})",
+        ) from None
+    except text_format.ParseError as err:
+        raise ServeArgumentError(
+            "--monitoring-config-file", str(args.monitoring_config_file), f"a MonitoringConfig text file ({err})"
+        ) from None
     if path is not None and not args.rest_api_port:
         log.warning(
             "--monitoring-config-file enables Prometheus, but the REST API is off (--rest-api-port 0), "
@@ -269,15 +343,19 @@ def _metrics_path(args: argparse.Namespace) -> str | None:
     return path
 
 
-def _port(text: str) -> int:
-    """An argparse type: a TCP port number, 0 to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected a port number, 0 (off) to 65535")
-    return value
+def _port_or(zero_means: str) -> Callable[[str], int]:
+    """An argparse type: a TCP port number, 0 (`zero_means`) to 65535."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= 65535:
+            raise argparse.ArgumentTypeError(f"got {text!r}; expected a port number, 0 ({zero_means}) to 65535")
+        return value
+
+    return parse
 
 
 def _at_least_zero(convert: Callable[[str], float], expected: str) -> Callable[[str], float]:
@@ -288,7 +366,7 @@ def _at_least_zero(convert: Callable[[str], float], expected: str) -> Callable[[
             value = convert(text)
         except ValueError:
             value = -1
-        if not value >= 0:  # also refuses nan
+        if not (value >= 0 and math.isfinite(value)):  # also refuses nan and inf
             raise argparse.ArgumentTypeError(f"got {text!r}; expected {expected}")
         return value
 
@@ -339,10 +417,60 @@ def disable_xla_compilation() -> None:
         )
 
 
+def _read(flag: str, path: Path, expected: str) -> str:
+    """The text of the file a flag names; ServeArgumentError when it cannot be read."""
+    try:
+        return path.read_text()
+    except OSError as err:
+        raise ServeArgumentError(flag, str(path), f"{expected} ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ServeArgumentError(flag, str(path), f"{expected} (it is not UTF-8 text)") from None
+
+
+def _parse_file(flag: str, path: Path, message: str) -> Any:  # a TF Serving config message (no stubs: Any)
+    """The protobuf text file a flag names, parsed as `message` (a class of serving.config_protos)."""
+    from google.protobuf import text_format
+
+    from serving import config_protos
+
+    text = _read(flag, path, f"a readable {message} text file")
+    try:
+        return text_format.Parse(text, getattr(config_protos, message)())
+    except text_format.ParseError as err:
+        raise ServeArgumentError(flag, str(path), f"a {message} text file ({err})") from None
+
+
+def _check_bindable(flag: str, host: str, port: int) -> None:
+    """Refuse a --host that names no address of this machine, or a port already taken there, now
+    rather than after the models load. Port 0 (any free port) is always free."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise ServeArgumentError(
+            "--host", host, f"an address of this machine, e.g. 127.0.0.1, 0.0.0.0 or :: ({err})"
+        ) from None
+    if port == 0:
+        return
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise ServeArgumentError("--host", host, f"an address of this machine ({err.strerror})") from None
+            raise ServeArgumentError(flag, port, f"a port free on {host} ({err.strerror})") from None
+
+
 def _mounts(args: argparse.Namespace) -> list[Mount]:
     from serving.model_config import Mount
 
-    return [Mount.parse(m) for m in args.mount]
+    mounts = []
+    for text in args.mount:
+        try:
+            mounts.append(Mount.parse(text))
+        except ValueError:
+            raise ServeArgumentError("--mount", text, "HOST_DIR:/CONTAINER_DIR (an absolute container path)") from None
+    return mounts
 
 
 def _config_resolver(args: argparse.Namespace) -> ConfigResolver:
@@ -376,21 +504,40 @@ def _watch_config(args: argparse.Namespace, manager: ModelManager, stop: threadi
 
 
 def _sources(args: argparse.Namespace) -> list[ModelSource]:
-    from serving.model_config import load_model_config, single_model
+    """The models to serve. A base path that does not exist yet is not refused: the server logs it at every
+    poll until a version appears there, as TF Serving does."""
+    from serving.model_config import single_model, sources_from_config
 
     if args.model_config is not None:
         if args.model_base is not None or args.model_name is not None:
-            raise SystemExit("serve: pass --model-config, or --model-base with --model-name, not both")
-        return load_model_config(args.model_config, _mounts(args))
-    if args.model_base is None or args.model_name is None:
-        raise SystemExit("serve: pass --model-config FILE, or --model-base DIR --model-name NAME")
+            flag = "--model-base" if args.model_base is not None else "--model-name"
+            value = args.model_base if args.model_base is not None else args.model_name
+            raise ServeArgumentError(flag, str(value), "left out with --model-config (the config names the models)")
+        config = _parse_file("--model-config", args.model_config, "ModelServerConfig")
+        mounts = _mounts(args)
+        try:
+            return sources_from_config(config, args.model_config.parent.resolve(), mounts, where=str(args.model_config))
+        except ValueError as err:
+            raise ServeArgumentError(
+                "--model-config", str(args.model_config), f"a config this server can serve ({err})"
+            ) from None
+    if args.model_base is None and args.model_name is None:
+        raise ServeArgumentError("--model-config", None, "given, or --model-base DIR with --model-name NAME")
+    if args.model_base is None:
+        raise ServeArgumentError(
+            "--model-base", None, f"given with --model-name {args.model_name} (the directory holding its versions)"
+        )
+    if not args.model_name:
+        raise ServeArgumentError(
+            "--model-name", args.model_name, f"a model name given with --model-base {args.model_base}"
+        )
     return single_model(args.model_name, args.model_base)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.cli", description=__doc__.splitlines()[0])
     configure(parser)
-    return run(parser.parse_args(argv))
+    return run(parser.parse_args(argv))  # a bad flag: one line on stderr and exit code 2, as keras-lstm serve
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ leaves the routing table before it is unloaded, and its requests in flight finis
 before it is dropped, so a version change never fails a request.
 
 Export a new version into a temporary directory and rename it to `<version>/`; a
-directory without saved_model.pb is not a version yet.
+directory without saved_model.pb is not a version yet. While a model has no version on disk,
+every poll logs it as TF Serving does: "Could not find base path ..." (an error) when the base path
+does not exist, "No versions of servable NAME found under base path ..." (a warning) when it holds
+no version; the server keeps running and loads the first version that appears.
 
 `replace_sources` is TF Serving's config reload (HandleReloadConfigRequest, or
 --model_config_file_poll_wait_seconds): new models load, removed models leave the routing
@@ -119,8 +122,21 @@ class ModelManager:
     def _poll_model(self, source: ModelSource) -> None:
         on_disk = _versions_on_disk(source.base_path)
         wanted = source.policy.choose(sorted(on_disk))
-        if not on_disk and not self._loaded[source.name]:
-            log.debug("model %s: no versions under %s", source.name, source.base_path)
+        if not on_disk:  # at every poll until a version appears, in TF Serving's words
+            if not source.base_path.is_dir():
+                log.error(
+                    "FileSystemStoragePathSource encountered a filesystem access error: Could not find base path "
+                    "%s for servable %s",
+                    source.base_path,
+                    source.name,
+                )
+            else:
+                log.warning(
+                    "No versions of servable %s found under base path %s. Did you forget to name your leaf "
+                    "directory as a number (eg. '/1/')?",
+                    source.name,
+                    source.base_path,
+                )
         for version in sorted(wanted - set(self._loaded[source.name])):
             self._load(source, version, on_disk[version])
         for version in sorted(set(self._loaded[source.name]) - wanted):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
+from keras_lstm.argtypes import positive_int
 from keras_lstm.export.errors import (
     ExportArgumentError,
     ExportError,
@@ -44,23 +46,13 @@ def export_model(model, base, name, version=None, force=False, xla=False, class_
     return _export_model(model, base, name, version=version, force=force, xla=xla, class_names=class_names)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--version must be a positive integer; received {text!r}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a .keras file or a training run directory")
     parser.add_argument("--name", required=True, help="model name: BASE/NAME/<version>/ and its models.config entry")
     parser.add_argument(
         "--base", default="models", help="directory holding models.config and one folder per model (default: models)"
     )
-    parser.add_argument("--version", type=_positive_int, default=None, help="version number (default: the next one)")
+    parser.add_argument("--version", type=positive_int, default=None, help="version number (default: the next one)")
     parser.add_argument("--force", action="store_true", help="replace the version if it exists")
     parser.add_argument(
         "--xla",
@@ -72,11 +64,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from keras_lstm.export.publish import check_name
+    from keras_lstm.export.publish import check_base, check_name
     from keras_lstm.export.source import class_names_of, load_model
 
     try:
         check_name(args.name)
+        check_base(Path(args.base), args.name)
         model = load_model(args.model)
         path = export_model(
             model,

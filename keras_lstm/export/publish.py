@@ -22,14 +22,17 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from keras_lstm.argtypes import file_in_the_way
 from keras_lstm.export.errors import ExportArgumentError, VersionExistsError
 
 __all__ = [
     "CONFIG_NAME",
+    "check_base",
     "check_name",
     "choose_version",
     "exchange_paths",
     "existing_versions",
+    "read_config",
     "register_model",
     "staged_version",
 ]
@@ -124,6 +127,36 @@ def staged_version(model_dir: Path, version: int, force: bool = False) -> Iterat
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_base(base: Path, name: str) -> None:
+    """Refuse, before anything is exported, a ``base`` where ``base/name/`` cannot be made or whose
+    ``models.config`` cannot take ``name``."""
+    blocker = file_in_the_way(base / name)
+    if blocker is not None:
+        raise ExportArgumentError("base", str(base), f"a folder to hold {name}/<version>/ ({blocker} is a file)")
+    read_config(base / CONFIG_NAME)
+
+
+def read_config(config_path: Path) -> model_server_config_pb2.ModelServerConfig:
+    """The ModelServerConfig in ``config_path`` (empty if there is none yet); ExportArgumentError when it
+    cannot be read, does not parse, or is not a model_config_list."""
+    config = model_server_config_pb2.ModelServerConfig()
+    if not config_path.exists():
+        return config
+    try:
+        text_format.Parse(config_path.read_text(), config)
+    except OSError as err:
+        raise ExportArgumentError(
+            "models.config", str(config_path), f"a readable ModelServerConfig text file ({err.strerror})"
+        ) from err
+    except text_format.ParseError as err:
+        raise ExportArgumentError(
+            "models.config", str(config_path), f"a ModelServerConfig in text format ({err})"
+        ) from err
+    if config.WhichOneof("config") == "custom_model_config":
+        raise ExportArgumentError("models.config", str(config_path), "a model_config_list, not a custom_model_config")
+    return config
+
+
 def register_model(config_path: Path, name: str, base_path: str | None = None) -> bool:
     """Make sure ``config_path`` (ModelServerConfig, text format) serves ``name``; True if it changed.
 
@@ -132,18 +165,7 @@ def register_model(config_path: Path, name: str, base_path: str | None = None) -
     written into the text before the list's closing brace, so comments and layout stay, and the
     result is parsed back and compared with the intended config (else the file is rewritten through
     the protos, without its comments). The file is replaced atomically."""
-    config = model_server_config_pb2.ModelServerConfig()
-    if config_path.exists():
-        try:
-            text_format.Parse(config_path.read_text(), config)
-        except text_format.ParseError as err:
-            raise ExportArgumentError(
-                "models.config", str(config_path), f"a ModelServerConfig in text format ({err})"
-            ) from err
-        if config.WhichOneof("config") == "custom_model_config":
-            raise ExportArgumentError(
-                "models.config", str(config_path), "a model_config_list, not a custom_model_config"
-            )
+    config = read_config(config_path)
     if any(entry.name == name for entry in config.model_config_list.config):
         return False
     entry = config.model_config_list.config.add()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from keras_lstm.export.errors import ModelNotFoundError
 
-__all__ = ["CLASSES_FILE", "class_names_of", "load_model", "resolve_model_path"]
+__all__ = ["CLASSES_FILE", "class_names_of", "load_model", "not_a_keras_archive", "resolve_model_path"]
 
 CLASSES_FILE = "classes.json"  # written by `keras-lstm train classify` into its run directory
 
@@ -36,13 +37,30 @@ def resolve_model_path(model: str | Path) -> Path:
     raise ModelNotFoundError("model", str(model), _EXPECTED)
 
 
+def not_a_keras_archive(path: Path) -> str | None:
+    """Why ``path`` is not a file that ``keras.saving.save_model`` wrote (a zip archive holding
+    config.json), or None; checked before Keras tries to load it."""
+    if not zipfile.is_zipfile(path):
+        return f"{path} is not a zip archive"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as err:
+        return f"{path} cannot be read as a zip archive ({err})"
+    return None if "config.json" in names else f"{path} holds no config.json"
+
+
 def load_model(model: str | Path):
     """Load the Keras model that MODEL names (uncompiled: export needs inference only)."""
     import keras
 
     import keras_lstm  # noqa: F401  (registers LSTM and LSTMCell for deserialisation)
 
-    return keras.saving.load_model(resolve_model_path(model), compile=False)
+    path = resolve_model_path(model)
+    why = not_a_keras_archive(path)
+    if why is not None:
+        raise ModelNotFoundError("model", str(model), f"a model saved by Keras ({why})")
+    return keras.saving.load_model(path, compile=False)
 
 
 def class_names_of(model: str | Path) -> list[str] | None:

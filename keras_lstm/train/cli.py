@@ -7,6 +7,8 @@ reported (exit code 2) before any training starts.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
 from keras_lstm.train.config import add_arguments, from_args
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
                     args.resume,
                     f"given alone (the run's config.json holds the options); also given: {others or [args.task]}",
                 )
+            _check_run_files(args.resume)
             result = runner.resume(args.resume, verbose=getattr(args, "verbose", None))
         else:
             result = runner.train(from_args(args))
@@ -60,3 +63,19 @@ def run(args: argparse.Namespace) -> int:
     for text in m.get("summary", ()):  # series and classify: the test part against the baselines
         print(text)
     return 0
+
+
+def _check_run_files(run_dir: str) -> None:
+    """Refuse a --resume whose config.json or metrics.json is not a JSON object (before TensorFlow works)."""
+    for name in ("config.json", "metrics.json"):
+        path = os.path.join(run_dir, name)
+        if not os.path.isfile(path):
+            continue  # a missing config.json is refused by runner.resume; metrics.json comes with the first epoch
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise TrainArgumentError("--resume", run_dir, f"a run directory whose {name} is JSON ({err})") from None
+        if not isinstance(data, dict) or (name == "config.json" and "task" not in data):
+            what = "a JSON object" + (" naming the task" if name == "config.json" else "")
+            raise TrainArgumentError("--resume", run_dir, f"a run directory whose {name} holds {what}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import random
 from dataclasses import dataclass, field, fields
@@ -225,9 +226,9 @@ def _positive(cfg, name, kind=int, allow_zero=False):
     v = getattr(cfg, name)
     if v is None:
         return
-    ok = not isinstance(v, bool) and isinstance(v, (int, float) if kind is float else int)
+    ok = not isinstance(v, bool) and isinstance(v, (int, float) if kind is float else int) and math.isfinite(v)
     if not ok or v < 0 or (v == 0 and not allow_zero):
-        what = "an integer" if kind is int else "a number"
+        what = "an integer" if kind is int else "a finite number"
         raise TrainArgumentError(_flag(name), v, f"{what} {'>= 0' if allow_zero else '> 0'}")
 
 
@@ -257,7 +258,9 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.max_timescale is not None:
         _positive(cfg, "max_timescale", kind=float)
         if cfg.max_timescale < 2:
-            raise TrainArgumentError("--max-timescale", cfg.max_timescale, "a number >= 2")
+            raise TrainArgumentError("--max-timescale", cfg.max_timescale, "a finite number >= 2")
+    if cfg.run_dir is not None and os.path.exists(cfg.run_dir) and not os.path.isdir(cfg.run_dir):
+        raise TrainArgumentError("--run-dir", cfg.run_dir, "a new or empty directory (this path is a file)")
     for name, choices in (
         ("baseline", ("simple_rnn", "gru")),
         ("init", ("chrono", "keras")),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from keras_lstm.argtypes import non_negative_int, positive_float
 from keras_lstm.train.errors import TrainArgumentError
 
 __all__ = ["configure", "generate", "load_run", "run"]
@@ -16,10 +19,10 @@ __all__ = ["configure", "generate", "load_run", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN", help="a charlm run directory (holding model.keras, vocab.json)")
-    parser.add_argument("--length", type=int, default=500, help="characters to generate")
-    parser.add_argument("--temperature", type=float, default=0.8, help="softmax temperature (> 0)")
+    parser.add_argument("--length", type=non_negative_int, default=500, help="characters to generate")
+    parser.add_argument("--temperature", type=positive_float, default=0.8, help="softmax temperature (> 0)")
     parser.add_argument("--prime", default="def ", help="text to start from")
-    parser.add_argument("--seed", type=int, default=None, help="seed for repeatable samples")
+    parser.add_argument("--seed", type=non_negative_int, default=None, help="seed for repeatable samples")
 
 
 def load_run(run_dir: str):
@@ -28,13 +31,42 @@ def load_run(run_dir: str):
 
     import keras_lstm.initializers
     import keras_lstm.layer  # noqa: F401
+    from keras_lstm.export.source import not_a_keras_archive
 
+    expected = "a finished charlm run directory holding model.keras and vocab.json"
     model_path, vocab_path = os.path.join(run_dir, "model.keras"), os.path.join(run_dir, "vocab.json")
+    task = _task_of(run_dir)
+    if task not in (None, "charlm"):
+        raise TrainArgumentError("RUN", run_dir, f"{expected} (its config.json names the task {task!r})")
     if not (os.path.isfile(model_path) and os.path.isfile(vocab_path)):
-        raise TrainArgumentError("RUN", run_dir, "a finished charlm run directory holding model.keras and vocab.json")
-    with open(vocab_path, encoding="utf-8") as f:
-        vocab = json.load(f)
-    return keras.saving.load_model(model_path), vocab
+        raise TrainArgumentError("RUN", run_dir, expected)
+    try:
+        with open(vocab_path, encoding="utf-8") as f:
+            vocab = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TrainArgumentError("RUN", run_dir, f"{expected} (vocab.json is not JSON: {err})") from None
+    if not (isinstance(vocab, list) and vocab and all(isinstance(c, str) and len(c) == 1 for c in vocab)):
+        raise TrainArgumentError("RUN", run_dir, f"{expected} (vocab.json is not a list of characters)")
+    why = not_a_keras_archive(Path(model_path))
+    if why is not None:
+        raise TrainArgumentError("RUN", run_dir, f"{expected} ({why})")
+    model = keras.saving.load_model(model_path)
+    names = {layer.name for layer in model.layers}
+    if not {"embedding", "rnn", "logits"} <= names:
+        raise TrainArgumentError(
+            "RUN", run_dir, f"{expected} (its model has layers {sorted(names)}, not embedding, rnn and logits)"
+        )
+    return model, vocab
+
+
+def _task_of(run_dir: str) -> str | None:
+    """The task a run directory's config.json names, or None where it names none."""
+    try:
+        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):  # no config.json (a bare model and vocabulary), or not JSON: not told
+        return None
+    return config.get("task") if isinstance(config, dict) else None
 
 
 def generate(model, vocab, prime: str, length: int, temperature: float, seed: int | None = None) -> str:
@@ -45,8 +77,8 @@ def generate(model, vocab, prime: str, length: int, temperature: float, seed: in
     """
     from keras import ops
 
-    if not temperature > 0:
-        raise TrainArgumentError("--temperature", temperature, "a number > 0")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise TrainArgumentError("--temperature", temperature, "a finite number > 0")
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise TrainArgumentError("--length", length, "an integer >= 0")
     index = {ch: i for i, ch in enumerate(vocab)}
