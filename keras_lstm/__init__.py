@@ -63,6 +63,10 @@ def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = _EXPORTS[name]
+    if "keras" not in sys.modules:  # Keras's import, checked: a backend whose package is absent names its extra
+        from keras_lstm.backend import require_supported_backend
+
+        require_supported_backend()
     value = importlib.import_module(f"{__name__}.{module or name}")
     if module is not None:
         value = getattr(value, name)

@@ -83,7 +83,7 @@ def test_a_fresh_environment_with_the_core_and_jax_then_tensorflow(dist, tmp_pat
     trained = sh(py, "-c", TRAIN_A_STEP, cwd=work, env={**env, "KERAS_BACKEND": "jax"}).stdout.split()
     assert trained == ["jax", "True", "absent:tensorflow,grpc,matplotlib"], trained
     # Without a backend set, Keras's default (tensorflow) is not installed: the error names the extra.
-    refused = sh(py, "-c", "import keras_lstm", cwd=work, env=env, check=False)
+    refused = sh(py, "-c", "from keras_lstm import LSTM", cwd=work, env=env, check=False)
     assert refused.returncode != 0 and "pip install 'keras-lstm[tensorflow]'" in refused.stderr.splitlines()[-1]
     for command, extra in [("serve", "serve"), ("train", "train"), ("export", "tensorflow")]:
         done = sh(venv / "bin" / "keras-lstm", command, "--help", cwd=work, env=env, check=False)
