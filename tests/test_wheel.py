@@ -1,10 +1,11 @@
 """The built wheel and sdist, installed where users install them: a fresh virtual environment outside the
 source tree. With the core install and JAX, the layer trains a step and no TensorFlow exists; the commands
 whose extras are absent say which to install. With ``[tensorflow]`` added, the fused kernel is built on first
-use (into an empty cache) and a model exports.
+use (into an empty cache) and a model exports; with ``[train,serve]``, a model is trained, exported, served and
+queried over gRPC.
 
 Needs the network or pip's cache (pip installs jax and TensorFlow into the new environment): about three
-minutes on two cores with a warm cache.
+minutes on two cores with a warm cache (two, measured).
 """
 
 import os
@@ -99,6 +100,27 @@ def test_a_fresh_environment_with_the_core_and_jax_then_tensorflow(dist, tmp_pat
     assert (work / "models" / "m" / "1" / "saved_model.pb").exists()
     assert list((tmp_path / "kernel-cache").glob("fused_lstm_tf*.so"))
 
+    # [train] and [serve]: a tiny training run, exported, served, and queried over gRPC.
+    sh(*pip, "install", f"{wheel}[train,serve]", cwd=work, env=env)
+    cli = venv / "bin" / "keras-lstm"
+    train = [cli, "train", "adding", "-T", "10", "--units", "4", "--epochs", "1", "--steps-per-epoch", "2"]
+    sh(*train, "--run-dir", "run", cwd=work, env=env)
+    sh(cli, "export", "run", "--name", "adding", "--base", "served", cwd=work, env=env)
+    server = subprocess.Popen(
+        [cli, "serve", "--model-base", "served/adding", "--model-name", "adding", "--port", "0", "--port-file", "port"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        answer = sh(py, "-c", QUERY, cwd=work, env=env, timeout=300).stdout.strip()
+        assert answer == "(2, 1)", answer
+    finally:
+        server.terminate()
+        assert server.wait(timeout=60) == 0, server.stderr.read()[-3000:] if server.stderr else ""
+
 
 TRAIN_A_STEP = """
 import importlib.util
@@ -120,4 +142,16 @@ y = model(np.ones((32, 5, 3), "float32"))
 layer = model.layers[0]
 export_model(model, "models", "m")
 print(layer.kernel_choice.name, bool(np.isfinite(np.asarray(y)).all()))
+"""
+
+QUERY = """
+import pathlib, time
+import numpy as np
+from serving import Client
+deadline = time.monotonic() + 240
+while not pathlib.Path("port").exists() and time.monotonic() < deadline:
+    time.sleep(0.2)
+with Client("127.0.0.1:" + pathlib.Path("port").read_text().strip(), model="adding", timeout_s=30.0) as client:
+    client.wait_until_ready(timeout_s=120)
+    print(client.predict(np.zeros((2, 10, 2), "float32"))["outputs"].shape)
 """
