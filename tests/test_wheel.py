@@ -4,8 +4,8 @@ whose extras are absent say which to install. With ``[tensorflow]`` added, the f
 use (into an empty cache) and a model exports; with ``[train,serve]``, a model is trained, exported, served and
 queried over gRPC.
 
-Needs the network or pip's cache (pip installs jax and TensorFlow into the new environment): about three
-minutes on two cores with a warm cache (two, measured).
+Needs the network or pip's cache (pip installs jax and TensorFlow into the new environment): about two
+minutes on two cores with a warm cache.
 """
 
 import os
