@@ -120,3 +120,10 @@ def test_library_calls_without_their_extra_raise_missing_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow_serving", None)
     with pytest.raises(extras.MissingExtraError, match=r"tensorflow-serving-api.*keras-lstm\[tensorflow\]"):
         export_model(None, "unused", "unused")
+
+
+def test_the_client_distribution_carries_the_same_version():
+    """clients/python packages serving's client modules alone, without keras_lstm, so its setuptools cannot
+    read keras_lstm/_version.py; its version is written there and kept equal here."""
+    text = (REPO / "clients" / "python" / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == keras_lstm.__version__
