@@ -10,7 +10,9 @@ Export a new version into a temporary directory and rename it to `<version>/`; a
 directory without saved_model.pb is not a version yet. While a model has no version on disk,
 every poll logs it as TF Serving does: "Could not find base path ..." (an error) when the base path
 does not exist, "No versions of servable NAME found under base path ..." (a warning) when it holds
-no version; the server keeps running and loads the first version that appears.
+no version; the server keeps running and loads the first version that appears. As in TF Serving, a base path
+that cannot be found changes nothing loaded (its poll is an error), while an empty one unloads what was loaded.
+(TF Serving's source abandons the whole poll at the first missing base path; here the other models still poll.)
 
 `replace_sources` is TF Serving's config reload (HandleReloadConfigRequest, or
 --model_config_file_poll_wait_seconds): new models load, removed models leave the routing
@@ -120,23 +122,24 @@ class ModelManager:
             self.poll_once()
 
     def _poll_model(self, source: ModelSource) -> None:
+        if not source.base_path.is_dir():  # at every poll, in TF Serving's words; what is loaded stays loaded
+            # (TF Serving's source reports the error and leaves the aspired versions as they were)
+            log.error(
+                "FileSystemStoragePathSource encountered a filesystem access error: Could not find base path "
+                "%s for servable %s",
+                source.base_path,
+                source.name,
+            )
+            return
         on_disk = _versions_on_disk(source.base_path)
         wanted = source.policy.choose(sorted(on_disk))
-        if not on_disk:  # at every poll until a version appears, in TF Serving's words
-            if not source.base_path.is_dir():
-                log.error(
-                    "FileSystemStoragePathSource encountered a filesystem access error: Could not find base path "
-                    "%s for servable %s",
-                    source.base_path,
-                    source.name,
-                )
-            else:
-                log.warning(
-                    "No versions of servable %s found under base path %s. Did you forget to name your leaf "
-                    "directory as a number (eg. '/1/')?",
-                    source.name,
-                    source.base_path,
-                )
+        if not on_disk:  # at every poll until a version appears; what was loaded unloads, as in TF Serving
+            log.warning(
+                "No versions of servable %s found under base path %s. Did you forget to name your leaf "
+                "directory as a number (eg. '/1/')?",
+                source.name,
+                source.base_path,
+            )
         for version in sorted(wanted - set(self._loaded[source.name])):
             self._load(source, version, on_disk[version])
         for version in sorted(set(self._loaded[source.name]) - wanted):

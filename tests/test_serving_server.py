@@ -562,3 +562,35 @@ def test_model_config_reload_by_file_and_by_rpc(tmp_path, versions):
         assert serves("one") and serves("two")
     finally:
         assert proc.terminate() == 0, proc.log()
+
+
+def test_a_vanished_base_path_keeps_its_versions_an_empty_one_unloads_them(tmp_path, versions, caplog):
+    """As TF Serving's FileSystemStoragePathSource: a base path that cannot be found is an error of that poll,
+    which changes nothing loaded; a base path that holds no version unloads what was loaded. Both are logged."""
+    from tensorflow_serving.apis import model_pb2
+
+    from serving.manager import ModelManager
+    from serving.model_config import ModelSource
+
+    base = tmp_path / "m"
+    base.mkdir()
+    copy_version(versions[0][1], base / "1")
+    manager = ModelManager([ModelSource("m", base)], poll_s=0)
+    manager.start()
+    try:
+
+        def states():
+            return [(v, s.state) for v, s in manager.status(model_pb2.ModelSpec(name="m"))]
+
+        assert states() == [(1, "AVAILABLE")]
+        base.rename(tmp_path / "away")
+        manager.poll_once()
+        assert states() == [(1, "AVAILABLE")]
+        assert f"Could not find base path {base} for servable m" in caplog.text
+        (tmp_path / "away").rename(base)
+        (base / "1").rename(tmp_path / "1-aside")
+        manager.poll_once()
+        assert states() == [(1, "END")]
+        assert f"No versions of servable m found under base path {base}" in caplog.text
+    finally:
+        manager.stop()
