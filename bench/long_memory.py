@@ -110,7 +110,7 @@ def plot(rows, path, budget):
     values = [r["solved_at"] or r["seen"] or budget for r in rows]
     colors = ["tab:green" if r["solved_at"] else "lightgrey" for r in rows]
     bars = ax.bar(range(len(rows)), values, color=colors)
-    for bar, r in zip(bars, rows):
+    for bar, r in zip(bars, rows, strict=True):
         if not r["solved_at"]:
             bar.set_hatch("//")
         ref = PAPER.get((r["task"], r["T"]))

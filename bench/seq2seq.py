@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         + " |"
     )
     print("|---|" + "---:|" * (2 * len(names)))
-    for epoch, rows in enumerate(zip(*results.values()), 1):
+    for epoch, rows in enumerate(zip(*results.values(), strict=True), 1):
         print(
             f"| {epoch} | "
             + " | ".join(f"{t:.2f}" for t, _ in rows)

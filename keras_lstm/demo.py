@@ -91,7 +91,7 @@ def query(port: int, run_dir: Path, latency_calls: int) -> float:
         pred = out["outputs"][:, 0]
         print("\nwhole sequences (Predict, signature 'padded'):")
         print("  target  prediction  |error|")
-        for t_, p_ in zip(y[:, 0], pred):
+        for t_, p_ in zip(y[:, 0], pred, strict=True):
             print(f"  {t_:6.3f}  {p_:10.3f}  {abs(t_ - p_):7.3f}")
         print(
             f"  mean |error| {np.abs(y[:, 0] - pred).mean():.4f}  (always answering 0.5 scores "

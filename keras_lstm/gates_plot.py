@@ -66,7 +66,7 @@ def draw_gates(trace, inputs: np.ndarray, row: int = 0, max_units: int = 64, tit
     else:
         ax.imshow(x.T, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_title("input sequence", fontsize=9, loc="left")
-    for ax, (name, arr) in zip(axes[1:], panels.items()):
+    for ax, (name, arr) in zip(axes[1:], panels.items(), strict=True):
         a = arr[row, :, :max_units].T  # (units, time)
         bounded = name.split()[-1] in ("f", "i", "o")
         vmin, vmax = (0, 1) if bounded else (-np.abs(a).max() or -1, np.abs(a).max() or 1)
@@ -127,5 +127,7 @@ def _check_fits(model, inputs: np.ndarray) -> None:
     """Refuse an INPUT whose time steps or features the model cannot take (before Keras refuses it)."""
     expected = tuple(model.inputs[0].shape)
     wanted = ", ".join("?" if d is None else str(d) for d in expected)
-    if len(expected) != inputs.ndim or any(d is not None and d != n for d, n in zip(expected[1:], inputs.shape[1:])):
+    if len(expected) != inputs.ndim or any(
+        d is not None and d != n for d, n in zip(expected[1:], inputs.shape[1:], strict=True)
+    ):
         raise LSTMArgumentError("INPUT", f"an array of shape {inputs.shape}", f"shape ({wanted}), the model's input")

@@ -242,7 +242,7 @@ class LSTM(keras.layers.Layer):
                 "initial_state", f"{len(states)} tensor(s)", f"2 tensors [h (batch, {sizes[0]}), c (batch, {sizes[1]})]"
             )
         out = []
-        for name, given, size in zip(("h", "c"), states, sizes):
+        for name, given, size in zip(("h", "c"), states, sizes, strict=True):
             s = ops.convert_to_tensor(given, dtype=self.compute_dtype)
             if (
                 len(s.shape) != 2

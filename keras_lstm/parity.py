@@ -41,7 +41,7 @@ def parity_report(batch=8, time=20, features=5, units=16, seed=0) -> list[dict]:
                     loss = tf.reduce_sum(tf.sin(y))
                 outs.append(y.numpy())
                 grads.append([g.numpy() for g in tape.gradient(loss, [x, *layer.trainable_weights])])
-            rel = max(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12) for a, b in zip(*grads))
+            rel = max(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12) for a, b in zip(*grads, strict=True))
             rows.append(
                 {
                     "path": "XLA" if jit else "graph",

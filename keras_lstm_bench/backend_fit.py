@@ -88,7 +88,7 @@ def _fit_epoch(model, x: np.ndarray, y: np.ndarray, batch: int):
 
     def epoch() -> float:
         model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
-        steps = [(b - a) * 1e3 for a, b in zip(clock.stamps[1:-1], clock.stamps[2:])]
+        steps = [(b - a) * 1e3 for a, b in zip(clock.stamps[1:-1], clock.stamps[2:], strict=True)]
         return statistics.median(steps)
 
     return epoch

@@ -86,7 +86,7 @@ class StepClock:
                 self.stamps.append(time.perf_counter())
 
             def steps_ms(self) -> list[float]:
-                return [(b - a) * 1e3 for a, b in zip(self.stamps[1:-1], self.stamps[2:])]
+                return [(b - a) * 1e3 for a, b in zip(self.stamps[1:-1], self.stamps[2:], strict=True)]
 
         return Clock()
 

@@ -269,7 +269,7 @@ def _write(result: dict, out_dir: Path) -> None:
     impls = list(dict.fromkeys(r["impl"] for r in result["rows"]))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / len(impls)
-    for ax, key, title in zip(axes, ("forward_ms", "train_ms"), ("forward pass", "training step")):
+    for ax, key, title in zip(axes, ("forward_ms", "train_ms"), ("forward pass", "training step"), strict=True):
         for k, impl in enumerate(impls):
             vals = [
                 next((r[key] for r in result["rows"] if r["shape"] == s and r["impl"] == impl), np.nan) for s in shapes

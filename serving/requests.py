@@ -236,7 +236,7 @@ def check_tensor(name: str, info: TensorInfo, dtype: int, shape: Sequence[int], 
             f'input "{clip(name)}": expects rank {len(info.shape)} ({info.describe()}) but got shape {clip(got)}',
             code=_INVALID,
         )
-    for axis, (want, have) in enumerate(zip(info.shape, got)):
+    for axis, (want, have) in enumerate(zip(info.shape, got, strict=True)):
         if want is not None and want != have:
             what = "feature size" if axis == len(info.shape) - 1 and axis > 0 else f"dimension {axis}"
             raise BadRequestError(

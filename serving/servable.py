@@ -121,7 +121,7 @@ class Servable:
                     time.monotonic() - started,
                 )
             raise ServingError(err.message, code=code) from err
-        return dict(zip(fetches, values))
+        return dict(zip(fetches, values, strict=True))
 
     def _callable(self, signature: str, feeds: tuple[str, ...], fetches: tuple[str, ...]) -> Callable:
         key = (signature, feeds, fetches)

@@ -90,7 +90,7 @@ def run_signatures(
                 f"{export_dir}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
             )
         results = []
-        for (signature, _), job in zip(jobs, dirs):
+        for (signature, _), job in zip(jobs, dirs, strict=True):
             if (job / "error").exists():
                 raise CcRunError(f"{export_dir} signature {signature!r}: {(job / 'error').read_text()}")
             results.append(

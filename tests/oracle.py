@@ -33,7 +33,7 @@ def _blocks_ln(z, gamma, beta, n, eps):
     zs = np.split(z, n, axis=-1)
     gs = np.split(gamma, n)
     bs = np.split(beta, n) if beta is not None else [None] * n
-    return np.concatenate([_ln(a, g, b, eps) for a, g, b in zip(zs, gs, bs)], axis=-1)
+    return np.concatenate([_ln(a, g, b, eps) for a, g, b in zip(zs, gs, bs, strict=True)], axis=-1)
 
 
 def lstm_numpy(
@@ -107,7 +107,7 @@ def lstm_numpy(
             h_new = np.where(m, h_new, h)
             c_new = np.where(m, c_new, c)
         h, c = h_new, c_new
-        for k, v in zip(("h", "c", "i", "f", "g", "o"), (h, c, i, f, g, o)):
+        for k, v in zip(("h", "c", "i", "f", "g", "o"), (h, c, i, f, g, o), strict=True):
             rec[k].append(v)
     out = {k: np.stack(v, axis=1) for k, v in rec.items()}
     out["h_last"], out["c_last"] = h, c

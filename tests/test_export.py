@@ -216,7 +216,7 @@ def test_cc_loader_runs_every_signature_as_tf_serving_does(exported, name):
         path, [exported["jobs"][k][1:] for k in indices], xla_cpu_compilation_enabled=name == "stacked_xla"
     )
     assert {exported["jobs"][k][1] for k in indices} >= {"serving_default"}
-    for k, outputs in zip(indices, got):
+    for k, outputs in zip(indices, got, strict=True):
         want = exported["results"][k]
         assert set(outputs) == set(want), exported["jobs"][k][1]
         for alias in want:

@@ -15,7 +15,7 @@ CHEAP = dict(kernel_initializer="zeros", recurrent_initializer="zeros")  # no 40
 
 
 def blocks(bias, names):
-    return dict(zip(names, np.split(np.asarray(bias), len(names))))
+    return dict(zip(names, np.split(np.asarray(bias), len(names)), strict=True))
 
 
 def check_chrono(b, t_max):

@@ -90,7 +90,8 @@ def test_matches_numpy_oracle_forward_and_finite_differences(variant, go_backwar
 
     fd = (oracle_loss(1e-5) - oracle_loss(-1e-5)) / 2e-5
     analytic = sum(
-        float(np.sum(g.numpy() * dirs[n])) for g, n in zip(grads, ["x"] + [v.name for v in layer.trainable_weights])
+        float(np.sum(g.numpy() * dirs[n]))
+        for g, n in zip(grads, ["x"] + [v.name for v in layer.trainable_weights], strict=True)
     )
     assert analytic == pytest.approx(fd, rel=2e-3, abs=2e-3)
 

@@ -40,7 +40,7 @@ def test_bidirectional_matches_keras(merge_mode):
     ref(X), ours(X)
     ours.set_weights(ref.get_weights())
     a, b = ref(X, mask=MASK), ours(X, mask=MASK)
-    for p, q in zip(tf.nest.flatten(a), tf.nest.flatten(b)):
+    for p, q in zip(tf.nest.flatten(a), tf.nest.flatten(b), strict=True):
         np.testing.assert_allclose(q, p, atol=1e-5)
 
 

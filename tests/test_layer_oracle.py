@@ -89,7 +89,7 @@ def test_forward_and_gradients_match_numpy_oracle(case):
 
     eps = 1e-5
     fd = (oracle_loss(eps) - oracle_loss(-eps)) / (2 * eps)
-    analytic = sum(float(np.sum(g.numpy() * dirs[n])) for g, n in zip(grads, names))
+    analytic = sum(float(np.sum(g.numpy() * dirs[n])) for g, n in zip(grads, names, strict=True))
     assert analytic == pytest.approx(fd, rel=2e-3, abs=2e-3), (analytic, fd)
 
 

@@ -45,11 +45,11 @@ def pairwise_cases():
     while uncovered:
 
         def gain(row, uncovered=uncovered):
-            d = dict(zip(names, row))
+            d = dict(zip(names, row, strict=True))
             return sum((a, d[a], b, d[b]) in uncovered for a, b in itertools.combinations(names, 2))
 
         best = max(full, key=gain)
-        d = dict(zip(names, best))
+        d = dict(zip(names, best, strict=True))
         uncovered -= {(a, d[a], b, d[b]) for a, b in itertools.combinations(names, 2)}
         rows.append(d)
     return rows
@@ -135,9 +135,9 @@ def test_matches_keras_lstm(case):
         outs_ref, grads_ref = run(ref, x, mask, state)
         outs_ours, grads_ours = run(ours, x, mask, state)
         assert (ours.kernel_choice.name, ours.kernel_choice.fallback) == expected_kernel, ours.kernel_choice
-        for a, b in zip(outs_ref, outs_ours):
+        for a, b in zip(outs_ref, outs_ours, strict=True):
             np.testing.assert_allclose(b, a, atol=1e-5)
-        for a, b in zip(grads_ref, grads_ours):
+        for a, b in zip(grads_ref, grads_ours, strict=True):
             scale = max(np.abs(a).max(), 1e-6)
             assert np.abs(a - b).max() / scale <= 1e-4
         state = None if case["stateful"] else state

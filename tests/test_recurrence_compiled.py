@@ -27,7 +27,7 @@ def test_gradient_asked_without_a_tape_reruns_the_forward_and_matches_keras():
         loss = tf.reduce_sum(tf.square(layer(x)))
         return tf.gradients(loss, [x] + [w.value for w in layer.trainable_weights])
 
-    for g, g_ref in zip(grads(ours), grads(ref)):
+    for g, g_ref in zip(grads(ours), grads(ref), strict=True):
         np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5)
 
 

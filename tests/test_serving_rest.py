@@ -159,7 +159,7 @@ def test_row_and_columnar_forms_equal_grpc(served, grpc_client):
 def test_multiple_named_inputs_and_signatures_equal_grpc(served, grpc_client):
     x, lengths = seqs(3, 6, seed=2), np.array([6, 2, 4], np.int32)
     want = grpc_client.predict(x, lengths=lengths)
-    rows = [{"sequences": s, "lengths": int(n)} for s, n in zip(x.tolist(), lengths)]
+    rows = [{"sequences": s, "lengths": int(n)} for s, n in zip(x.tolist(), lengths, strict=True)]
     for body in (
         {"signature_name": "padded", "instances": rows},
         {"signature_name": "padded", "inputs": {"sequences": x.tolist(), "lengths": lengths.tolist()}},

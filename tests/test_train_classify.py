@@ -64,10 +64,10 @@ def test_reaches_the_accuracy_its_generator_allows(shapes_run):
     assert classes == sorted(SHAPES) == m["classes"]
     predicted = [classes[int(np.argmax(model(seqs[i][0][None])[0]))] for i in test_ids]
     truth = [seqs[i][1] for i in test_ids]
-    assert m["test_accuracy"] == pytest.approx(np.mean([p == t for p, t in zip(predicted, truth)]))
+    assert m["test_accuracy"] == pytest.approx(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
     index = {c: k for k, c in enumerate(classes)}
     expected = np.zeros((4, 4), int)
-    for p, t in zip(predicted, truth):
+    for p, t in zip(predicted, truth, strict=True):
         expected[index[t], index[p]] += 1
     assert m["confusion_matrix"] == expected.tolist()
     train_labels = collections.Counter(seqs[task.sequence_ids[i]][1] for i in task.train)

@@ -145,7 +145,8 @@ def test_features_and_a_multi_step_horizon(tmp_path):
     target = 100 + np.r_[0.0, 3 * driver[:-1]] + rng.normal(0, 0.5, n)
     path = tmp_path / "plant.csv"
     path.write_text(
-        "step,output,valve\n" + "".join(f"{i},{t:.4f},{d:.4f}\n" for i, (t, d) in enumerate(zip(target, driver)))
+        "step,output,valve\n"
+        + "".join(f"{i},{t:.4f},{d:.4f}\n" for i, (t, d) in enumerate(zip(target, driver, strict=True)))
     )
     cfg = TrainConfig(
         "series",

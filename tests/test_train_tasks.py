@@ -16,7 +16,7 @@ def test_adding_matches_hochreiter_schmidhuber_1997(T):
     assert x.shape == (2000, T + T // 10, 2) and y.shape == (2000, 1)
     assert lengths.min() == T and lengths.max() == T + T // 10  # uniform in [T, T + T/10], both ends reached
     first_marks, second_marks = set(), set()
-    for seq, n, target in zip(x, lengths, y[:, 0]):
+    for seq, n, target in zip(x, lengths, y[:, 0], strict=True):
         values, markers = seq[:n, 0], seq[:n, 1]
         assert np.all(seq[n:] == tasks.PAD)
         assert np.all((values >= -1) & (values <= 1))
@@ -51,7 +51,7 @@ def test_adding_chance_mse_is_about_one_24th():
 def test_adding_is_a_function_of_the_generator_state():
     a = tasks.adding_batch(np.random.default_rng([5, 0, 7]), 8, 30)
     b = tasks.adding_batch(np.random.default_rng([5, 0, 7]), 8, 30)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
 
 

@@ -105,7 +105,7 @@ def cached_build(
 def onednn_dirs() -> tuple[Path, Path]:
     """(include dir, lib dir) of the pinned oneDNN PyPI packages, from their installed file lists."""
     found = {}
-    for dist, wanted in zip(ONEDNN_DISTRIBUTIONS, ("libdnnl.so.3", "dnnl.hpp")):
+    for dist, wanted in zip(ONEDNN_DISTRIBUTIONS, ("libdnnl.so.3", "dnnl.hpp"), strict=True):
         try:
             files = importlib.metadata.files(dist) or []
         except importlib.metadata.PackageNotFoundError:

@@ -49,7 +49,7 @@ class _Spec:
         return is_plain_cell(self.cfg, self.activation, self.recurrent_activation)
 
     def pointwise(self, zx_t, zh_t, c_prev, small):
-        w = LSTMWeights(None, None, **dict(zip(self.small_names, small)))
+        w = LSTMWeights(None, None, **dict(zip(self.small_names, small, strict=True)))
         return cell_update(zx_t, zh_t, c_prev, w, self.cfg, self.activation, self.recurrent_activation)
 
 
@@ -106,7 +106,7 @@ def _backward(spec: _Spec, res, d_hs, d_c_last):
         else:
             _, vjp = jax.vjp(lambda a, b, c, s: spec.pointwise(a, b, c, s)[1:], zx_t, per_step, c_prev, small)
             d_zx, d_zh, dc_prev, ds = vjp((dc_new, dm))
-            d_small = [a + b for a, b in zip(d_small, ds)]
+            d_small = [a + b for a, b in zip(d_small, ds, strict=True)]
         dh_prev = d_zh @ U_T  # (B, P)
         if rdrop is not None:
             dh_prev = dh_prev * rdrop

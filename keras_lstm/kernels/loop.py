@@ -75,7 +75,7 @@ def _loop(body: Callable, n, carry: tuple, outputs_like: list, unroll: bool, in_
     def wbody(i, carry, bufs):
         t = n - 1 - i if reverse else i
         carry, step_outs = body(t, carry)
-        return i + 1, carry, [write(b, t, v) for b, v in zip(bufs, step_outs)]
+        return i + 1, carry, [write(b, t, v) for b, v in zip(bufs, step_outs, strict=True)]
 
     _, carry, bufs = tf.while_loop(
         lambda i, *_: i < n, wbody, (tf.constant(0), carry, bufs), maximum_iterations=n, parallel_iterations=1
@@ -101,7 +101,7 @@ class _LoopSpec:
         return is_plain_cell(self.cfg, self.activation, self.recurrent_activation)
 
     def pointwise(self, zx_t, zh_t, c_prev, w: LSTMWeights, small):
-        ws = w._replace(**dict(zip(self.small_names, small)))
+        ws = w._replace(**dict(zip(self.small_names, small, strict=True)))
         return cell_update(zx_t, zh_t, c_prev, ws, self.cfg, self.activation, self.recurrent_activation)
 
 
@@ -187,7 +187,7 @@ def _backward(d_hs, d_c_last, zx, h0, c0, w: LSTMWeights, small, mask, rdrop, hs
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
             d_zx, d_zh, dc_prev = grads[:3]
-            d_small = [a + b for a, b in zip(d_small, grads[3:])]
+            d_small = [a + b for a, b in zip(d_small, grads[3:], strict=True)]
         dh_prev = tf.linalg.matmul(d_zh, U_T)  # (B, P)
         if rdrop is not None:
             dh_prev = dh_prev * rdrop

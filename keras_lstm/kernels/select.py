@@ -352,4 +352,4 @@ def _sliced(choice: KernelChoice, x, mask, h0, c0, input_dropout_mask, recurrent
         )
         for lo, hi in itertools.pairwise(bounds)
     ]
-    return tuple(tf.concat(pieces, axis=0) for pieces in zip(*parts))
+    return tuple(tf.concat(pieces, axis=0) for pieces in zip(*parts, strict=True))

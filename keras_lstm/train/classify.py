@@ -41,7 +41,7 @@ def pad_sequences(values: np.ndarray, offsets: np.ndarray, chosen: np.ndarray, b
     lengths = offsets[chosen + 1] - offsets[chosen]
     L = int(-(-max(int(lengths.max()), 1) // bucket) * bucket)
     out = np.full((len(chosen), L, values.shape[1]), PAD, np.float32)
-    for row, (i, n) in enumerate(zip(chosen, lengths)):
+    for row, (i, n) in enumerate(zip(chosen, lengths, strict=True)):
         out[row, :n] = values[offsets[i] : offsets[i] + n]
     return out
 
@@ -233,7 +233,9 @@ def _summary(classes, matrix, accuracy, majority, majority_name) -> list[str]:
         "confusion matrix (rows: true, columns: predicted):",
         " " * width + "".join(f"{c:>{width}}" for c in classes),
     ]
-    lines += [f"{c:>{width}}" + "".join(f"{int(v):>{width}}" for v in row) for c, row in zip(classes, matrix)]
+    lines += [
+        f"{c:>{width}}" + "".join(f"{int(v):>{width}}" for v in row) for c, row in zip(classes, matrix, strict=True)
+    ]
     if accuracy <= majority:
         lines.append("The LSTM does NOT beat always answering the majority class on the test part.")
     return lines

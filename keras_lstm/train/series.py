@@ -119,7 +119,7 @@ class Series(Task):
             raise TrainArgumentError("--season", cfg.season, f"shorter than the {a} training rows")
         self.n_train, self.bounds = a, (a, b)
         self.mean, self.variance = values[:a].mean(axis=0), values[:a].var(axis=0)
-        constant = [c for c, v in zip(self.columns, self.variance) if v == 0]
+        constant = [c for c, v in zip(self.columns, self.variance, strict=True) if v == 0]
         if constant:
             self.notes.append(f"constant over the training rows, so left unscaled: {', '.join(constant)}")
             self.variance = np.where(self.variance == 0, 1.0, self.variance)

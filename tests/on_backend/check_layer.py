@@ -151,9 +151,9 @@ def test_matches_keras_lstm_on_the_same_backend(case):
     if expected_kernel(case) is not None:
         assert ours.kernel_choice.name == expected_kernel(case), ours.kernel_choice
     assert len(outs_ours) == len(outs_ref)
-    for a, b in zip(outs_ref, outs_ours):
+    for a, b in zip(outs_ref, outs_ours, strict=True):
         np.testing.assert_allclose(b, a, atol=1e-5)
-    for a, b in zip(grads_ref, grads_ours):
+    for a, b in zip(grads_ref, grads_ours, strict=True):
         assert np.abs(a - b).max() / max(np.abs(a).max(), 1e-6) <= 1e-4
 
 
@@ -248,7 +248,7 @@ def test_forward_and_gradients_match_numpy_oracle(case, masked):
         return np.sin(np.where(seen[..., None], r["h"], 0.0)).sum() + r["c_last"].sum()
 
     fd = (oracle_loss(1e-5) - oracle_loss(-1e-5)) / 2e-5
-    analytic = sum(float(np.sum(g * dirs[n])) for g, n in zip(grads, names))
+    analytic = sum(float(np.sum(g * dirs[n])) for g, n in zip(grads, names, strict=True))
     assert analytic == pytest.approx(fd, rel=1e-4, abs=1e-4), (analytic, fd)
 
 
