@@ -185,7 +185,8 @@ def test_rest_api_wants_the_same_bearer_token(server, certs):
 def test_sigterm_finishes_requests_in_flight(server, certs):
     """Last in the module: stops the server. No request may fail except with UNAVAILABLE."""
     sent_at, outcomes, stop = 0.0, [], threading.Event()
-    x = np.random.default_rng(0).normal(size=(4, 300, FEATURES)).astype(np.float32)
+    # long sequences: each request runs for milliseconds, so that one is surely inside the server at the signal
+    x = np.random.default_rng(0).normal(size=(4, 3000, FEATURES)).astype(np.float32)
 
     def hammer(client: Client) -> None:
         while not stop.is_set():
