@@ -106,20 +106,30 @@ def test_a_fresh_environment_with_the_core_and_jax_then_tensorflow(dist, tmp_pat
     train = [cli, "train", "adding", "-T", "10", "--units", "4", "--epochs", "1", "--steps-per-epoch", "2"]
     sh(*train, "--run-dir", "run", cwd=work, env=env)
     sh(cli, "export", "run", "--name", "adding", "--base", "served", cwd=work, env=env)
+    log = (work / "serve.log").open("w")  # a file, not a pipe nobody reads while it runs (a full pipe blocks it)
     server = subprocess.Popen(
         [cli, "serve", "--model-base", "served/adding", "--model-name", "adding", "--port", "0", "--port-file", "port"],
         cwd=work,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
-        answer = sh(py, "-c", QUERY, cwd=work, env=env, timeout=300).stdout.strip()
-        assert answer == "(2, 1)", answer
+        answer = sh(py, "-c", QUERY, cwd=work, env=env, timeout=300, check=False)
+        assert answer.returncode == 0 and answer.stdout.strip() == "(2, 1)", (answer, _tail(work / "serve.log"))
     finally:
         server.terminate()
-        assert server.wait(timeout=60) == 0, server.stderr.read()[-3000:] if server.stderr else ""
+        try:
+            code = server.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            code = server.wait()
+        log.close()
+    assert code == 0, _tail(work / "serve.log")
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:]
 
 
 TRAIN_A_STEP = """
