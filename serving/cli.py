@@ -234,11 +234,12 @@ def _checked(args: argparse.Namespace) -> tuple[list[ModelSource], BatchingOptio
 
 def _batching(args: argparse.Namespace) -> BatchingOptions | None:
     from serving.batching import BatchingOptions
+    from serving.config_protos import BatchingParameters
 
     if args.batching_parameters_file is None:
         return BatchingOptions() if args.enable_batching else None
     flag, path = "--batching-parameters-file", args.batching_parameters_file
-    params = _parse_file(flag, path, "BatchingParameters")
+    params = _parse_file(flag, path, BatchingParameters)
     try:
         batching = BatchingOptions.from_proto(params)
     except ValueError as err:
@@ -378,7 +379,8 @@ _millis = _at_least_zero(int, "a whole number of milliseconds, 0 (none) or more"
 
 
 def _positive(text: str) -> int:
-    """An argparse type: a whole number, 1 or more."""
+    """An argparse type: a whole number, 1 or more. (keras_lstm.argtypes has its twin; the serving package does
+    not import keras_lstm, whose import checks the Keras backend setting.)"""
     try:
         value = int(text)
     except ValueError:
@@ -427,17 +429,21 @@ def _read(flag: str, path: Path, expected: str) -> str:
         raise ServeArgumentError(flag, str(path), f"{expected} (it is not UTF-8 text)") from None
 
 
-def _parse_file(flag: str, path: Path, message: str) -> Any:  # a TF Serving config message (no stubs: Any)
-    """The protobuf text file a flag names, parsed as `message` (a class of serving.config_protos)."""
+def _parse_file(flag: str, path: Path, message_class: Any) -> Any:  # TF Serving's config messages have no stubs
+    """The protobuf text file a flag names, parsed by config_protos.parse_text_file; ServeArgumentError
+    when it cannot be read or parsed."""
     from google.protobuf import text_format
 
-    from serving import config_protos
+    from serving.config_protos import parse_text_file
 
-    text = _read(flag, path, f"a readable {message} text file")
+    name = message_class.DESCRIPTOR.name
     try:
-        return text_format.Parse(text, getattr(config_protos, message)())
+        return parse_text_file(path, message_class)
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "it is not UTF-8 text"
+        raise ServeArgumentError(flag, str(path), f"a readable {name} text file ({reason})") from None
     except text_format.ParseError as err:
-        raise ServeArgumentError(flag, str(path), f"a {message} text file ({err})") from None
+        raise ServeArgumentError(flag, str(path), f"a {name} text file ({err})") from None
 
 
 def _check_bindable(flag: str, host: str, port: int) -> None:
@@ -506,6 +512,7 @@ def _watch_config(args: argparse.Namespace, manager: ModelManager, stop: threadi
 def _sources(args: argparse.Namespace) -> list[ModelSource]:
     """The models to serve. A base path that does not exist yet is not refused: the server logs it at every
     poll until a version appears there, as TF Serving does."""
+    from serving.config_protos import ModelServerConfig
     from serving.model_config import single_model, sources_from_config
 
     if args.model_config is not None:
@@ -513,7 +520,7 @@ def _sources(args: argparse.Namespace) -> list[ModelSource]:
             flag = "--model-base" if args.model_base is not None else "--model-name"
             value = args.model_base if args.model_base is not None else args.model_name
             raise ServeArgumentError(flag, str(value), "left out with --model-config (the config names the models)")
-        config = _parse_file("--model-config", args.model_config, "ModelServerConfig")
+        config = _parse_file("--model-config", args.model_config, ModelServerConfig)
         mounts = _mounts(args)
         try:
             return sources_from_config(config, args.model_config.parent.resolve(), mounts, where=str(args.model_config))
